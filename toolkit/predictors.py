@@ -1,0 +1,171 @@
+"""A threshold-free, scikit-learn style predictor over any logits model."""
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+__all__ = ["MultilabelPredictor"]
+
+_MODEL_FILE = "model.keras"
+_META_FILE = "predictor.json"
+
+
+def _sigmoid(values):
+    # exp of a non-positive number only: no overflow warning for large |values|.
+    positive = values >= 0
+    exp_neg_abs = np.exp(-np.abs(values))
+    return np.where(positive, 1.0 / (1.0 + exp_neg_abs), exp_neg_abs / (1.0 + exp_neg_abs))
+
+
+class MultilabelPredictor:
+    """Multi-label predictions from a model that outputs logits.
+
+    The decision rule of multilabel categorical crossentropy is `logit > 0`:
+    there is no threshold to tune, so `predict` has none.
+
+    Args:
+        model: a Keras model whose output is `[n, num_classes]` logits.
+        label_names: the class names, in the order of the model's outputs.
+        batch_size: rows per `model.predict` call.
+        at_least_one: when True, a row with no positive logit gets its
+            highest-scoring label (opt-in; off by default).
+        preprocessor: optional callable turning raw inputs (texts, say) into
+            the model's inputs. It is saved with the predictor if it has
+            `get_config()` and is registered as Keras serializable.
+
+    Example:
+
+    ```python
+    predictor = MultilabelPredictor(model, label_names=["sports", "politics", "tech"])
+    predictor.predict_labels(x)        # [["sports"], [], ["politics", "tech"]]
+    predictor.save("run/predictor")
+    predictor = MultilabelPredictor.load("run/predictor")
+    ```
+    """
+
+    def __init__(self, model, label_names, *, batch_size=256, at_least_one=False, preprocessor=None):
+        label_names = [str(name) for name in label_names]
+        if len(set(label_names)) != len(label_names):
+            duplicates = sorted({name for name in label_names if label_names.count(name) > 1})
+            raise ValueError(f"label_names must be unique; repeated: {duplicates}.")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer. Got {batch_size!r} instead.")
+        output_dim = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
+        if output_dim is not None and output_dim != len(label_names):
+            raise ValueError(
+                f"The model outputs {output_dim} logits per row but {len(label_names)} label names "
+                "were given; they must match, in the model's output order."
+            )
+        self.model = model
+        self.label_names = label_names
+        self.batch_size = batch_size
+        self.at_least_one = bool(at_least_one)
+        self.preprocessor = preprocessor
+
+    @property
+    def classes_(self):
+        """The label names as an array (scikit-learn's attribute name)."""
+        return np.asarray(self.label_names, dtype=object)
+
+    def _model_inputs(self, x):
+        return self.preprocessor(x) if self.preprocessor is not None else x
+
+    def decision_function(self, x):
+        """Logits, `[n, num_classes]` float32: `> 0` means the label applies."""
+        logits = self.model.predict(self._model_inputs(x), batch_size=self.batch_size, verbose=0)
+        logits = np.asarray(logits, dtype=np.float32)
+        if logits.ndim != 2 or logits.shape[-1] != len(self.label_names):
+            raise ValueError(
+                f"The model returned logits of shape {logits.shape}; expected [n, {len(self.label_names)}]."
+            )
+        return logits
+
+    def _decide(self, logits):
+        decisions = (logits > 0).astype(np.int8)
+        if self.at_least_one and len(logits):
+            empty = decisions.sum(axis=-1) == 0
+            decisions[empty, np.argmax(logits[empty], axis=-1)] = 1
+        return decisions
+
+    def predict(self, x):
+        """The 0/1 indicator matrix `logits > 0`, `[n, num_classes]` int8."""
+        return self._decide(self.decision_function(x))
+
+    def predict_labels(self, x):
+        """Lists of label names, one list per row, in label order."""
+        decisions = self.predict(x)
+        return [[self.label_names[i] for i in np.flatnonzero(row)] for row in decisions]
+
+    def predict_proba(self, x):
+        """Independent per-label probabilities `sigmoid(2 * logit)`.
+
+        For soft targets `t`, the loss of one label alone,
+        `log(1 + (1 - t) e^s) + log(1 + t e^-s)`, is minimised at
+        `t = sigmoid(2 s)`: that is the probability a logit stands for. The
+        columns are marginals and need not sum to 1; `> 0.5` is the same rule
+        as `predict`.
+        """
+        return _sigmoid(2.0 * self.decision_function(x).astype(np.float64)).astype(np.float32)
+
+    def predict_scored(self, x):
+        """Per row, a list of `(label, logit)` for the predicted labels, highest first."""
+        logits = self.decision_function(x)
+        decisions = self._decide(logits)
+        results = []
+        for row_logits, row in zip(logits, decisions):
+            chosen = np.flatnonzero(row)
+            chosen = chosen[np.argsort(-row_logits[chosen], kind="stable")]
+            results.append([(self.label_names[i], float(row_logits[i])) for i in chosen])
+        return results
+
+    def save(self, directory):
+        """Write the model, the label names and the settings to a folder.
+
+        Files are written under temporary names and renamed into place, so an
+        interrupted save never leaves a half-written predictor behind.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "label_names": self.label_names,
+            "batch_size": self.batch_size,
+            "at_least_one": self.at_least_one,
+            "preprocessor": None,
+        }
+        if self.preprocessor is not None:
+            if hasattr(self.preprocessor, "save_assets"):
+                self.preprocessor.save_assets(directory)
+            meta["preprocessor"] = keras.saving.serialize_keras_object(self.preprocessor)
+        temporary_model = directory / (_MODEL_FILE + ".tmp.keras")
+        self.model.save(temporary_model)
+        os.replace(temporary_model, directory / _MODEL_FILE)
+        temporary_meta = directory / (_META_FILE + ".tmp")
+        temporary_meta.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(temporary_meta, directory / _META_FILE)
+
+    @classmethod
+    def load(cls, directory, **overrides):
+        """Load a predictor written by `save`; keyword arguments override settings."""
+        directory = Path(directory)
+        meta_path = directory / _META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(
+                f"{meta_path} not found: {directory} is not a folder written by MultilabelPredictor.save()."
+            )
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        model = keras.models.load_model(directory / _MODEL_FILE)
+        preprocessor = None
+        if meta.get("preprocessor") is not None:
+            preprocessor = keras.saving.deserialize_keras_object(meta["preprocessor"])
+            if hasattr(preprocessor, "load_assets"):
+                preprocessor.load_assets(directory)
+        settings = {
+            "batch_size": meta.get("batch_size", 256),
+            "at_least_one": meta.get("at_least_one", False),
+            "preprocessor": preprocessor,
+        }
+        settings.update(overrides)
+        return cls(model, meta["label_names"], **settings)
