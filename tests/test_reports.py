@@ -1,0 +1,309 @@
+"""Report numbers against hand counts and scikit-learn; plots and writers on disk."""
+
+import doctest
+import json
+import os
+import time
+import warnings
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from toolkit import reports
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def random_multilabel(rng, rows=80, classes=6):
+    targets = (rng.random((rows, classes)) < 0.3).astype(np.int32)
+    logits = rng.normal(size=(rows, classes)) + 1.5 * (targets - 0.5)
+    targets[:4] = 0  # rows with no labels
+    targets[:, -1] = 0  # a label with no support
+    return targets, logits
+
+
+def sklearn_f1(targets, predictions, average):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return skm.f1_score(targets, predictions, average=average, zero_division=0)
+
+
+# --------------------------------------------------------------------------
+# Numbers
+
+
+def test_scores_on_a_tiny_example_by_hand():
+    y_true = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
+    y_pred = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, 0]])
+    scores = reports.multilabel_scores(y_true, y_pred)
+    # tp = 3 (two in label 0, one in label 1), fp = 1, fn = 2
+    assert scores["micro_precision"] == pytest.approx(3 / 4)
+    assert scores["micro_recall"] == pytest.approx(3 / 5)
+    assert scores["micro_f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 2))
+    # label F1: 1.0, 2/3, 0.0
+    assert scores["macro_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert scores["macro_precision"] == pytest.approx((1 + 1 + 0) / 3)
+    assert scores["macro_recall"] == pytest.approx((1 + 0.5 + 0) / 3)
+    # weights are supports 2, 2, 1
+    assert scores["weighted_f1"] == pytest.approx((2 * 1 + 2 * 2 / 3 + 0) / 5)
+    # row F1: 2/3, 1, 1/2, 0 (the empty row counts 0 with zero_division=0)
+    assert scores["samples_f1"] == pytest.approx((2 / 3 + 1 + 0.5 + 0) / 4)
+    assert scores["samples_precision"] == pytest.approx((1 + 1 + 0.5 + 0) / 4)
+    assert scores["samples_recall"] == pytest.approx((0.5 + 1 + 0.5 + 0) / 4)
+    assert scores["subset_accuracy"] == pytest.approx(2 / 4)
+    assert scores["hamming_loss"] == pytest.approx(3 / 12)
+    assert scores["n_examples"] == 4 and scores["n_labels"] == 3
+    assert scores["label_cardinality_true"] == pytest.approx(5 / 4)
+    assert scores["label_cardinality_pred"] == pytest.approx(4 / 4)
+    assert scores["empty_predictions"] == pytest.approx(1 / 4)
+    expected_keys = {
+        f"{average}_{name}" for average in ("micro", "macro", "samples") for name in ("f1", "precision", "recall")
+    } | {
+        "weighted_f1", "subset_accuracy", "hamming_loss", "n_examples", "n_labels",
+        "label_cardinality_true", "label_cardinality_pred", "empty_predictions",
+    }
+    assert set(scores) == expected_keys
+    assert all(type(value) in (int, float) for value in scores.values())
+    json.dumps(scores)
+
+
+def test_scores_match_sklearn_on_random_data(rng):
+    targets, logits = random_multilabel(rng, rows=200, classes=9)
+    predictions = (logits > 0).astype(np.int32)
+    scores = reports.multilabel_scores(targets, predictions)
+    for average in ("micro", "macro", "samples", "weighted"):
+        assert scores[f"{average}_f1"] == pytest.approx(sklearn_f1(targets, predictions, average))
+    for average in ("micro", "macro", "samples"):
+        assert scores[f"{average}_precision"] == pytest.approx(
+            skm.precision_score(targets, predictions, average=average, zero_division=0)
+        )
+        assert scores[f"{average}_recall"] == pytest.approx(
+            skm.recall_score(targets, predictions, average=average, zero_division=0)
+        )
+    assert scores["subset_accuracy"] == pytest.approx(skm.accuracy_score(targets, predictions))
+    assert scores["hamming_loss"] == pytest.approx(skm.hamming_loss(targets, predictions))
+
+
+@pytest.mark.parametrize(
+    "y_true,y_pred,message",
+    [
+        (np.zeros(5), np.zeros(5), "2-D"),
+        (np.zeros((3, 4)), np.zeros((3, 5)), "same shape"),
+        (np.zeros((3, 4)), np.full((3, 4), 0.7), "only 0 and 1"),
+        (np.zeros((3, 1)), np.zeros((3, 1)), "2 label columns"),
+    ],
+)
+def test_scores_reject_bad_input_naming_the_argument(y_true, y_pred, message):
+    with pytest.raises(ValueError, match=message):
+        reports.multilabel_scores(y_true, y_pred)
+
+
+def test_per_label_report_text_and_dict(rng):
+    targets, logits = random_multilabel(rng, rows=50, classes=4)
+    predictions = (logits > 0).astype(np.int32)
+    names = ["earn", "acq", "money-fx", "never seen"]
+    text, report = reports.per_label_report(targets, predictions, names)
+    for name in names + ["micro avg", "macro avg", "weighted avg", "samples avg"]:
+        assert name in text and name in report
+    for column, name in enumerate(names):
+        assert report[name]["support"] == int(targets[:, column].sum())
+        assert report[name]["f1-score"] == pytest.approx(
+            sklearn_f1(targets[:, column], predictions[:, column], "binary")
+        )
+    assert report["never seen"]["f1-score"] == 0.0
+    json.dumps(report)
+    with pytest.raises(ValueError, match="label_names"):
+        reports.per_label_report(targets, predictions, names[:3])
+    with pytest.raises(ValueError, match="repeat"):
+        reports.per_label_report(targets, predictions, ["a", "b", "a", "c"])
+
+
+# --------------------------------------------------------------------------
+# Thresholds
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_threshold_sweep_equals_a_brute_force_sklearn_loop(seed):
+    rng = np.random.default_rng(seed)
+    targets, logits = random_multilabel(rng, rows=30, classes=4)
+    logits[5:10] = np.round(logits[5:10])  # ties between scores
+    thresholds = reports.threshold_grid(logits, max_points=36)
+    extra = np.array([-np.inf, -10.0, logits.min(), 0.0, float(logits[7, 2]), logits.max(), 10.0])
+    thresholds = np.concatenate([thresholds, extra])
+    sweep = reports.threshold_sweep(targets, logits, thresholds)
+    assert sweep["thresholds"] == thresholds.tolist()
+    for index, threshold in enumerate(thresholds):
+        predictions = (logits > threshold).astype(np.int32)
+        assert sweep["micro_f1"][index] == sklearn_f1(targets, predictions, "micro"), threshold
+        assert sweep["macro_f1"][index] == sklearn_f1(targets, predictions, "macro"), threshold
+
+
+def test_threshold_grid_holds_zero_midpoints_and_at_most_max_points(rng):
+    logits = np.array([[-1.0, 3.0], [1.0, 3.0], [1.0, 5.0]])
+    assert reports.threshold_grid(logits).tolist() == [0.0, 2.0, 4.0]
+    many = rng.normal(size=(5000, 20))
+    grid = reports.threshold_grid(many)
+    assert 0.0 in grid and len(grid) <= 401
+    assert np.all(np.diff(grid) > 0)
+    assert grid[0] < np.quantile(many, 0.001) and grid[-1] > np.quantile(many, 0.999)
+    assert reports.threshold_grid(np.ones((3, 2))).tolist() == [0.0]
+
+
+def test_best_threshold_picks_the_maximum(rng):
+    targets, logits = random_multilabel(rng, rows=60, classes=5)
+    shifted = logits - 1.3  # a model whose logits are off by a constant
+    for metric in ("micro_f1", "macro_f1"):
+        sweep = reports.threshold_sweep(targets, shifted)
+        chosen = reports.best_threshold(targets, shifted, metric=metric)
+        assert sweep[metric][sweep["thresholds"].index(chosen)] == max(sweep[metric])
+        grid = np.linspace(-3.0, 1.0, 13)
+        brute = [sklearn_f1(targets, (shifted > threshold).astype(int), metric[:5]) for threshold in grid]
+        assert reports.best_threshold(targets, shifted, metric=metric, thresholds=grid) == grid[np.argmax(brute)]
+    assert reports.best_threshold(targets, shifted) < 0
+
+
+def test_best_threshold_is_zero_when_all_thresholds_score_the_same():
+    targets = np.zeros((6, 3), dtype=int)  # F1 is 0 whatever is predicted
+    logits = np.random.default_rng(3).normal(size=(6, 3))
+    assert reports.best_threshold(targets, logits) == 0.0
+    assert reports.best_threshold(targets, logits, thresholds=[-2.0, 0.5, -0.25, 1.0]) == -0.25
+    with pytest.raises(ValueError, match="metric"):
+        reports.best_threshold(targets, logits, metric="accuracy")
+
+
+def test_threshold_sweep_is_fast_on_ten_thousand_rows_of_a_hundred_labels(rng):
+    targets = (rng.random((10_000, 100)) < 0.05).astype(np.int8)
+    logits = rng.normal(size=(10_000, 100)).astype(np.float32) + 3 * targets - 2
+    start = time.perf_counter()
+    threshold = reports.best_threshold(targets, logits)
+    sweep = reports.threshold_sweep(targets, logits)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, elapsed
+    assert len(sweep["thresholds"]) <= 401
+    assert threshold in sweep["thresholds"]
+
+
+# --------------------------------------------------------------------------
+# Plots
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert len(data) > 5_000
+    assert not list(path.parent.glob("*.tmp*"))
+
+
+def long_names(count):
+    stems = ["grain", "crude", "money-fx", "interest", "ship", "trade", "wheat", "corn", "dlr", "supply"]
+    return [
+        f"{stems[index % len(stems)]}-{index}" + (" and a rather long descriptive suffix" if index % 7 == 0 else "")
+        for index in range(count)
+    ]
+
+
+@pytest.mark.parametrize("classes", [3, 90])
+def test_per_label_plot_writes_a_png(tmp_path, rng, classes):
+    targets, logits = random_multilabel(rng, rows=300, classes=classes)
+    _, report = reports.per_label_report(targets, (logits > 0).astype(int), long_names(classes))
+    path = reports.plot_per_label_f1(report, tmp_path / "plots" / f"per_label_f1_{classes}.png")
+    assert path == tmp_path / "plots" / f"per_label_f1_{classes}.png"
+    assert_png(path)
+
+
+def test_threshold_plot_writes_a_png(tmp_path, rng):
+    targets, logits = random_multilabel(rng, rows=300, classes=8)
+    sweep = reports.threshold_sweep(targets, logits - 0.8)
+    chosen = reports.best_threshold(targets, logits - 0.8)
+    assert_png(reports.plot_threshold_curve(sweep, tmp_path / "threshold.png", chosen_threshold=chosen, title="dev"))
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ["loss", "val_loss", "micro_f1", "val_micro_f1", "macro_f1", "val_macro_f1", "learning_rate"],
+        ["loss"],
+        ["loss", "val_micro_f1"],
+    ],
+)
+def test_learning_curves_write_a_png_for_any_set_of_keys(tmp_path, keys):
+    epochs = np.arange(1, 13)
+    curves = {
+        "loss": 2.0 / epochs,
+        "val_loss": 2.2 / epochs + 0.02 * epochs,
+        "micro_f1": 1 - 0.8 / epochs,
+        "val_micro_f1": 0.9 - 0.8 / epochs - 0.005 * epochs,
+        "macro_f1": 0.8 - 0.7 / epochs,
+        "val_macro_f1": 0.7 - 0.7 / epochs,
+        "learning_rate": np.full(12, 1e-3, dtype=np.float32),
+    }
+    history = {key: [np.float32(value) for value in curves[key]] for key in keys}
+    assert_png(reports.plot_learning_curves(history, tmp_path / "curves.png", title="run"))
+
+
+def test_learning_curves_refuse_an_empty_history(tmp_path):
+    with pytest.raises(ValueError, match="nothing to plot"):
+        reports.plot_learning_curves({"learning_rate": [0.1]}, tmp_path / "curves.png")
+
+
+def test_plots_leave_global_matplotlib_state_alone(tmp_path, rng):
+    import matplotlib
+
+    before = (matplotlib.get_backend(), dict(matplotlib.rcParams))
+    reports.plot_learning_curves({"loss": [1.0, 0.5]}, tmp_path / "curves.png")
+    assert (matplotlib.get_backend(), dict(matplotlib.rcParams)) == before
+    source = open(reports.__file__, encoding="utf-8").read()
+    assert "pyplot" not in source.replace("no `pyplot`", "")
+    assert "import keras" not in source and "tensorflow" not in source
+
+
+# --------------------------------------------------------------------------
+# Writers
+
+
+def test_write_json_atomic_converts_numpy_and_leaves_no_tmp(tmp_path):
+    path = tmp_path / "run" / "metrics.json"
+    obj = {"f1": np.float32(0.5), "n": np.int64(3), "rows": np.arange(3), "nan": float("nan"), "名": "标签"}
+    assert reports.write_json_atomic(path, obj) == path
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("}\n") and '  "f1": 0.5' in text and "标签" in text
+    assert json.loads(text) == {"f1": 0.5, "n": 3, "rows": [0, 1, 2], "nan": None, "名": "标签"}
+    assert os.listdir(path.parent) == ["metrics.json"]
+
+
+def test_interrupted_writes_leave_the_old_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    reports.write_json_atomic(path, {"micro_f1": 0.9})
+    old = path.read_bytes()
+    with pytest.raises(TypeError):
+        reports.write_json_atomic(path, {"micro_f1": 0.1, "model": object()})
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+    def failing_replace(source, destination):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(reports.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        reports.write_text_atomic(path, "half")
+    with pytest.raises(OSError, match="disk full"):
+        reports.plot_learning_curves({"loss": [1.0, 0.5]}, tmp_path / "curves.png")
+    assert path.read_bytes() == old
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_write_text_atomic(tmp_path):
+    path = tmp_path / "report.txt"
+    path.write_text("old", encoding="utf-8")
+    reports.write_text_atomic(path, "new report\n")
+    assert path.read_text(encoding="utf-8") == "new report\n"
+    assert os.listdir(tmp_path) == ["report.txt"]
+
+
+def test_docstring_examples_run():
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in finder.find(reports):
+        runner.run(test)
+    assert runner.failures == 0

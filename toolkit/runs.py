@@ -1,0 +1,78 @@
+"""The run folder: where a training run writes everything, never half-written."""
+
+import json
+from pathlib import Path
+
+from toolkit.reports import write_json_atomic, write_text_atomic
+
+__all__ = ["RunFolder", "write_json_atomic", "write_text_atomic", "RunFolderError"]
+
+
+class RunFolderError(ValueError):
+    """The output folder cannot be used as asked."""
+
+
+class RunFolder:
+    """The files of one training run.
+
+    Layout:
+
+    - `config.yaml`: the resolved config the run used;
+    - `best/`: the best model so far (a `MultilabelPredictor` folder, or the
+      pipeline's own), replaced atomically;
+    - `metrics.json`, `report.txt`, `report.json`: scores on dev and test;
+    - `history.csv`, `plots/*.png`, `logs/` (TensorBoard), `backup/` (resume
+      state), `cache/` (tokenized data).
+
+    A folder that already holds a finished or started run is refused unless
+    `overwrite=True` or `resume=True` (an interrupted run started again with
+    the same config).
+    """
+
+    def __init__(self, directory):
+        self.path = Path(directory)
+
+    def prepare(self, *, overwrite=False, resume=False):
+        """Create the folder; refuse one holding another run unless told."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunFolderError(f"output.dir: {self.path} exists and is not a folder.")
+        started = self.path.is_dir() and any(self.path.iterdir())
+        if started and not (overwrite or resume):
+            raise RunFolderError(
+                f"output.dir: {self.path} already holds a run. Choose another folder "
+                "(--set output.dir=...), set output.overwrite=true to replace it, or run "
+                "the same command again with --resume to continue an interrupted run."
+            )
+        for sub in ("plots", "logs", "cache"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __truediv__(self, name):
+        return self.path / name
+
+    @property
+    def best(self):
+        return self.path / "best"
+
+    @property
+    def backup(self):
+        return self.path / "backup"
+
+    @property
+    def cache(self):
+        return self.path / "cache"
+
+    @property
+    def plots(self):
+        return self.path / "plots"
+
+    def write_json(self, name, obj):
+        return write_json_atomic(self.path / name, obj)
+
+    def read_json(self, name):
+        """The JSON file `name` in the run folder, or None when it is absent."""
+        path = self.path / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def write_text(self, name, text):
+        return write_text_atomic(self.path / name, text)
