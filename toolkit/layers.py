@@ -6,7 +6,7 @@ from keras import ops
 from toolkit.losses import multilabel_categorical_crossentropy
 from toolkit.metrics import MultilabelF1Score, MultilabelPrecision, MultilabelRecall, SubsetAccuracy
 
-__all__ = ["MultilabelMetrics", "ConditionalLayerNormalization", "metric_from_name"]
+__all__ = ["MultilabelMetrics", "ConditionalLayerNormalization", "SequencePooling", "metric_from_name"]
 
 _SCORES = {"f1": MultilabelF1Score, "precision": MultilabelPrecision, "recall": MultilabelRecall}
 
@@ -201,4 +201,43 @@ class ConditionalLayerNormalization(keras.layers.Layer):
             hidden_units=self.hidden_units,
             hidden_activation=keras.activations.serialize(self.hidden_activation),
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class SequencePooling(keras.layers.Layer):
+    """One vector per sequence: the first token's (`"cls"`), or the masked mean or max.
+
+    Call arguments:
+        sequence: `[batch, seq_len, hidden]`.
+        padding_mask: `[batch, seq_len]`, nonzero at real tokens.
+
+    Example:
+
+    ```python
+    pooled = SequencePooling("mean")(outputs["sequence_output"], inputs["padding_mask"])
+    ```
+    """
+
+    def __init__(self, mode="cls", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("cls", "mean", "max"):
+            raise ValueError(f"The 'mode' argument of SequencePooling must be 'cls', 'mean' or 'max'. Got {mode!r}.")
+        self.mode = mode
+
+    def call(self, sequence, padding_mask):
+        if self.mode == "cls":
+            return sequence[:, 0, :]
+        mask = ops.expand_dims(ops.cast(padding_mask, sequence.dtype), -1)
+        if self.mode == "mean":
+            return ops.sum(sequence * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        lowest = ops.cast(ops.min(sequence) - 1.0, sequence.dtype)
+        return ops.max(ops.where(mask > 0, sequence, lowest), axis=1)
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape):
+        return (sequence_shape[0], sequence_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config["mode"] = self.mode
         return config

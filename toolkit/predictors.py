@@ -1,5 +1,6 @@
 """A threshold-free, scikit-learn style predictor over any logits model."""
 
+import importlib
 import json
 import os
 from pathlib import Path
@@ -35,6 +36,10 @@ class MultilabelPredictor:
         preprocessor: optional callable turning raw inputs (texts, say) into
             the model's inputs. It is saved with the predictor if it has
             `get_config()` and is registered as Keras serializable.
+        decision_threshold: the logit above which a label is predicted. Leave
+            it at 0.0 for models trained with multilabel categorical
+            crossentropy; it exists for baselines (a sigmoid BCE model whose
+            threshold was tuned on dev).
 
     Example:
 
@@ -46,7 +51,9 @@ class MultilabelPredictor:
     ```
     """
 
-    def __init__(self, model, label_names, *, batch_size=256, at_least_one=False, preprocessor=None):
+    def __init__(
+        self, model, label_names, *, batch_size=256, at_least_one=False, preprocessor=None, decision_threshold=0.0
+    ):
         label_names = [str(name) for name in label_names]
         if len(set(label_names)) != len(label_names):
             duplicates = sorted({name for name in label_names if label_names.count(name) > 1})
@@ -64,6 +71,7 @@ class MultilabelPredictor:
         self.batch_size = batch_size
         self.at_least_one = bool(at_least_one)
         self.preprocessor = preprocessor
+        self.decision_threshold = float(decision_threshold)
 
     @property
     def classes_(self):
@@ -75,6 +83,12 @@ class MultilabelPredictor:
 
     def decision_function(self, x):
         """Logits, `[n, num_classes]` float32: `> 0` means the label applies."""
+        if self.preprocessor is not None and hasattr(self.preprocessor, "batches"):
+            # The preprocessor groups inputs of similar length: little padding.
+            logits = np.zeros((len(x), len(self.label_names)), dtype=np.float32)
+            for indices, inputs in self.preprocessor.batches(x, self.batch_size):
+                logits[indices] = keras.ops.convert_to_numpy(self.model.predict_on_batch(inputs))
+            return logits
         logits = self.model.predict(self._model_inputs(x), batch_size=self.batch_size, verbose=0)
         logits = np.asarray(logits, dtype=np.float32)
         if logits.ndim != 2 or logits.shape[-1] != len(self.label_names):
@@ -83,15 +97,22 @@ class MultilabelPredictor:
             )
         return logits
 
+    def predict_from_logits(self, logits):
+        """`predict` for logits already computed by `decision_function`."""
+        return self._decide(np.asarray(logits))
+
     def _decide(self, logits):
-        decisions = (logits > 0).astype(np.int8)
+        decisions = (logits > self.decision_threshold).astype(np.int8)
         if self.at_least_one and len(logits):
             empty = decisions.sum(axis=-1) == 0
             decisions[empty, np.argmax(logits[empty], axis=-1)] = 1
         return decisions
 
     def predict(self, x):
-        """The 0/1 indicator matrix `logits > 0`, `[n, num_classes]` int8."""
+        """The 0/1 indicator matrix `logits > 0`, `[n, num_classes]` int8.
+
+        (`logits > decision_threshold` for a baseline with a tuned threshold.)
+        """
         return self._decide(self.decision_function(x))
 
     def predict_labels(self, x):
@@ -133,7 +154,16 @@ class MultilabelPredictor:
             "label_names": self.label_names,
             "batch_size": self.batch_size,
             "at_least_one": self.at_least_one,
+            "decision_threshold": self.decision_threshold,
             "preprocessor": None,
+            # Toolkit modules whose import registers the saved classes.
+            "modules": sorted(
+                {
+                    type(obj).__module__
+                    for obj in (self.model, self.preprocessor)
+                    if obj is not None and type(obj).__module__.startswith("toolkit.")
+                }
+            ),
         }
         if self.preprocessor is not None:
             if hasattr(self.preprocessor, "save_assets"):
@@ -156,15 +186,19 @@ class MultilabelPredictor:
                 f"{meta_path} not found: {directory} is not a folder written by MultilabelPredictor.save()."
             )
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        model = keras.models.load_model(directory / _MODEL_FILE)
+        for module in meta.get("modules", []):
+            if module.startswith("toolkit."):
+                importlib.import_module(module)
         preprocessor = None
         if meta.get("preprocessor") is not None:
             preprocessor = keras.saving.deserialize_keras_object(meta["preprocessor"])
             if hasattr(preprocessor, "load_assets"):
                 preprocessor.load_assets(directory)
+        model = keras.models.load_model(directory / _MODEL_FILE)
         settings = {
             "batch_size": meta.get("batch_size", 256),
             "at_least_one": meta.get("at_least_one", False),
+            "decision_threshold": meta.get("decision_threshold", 0.0),
             "preprocessor": preprocessor,
         }
         settings.update(overrides)

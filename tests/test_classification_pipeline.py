@@ -1,0 +1,147 @@
+"""Pipeline 1 end to end on a tiny generated data set: train, evaluate, predict, reload."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from tests.conftest import REPO_ROOT
+from toolkit.config import default_config
+from toolkit.data import DataError, read_multilabel, to_multi_hot
+from toolkit.data.synthetic import write_multilabel_demo
+
+TINY = [
+    "model.encoder.num_layers=1",
+    "model.encoder.hidden_dim=32",
+    "model.encoder.num_heads=2",
+    "model.encoder.intermediate_dim=64",
+    "model.maxlen=48",
+    "training.epochs=2",
+    "training.batch_size=32",
+    "training.learning_rate=0.003",
+    "training.early_stopping_patience=null",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One tiny training run shared by the tests of this module."""
+    from toolkit.classification import pipeline
+
+    root = tmp_path_factory.mktemp("pipeline1")
+    write_multilabel_demo(root / "data", n_train=240, n_dev=80, n_test=80, seed=3)
+    config = default_config("multilabel_classification", data_dir=root / "data", output_dir=root / "run", overrides=TINY)
+    results = pipeline.train(config, log=lambda message: None)
+    return config, results, Path(config.output.dir)
+
+
+def test_run_folder_holds_every_output(tiny_run):
+    _, _, run = tiny_run
+    for name in ("config.yaml", "metrics.json", "report.txt", "report_dev.json", "report_test.json", "history.csv"):
+        assert (run / name).is_file(), name
+    for name in ("learning_curves.png", "per_label_f1_dev.png", "per_label_f1_test.png", "f1_vs_threshold.png"):
+        assert (run / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in (run / "best").iterdir()) == ["model.keras", "predictor.json", "tokenizer"]
+    assert any((run / "logs").iterdir()), "TensorBoard logs"
+    assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+
+
+def test_metrics_are_computed_from_the_saved_models_predictions(tiny_run):
+    config, results, run = tiny_run
+    from toolkit.predictors import MultilabelPredictor
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(results))
+    predictor = MultilabelPredictor.load(run / "best")
+    for split in ("dev", "test"):
+        data = read_multilabel(getattr(config.data, split), format="jsonl", text_field="text", labels_field="labels")
+        targets = to_multi_hot(data.labels, predictor.label_names)
+        decisions = predictor.predict(data.texts)
+        assert metrics[split]["micro_f1"] == pytest.approx(skm.f1_score(targets, decisions, average="micro", zero_division=0))
+        assert metrics[split]["macro_f1"] == pytest.approx(skm.f1_score(targets, decisions, average="macro", zero_division=0))
+        assert metrics[split]["subset_accuracy"] == pytest.approx(skm.accuracy_score(targets, decisions))
+    assert metrics["decision_threshold"] == 0.0
+    assert metrics["best_epoch"] in (1, 2)
+
+
+def test_predict_streams_json_lines_and_plain_text_and_keeps_output_on_error(tiny_run, tmp_path):
+    from toolkit.classification import pipeline
+
+    _, _, run = tiny_run
+    source = tmp_path / "texts.txt"
+    source.write_text('{"text": "shares of the bank rose after the merger"}\nrain and storms hit the coast\n\n', encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    assert pipeline.predict_file(run, source, output, chunk_size=1, log=lambda m: None) == 2
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [line["text"] for line in lines] == ["shares of the bank rose after the merger", "rain and storms hit the coast"]
+    for line in lines:
+        assert set(line["labels"]) == set(line["scores"]) and all(score > 0 for score in line["scores"].values())
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("first text\nsecond text\n{broken json\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.txt:3: invalid JSON"):
+        pipeline.predict_file(run, bad, output, chunk_size=1, log=lambda m: None)
+    assert len(output.read_text(encoding="utf-8").splitlines()) == 2  # what was written before the error stays
+
+
+def test_reloaded_predictor_gives_the_same_logits(tiny_run):
+    from toolkit.predictors import MultilabelPredictor
+
+    _, _, run = tiny_run
+    texts = ["stocks fell as oil prices climbed", "the team won the final match"]
+    first = MultilabelPredictor.load(run / "best").decision_function(texts)
+    second = MultilabelPredictor.load(run / "best").decision_function(texts)
+    np.testing.assert_allclose(first, second, rtol=1e-6)
+
+
+def test_existing_run_folder_is_refused_without_overwrite(tiny_run):
+    from toolkit.classification import pipeline
+    from toolkit.runs import RunFolderError
+
+    config, _, _ = tiny_run
+    refused = config.model_copy(deep=True)
+    refused.output.overwrite = False
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        pipeline.train(refused, log=lambda m: None)
+
+
+def run_cli(*args, backend="tensorflow", cwd=None):
+    environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *args], capture_output=True, text=True, env=environment, cwd=cwd, timeout=900
+    )
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_cli_trains_evaluates_and_predicts(tmp_path, backend):
+    write_multilabel_demo(tmp_path / "data", n_train=120, n_dev=40, n_test=40, seed=5)
+    config = default_config("multilabel_classification", data_dir=tmp_path / "data", output_dir=tmp_path / "run")
+    config.save(tmp_path / "config.yaml")
+    overrides = [item for override in TINY for item in ("--set", override)]
+    done = run_cli("train", str(tmp_path / "config.yaml"), *overrides, "--set", "training.epochs=1", backend=backend)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["micro_f1"] <= 1.0
+    done = run_cli("evaluate", str(tmp_path / "run"), backend=backend)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (tmp_path / "in.txt").write_text("markets rallied on strong earnings\n", encoding="utf-8")
+    done = run_cli("predict", str(tmp_path / "run"), str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"), backend=backend)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "out.jsonl").read_text())["text"] == "markets rallied on strong earnings"
+
+
+def test_cli_reports_config_errors_with_the_key_and_writes_nothing(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "task: multilabel_classification\ndata: {train: a.jsonl, dev: b.jsonl}\ntraining: {epoch: 3}\n"
+        f"output: {{dir: {tmp_path / 'run'}}}\n",
+        encoding="utf-8",
+    )
+    done = run_cli("train", str(tmp_path / "config.yaml"))
+    assert done.returncode == 2
+    assert "training.epoch" in done.stderr and "did you mean 'epochs'" in done.stderr
+    assert not (tmp_path / "run").exists()

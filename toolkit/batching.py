@@ -1,0 +1,48 @@
+"""Length-grouped batches: sequences of similar length share a batch, so padding stays small."""
+
+import numpy as np
+
+__all__ = ["length_grouped_batches", "pad_sequences"]
+
+
+def length_grouped_batches(lengths, batch_size, *, shuffle, seed=0, epoch=0, pool_batches=50):
+    """Split example indices into batches of similar length.
+
+    With `shuffle`, examples are shuffled, cut into pools of
+    `pool_batches * batch_size`, sorted by length inside each pool, batched,
+    and the batches shuffled: random from epoch to epoch (the order depends on
+    `seed` and `epoch` only), with little padding. Without `shuffle`, examples
+    are batched in order of length (for evaluation; the caller restores order).
+
+    Returns:
+        A list of int64 index arrays.
+
+    Example:
+
+    >>> [b.tolist() for b in length_grouped_batches([5, 1, 4, 2], 2, shuffle=False)]
+    [[1, 3], [2, 0]]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    lengths = np.asarray(lengths)
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable")
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def pad_sequences(sequences, value=0, dtype="int32", length=None):
+    """Right-pad 1-D sequences into a `[n, length]` array (length: the longest)."""
+    length = max((len(sequence) for sequence in sequences), default=0) if length is None else length
+    padded = np.full((len(sequences), length), value, dtype=dtype)
+    for row, sequence in enumerate(sequences):
+        padded[row, : len(sequence)] = sequence[:length]
+    return padded

@@ -1,0 +1,236 @@
+"""Training machinery shared by the pipelines: schedule, optimizer, callbacks."""
+
+import contextlib
+import math
+import os
+import shutil
+from pathlib import Path
+
+import keras
+from keras import ops
+
+__all__ = [
+    "WarmupDecay",
+    "make_optimizer",
+    "dtype_policy",
+    "BestModelCheckpoint",
+    "EpochEvaluation",
+    "run_callbacks",
+    "monitor_mode",
+    "resolve_directory",
+    "replace_directory",
+]
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to `peak`, then linear or cosine decay to 0 (or constant).
+
+    Example:
+
+    ```python
+    schedule = WarmupDecay(peak=5e-5, warmup_steps=100, total_steps=1000, decay="linear")
+    ```
+    """
+
+    def __init__(self, peak, warmup_steps, total_steps, decay="linear"):
+        if decay not in ("linear", "cosine", "none"):
+            raise ValueError(f"decay must be 'linear', 'cosine' or 'none'; got {decay!r}.")
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = max(int(total_steps), 1)
+        self.decay = decay
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = float(max(self.warmup_steps, 1))
+        rising = self.peak * ops.minimum(1.0, (step + 1.0) / warmup)
+        if self.decay == "none":
+            return rising if self.warmup_steps else ops.full_like(step, self.peak)
+        span = float(max(self.total_steps - self.warmup_steps, 1))
+        progress = ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
+        if self.decay == "linear":
+            falling = self.peak * (1.0 - progress)
+        else:
+            falling = self.peak * 0.5 * (1.0 + ops.cos(math.pi * progress))
+        return ops.where(step < self.warmup_steps, rising, falling)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "decay": self.decay,
+        }
+
+
+def make_optimizer(training, steps_per_epoch):
+    """AdamW with warmup and decay, weight decay off for biases and norms, optional EMA.
+
+    Args:
+        training: the config's `training` section.
+        steps_per_epoch: optimizer steps in one epoch.
+    """
+    total_steps = steps_per_epoch * training.epochs
+    if training.warmup_steps is not None:
+        warmup_steps = training.warmup_steps
+    else:
+        warmup_steps = int(round(training.warmup_ratio * total_steps))
+    schedule = WarmupDecay(training.learning_rate, warmup_steps, total_steps, training.decay)
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule,
+        weight_decay=training.weight_decay,
+        clipnorm=1.0,
+        use_ema=training.ema is not None,
+        ema_momentum=training.ema if training.ema is not None else 0.99,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+@contextlib.contextmanager
+def dtype_policy(policy):
+    """Use a Keras dtype policy (e.g. "mixed_float16") inside the block only."""
+    previous = keras.config.dtype_policy()
+    if policy:
+        keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def replace_directory(build, target):
+    """Write a folder with `build(temporary_path)`, then swap it in for `target`.
+
+    The old folder stays in place until the new one is complete, so an
+    interruption leaves either the old or the new folder (if it stops between
+    the two renames, the old one is left at `<target>.old`, which
+    `resolve_directory` finds).
+    """
+    target = Path(target)
+    temporary = target.with_name(target.name + ".tmp")
+    previous = target.with_name(target.name + ".old")
+    shutil.rmtree(temporary, ignore_errors=True)
+    build(temporary)
+    if target.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(target, previous)
+    os.replace(temporary, target)
+    shutil.rmtree(previous, ignore_errors=True)
+    return target
+
+
+def resolve_directory(target):
+    """`target`, or the `<target>.old` that an interrupted `replace_directory` left."""
+    target = Path(target)
+    if target.is_dir():
+        return target
+    previous = target.with_name(target.name + ".old")
+    return previous if previous.is_dir() else target
+
+
+class EpochEvaluation(keras.callbacks.Callback):
+    """Adds scores computed by `evaluate()` (a dict) to the epoch's logs.
+
+    For scores that need more than batch metrics, such as triple F1 after
+    decoding. Put it before the callbacks that read the score.
+    """
+
+    def __init__(self, evaluate):
+        super().__init__()
+        self.evaluate = evaluate
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self.evaluate())
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Saves the model through `save(path)` whenever `monitor` improves.
+
+    The folder is replaced atomically (`replace_directory`). The epoch and
+    score of the best model are kept in `best_epoch` / `best_score`.
+    """
+
+    def __init__(
+        self, save, directory, monitor="val_micro_f1", mode="max", initial_score=None, initial_epoch=None, on_save=None
+    ):
+        super().__init__()
+        self.on_save = on_save
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}.")
+        self.save = save
+        self.directory = Path(directory)
+        self.monitor = monitor
+        self.mode = mode
+        self.best_score = initial_score
+        self.best_epoch = initial_epoch
+
+    def _better(self, score):
+        if self.best_score is None:
+            return True
+        return score > self.best_score if self.mode == "max" else score < self.best_score
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(
+                f"training.monitor: {self.monitor!r} is not among this run's logged values "
+                f"({', '.join(sorted(logs))})."
+            )
+        score = float(logs[self.monitor])
+        if math.isfinite(score) and self._better(score):
+            self.best_score, self.best_epoch = score, epoch + 1
+            replace_directory(self.save, self.directory)
+            if self.on_save is not None:
+                self.on_save(self.best_epoch, self.best_score)
+
+
+def monitor_mode(monitor):
+    """"min" for losses, "max" for scores."""
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def run_callbacks(run, training, save_best, evaluate=None, resume=False):
+    """The callbacks of a pipeline run, in the order they must see each epoch's end.
+
+    EMA weights are swapped in first (so evaluation and the saved model use
+    them), then extra scores from `evaluate()` join the logs, then the best
+    model is saved, the history written, and early stopping decides. A
+    `BackupAndRestore` in `run.backup` lets the same command resume an
+    interrupted run from its last finished epoch.
+
+    Returns:
+        `(callbacks, best_checkpoint)`.
+    """
+    mode = monitor_mode(training.monitor)
+    state = run.read_json("best.json") if resume else None
+    best = BestModelCheckpoint(
+        save_best,
+        run.best,
+        monitor=training.monitor,
+        mode=mode,
+        initial_score=state["score"] if state else None,
+        initial_epoch=state["epoch"] if state else None,
+        on_save=lambda epoch, score: run.write_json("best.json", {"epoch": epoch, "score": score}),
+    )
+    callbacks = []
+    if training.ema is not None:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    if evaluate is not None:
+        callbacks.append(EpochEvaluation(evaluate))
+    callbacks += [
+        best,
+        keras.callbacks.CSVLogger(str(run / "history.csv"), append=resume),
+        keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if training.early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=training.monitor, mode=mode, patience=training.early_stopping_patience
+            )
+        )
+    callbacks.append(keras.callbacks.BackupAndRestore(str(run.backup)))
+    return callbacks, best
