@@ -5,7 +5,6 @@ import json
 import os
 from pathlib import Path
 
-import keras
 import numpy as np
 
 __all__ = ["MultilabelPredictor"]
@@ -87,7 +86,7 @@ class MultilabelPredictor:
             # The preprocessor groups inputs of similar length: little padding.
             logits = np.zeros((len(x), len(self.label_names)), dtype=np.float32)
             for indices, inputs in self.preprocessor.batches(x, self.batch_size):
-                logits[indices] = keras.ops.convert_to_numpy(self.model.predict_on_batch(inputs))
+                logits[indices] = np.asarray(self.model.predict_on_batch(inputs), dtype=np.float32)
             return logits
         logits = self.model.predict(self._model_inputs(x), batch_size=self.batch_size, verbose=0)
         logits = np.asarray(logits, dtype=np.float32)
@@ -148,6 +147,8 @@ class MultilabelPredictor:
         Files are written under temporary names and renamed into place, so an
         interrupted save never leaves a half-written predictor behind.
         """
+        import keras
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -179,6 +180,8 @@ class MultilabelPredictor:
     @classmethod
     def load(cls, directory, **overrides):
         """Load a predictor written by `save`; keyword arguments override settings."""
+        import keras
+
         directory = Path(directory)
         meta_path = directory / _META_FILE
         if not meta_path.is_file():
