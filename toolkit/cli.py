@@ -55,7 +55,7 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("toolkit").info
-    from toolkit.config import ConfigError, default_config, load_config
+    from toolkit.config import ConfigError, load_config
     from toolkit.data import DataError
     from toolkit.runs import RunFolderError
 

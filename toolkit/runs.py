@@ -74,5 +74,21 @@ class RunFolder:
         path = self.path / name
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
+    def read_history(self):
+        """`history.csv` as `{column: [value per epoch]}` ({} before the first epoch)."""
+        path = self.path / "history.csv"
+        if not path.is_file():
+            return {}
+        rows = path.read_text(encoding="utf-8").strip().splitlines()
+        if len(rows) < 2:
+            return {}
+        names = rows[0].split(",")
+        columns = {name: [] for name in names if name != "epoch"}
+        for row in rows[1:]:
+            for name, value in zip(names, row.split(",")):
+                if name != "epoch":
+                    columns[name].append(float(value) if value else float("nan"))
+        return columns
+
     def write_text(self, name, text):
         return write_text_atomic(self.path / name, text)
