@@ -281,7 +281,8 @@ training:
         load_config(path)
     problems = problems_of(excinfo)
     expected = [
-        "data.dev: required key is missing",
+        "data.dev: required key is missing; give a dev file, or dev_fraction (e.g. 0.1) to hold out "
+        "that share of train as dev",
         "model.pooling: expected one of 'cls', 'mean' or 'max'; got 'avg'",
         "model.dropout: expected less than 1; got 2",
         "training.epochs: expected a valid integer, unable to parse string as an integer; got 'three'",
@@ -309,6 +310,56 @@ def test_keys_of_the_other_task_are_rejected_with_a_reason(tmp_path):
             f"{path}: data.label_separator: unknown key for task 'relation_extraction'; "
             "'label_separator' is only used when task is 'multilabel_classification'")):
         load_config(path)
+
+
+def test_dev_fraction_replaces_dev(tmp_path):
+    no_dev = MINIMAL.replace("  dev: data/dev.jsonl\n", "")
+    config = load_config(write(tmp_path, no_dev + "  dev_fraction: 0.1\n"))
+    assert config.data.dev is None and config.data.dev_fraction == 0.1
+    assert load_config(config.save(tmp_path / "saved.yaml")) == config  # a run's copy keeps it
+    assert MINIMAL.count("dev:") == 1 and load_config(write(tmp_path, MINIMAL)).data.dev_fraction is None
+
+
+def test_dev_and_dev_fraction_exactly_one(tmp_path):
+    no_dev = write(tmp_path, MINIMAL.replace("  dev: data/dev.jsonl\n", ""), "no_dev.yaml")
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(no_dev)
+    assert problems_of(excinfo) == [
+        f"{no_dev}: data.dev: required key is missing; give a dev file, or dev_fraction (e.g. 0.1) "
+        "to hold out that share of train as dev"
+    ]
+    both = write(tmp_path, MINIMAL + "  dev_fraction: 0.2\n", "both.yaml")
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(both)
+    assert problems_of(excinfo) == [
+        f"{both}: data.dev_fraction: give dev (a file) or dev_fraction (0.2, a share of train held "
+        "out as dev), not both"
+    ]
+    # Switching from a dev file to a held-out share on the command line.
+    assert load_config(both, overrides=["data.dev=null"]).data.dev_fraction == 0.2
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "expected greater than 0; got 0"),
+    ("0.5", "expected less than 0.5; got 0.5"),
+    ("-0.1", "expected greater than 0; got -0.1"),
+    ("a", "expected a valid number, unable to parse string as a number; got 'a'"),
+])
+def test_dev_fraction_bounds(tmp_path, value, message):
+    path = write(tmp_path, MINIMAL.replace("  dev: data/dev.jsonl\n", ""))
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path, overrides=[f"data.dev_fraction={value}"])
+    assert problems_of(excinfo) == [f"--set data.dev_fraction={value}: data.dev_fraction: {message}"]
+
+
+def test_home_inside_an_env_default_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ENCODER_DIR", raising=False)
+    path = write(tmp_path, MINIMAL + "model:\n  encoder:\n    source: huggingface\n"
+                                     "    path: ${ENCODER_DIR:-~/models/minilm}\n")
+    assert load_config(path).model.encoder.path == str(tmp_path / "home" / "models" / "minilm")
+    monkeypatch.setenv("ENCODER_DIR", "~/other")
+    assert load_config(path).model.encoder.path == str(tmp_path / "home" / "other")
 
 
 def test_relation_layout_rules(tmp_path):

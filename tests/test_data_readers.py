@@ -22,6 +22,7 @@ from toolkit.data.multilabel import (
     infer_format,
     read_label_names,
     read_multilabel,
+    split_off,
     to_multi_hot,
 )
 from toolkit.data.relations import read_relations, read_schema
@@ -508,6 +509,78 @@ def test_read_split_from_configs(tmp_path):
     assert read_split(config.data, "dev").triples == [[("Ann", "works_for", "Acme")]]
 
 
+# ============================================================================ held-out dev (dev_fraction)
+
+
+def test_split_off_is_seeded_disjoint_and_keeps_lines(tmp_path):
+    records = [{"text": f"doc {i}", "labels": [f"l{i % 3}"]} for i in range(50)]
+    records[10] = {"text": " ", "labels": ["l0"]}  # line 11: skipped, counted once
+    path = write(tmp_path, "train.jsonl", jsonl(*records))
+    data = read_multilabel(path, on_bad_line="skip")
+    train, dev = split_off(data, 0.2, seed=7)
+    assert (len(train), len(dev)) == (39, 10)  # round(0.2 * 49)
+    assert sorted(train.lines + dev.lines) == data.lines and not set(train.lines) & set(dev.lines)
+    for part in (train, dev):
+        assert part.lines == sorted(part.lines) and part.path == data.path
+        for text, labels, line in zip(part.texts, part.labels, part.lines):
+            assert text == records[line - 1]["text"] and labels == records[line - 1]["labels"]
+    assert train.report is data.report and train.report.num_skipped == 1
+    assert not dev.report and dev.report.path == str(path)
+    again_train, again_dev = split_off(read_multilabel(path, on_bad_line="skip"), 0.2, seed=7)
+    assert (again_train.lines, again_dev.lines) == (train.lines, dev.lines)
+    assert split_off(data, 0.2, seed=8)[1].lines != dev.lines
+
+
+def test_split_off_depends_on_lines_not_on_neighbours():
+    data = MultilabelDataset("t.jsonl", texts=[f"t{i}" for i in range(100)], labels=[["a"]] * 100,
+                             lines=list(range(1, 101)))
+    _, dev = split_off(data, 0.1, seed=0)
+    # The same lines with one example missing: dev changes only at the cut.
+    fewer = MultilabelDataset("t.jsonl", texts=data.texts[1:], labels=data.labels[1:], lines=data.lines[1:])
+    _, fewer_dev = split_off(fewer, 0.1, seed=0)
+    assert len(set(dev.lines) ^ set(fewer_dev.lines)) <= 2
+    # Without line numbers, positions are used.
+    unnumbered = MultilabelDataset("m", texts=data.texts, labels=data.labels)
+    train, dev = split_off(unnumbered, 0.1, seed=0)
+    assert (len(train), len(dev), train.lines, dev.lines) == (90, 10, [], [])
+
+
+def test_split_off_sizes_and_errors():
+    two = MultilabelDataset("t.jsonl", texts=["a", "b"], labels=[["x"], ["y"]], lines=[1, 2])
+    assert [len(part) for part in split_off(two, 0.01, seed=0)] == [1, 1]  # at least one each side
+    assert [len(part) for part in split_off(two, 0.99, seed=0)] == [1, 1]
+    one = MultilabelDataset("t.jsonl", texts=["a"], labels=[["x"]], lines=[3])
+    with pytest.raises(DataError, match=r"^t\.jsonl: cannot hold out a dev split from 1 example; "
+                                        r"need at least 2$"):
+        split_off(one, 0.1, seed=0)
+    for fraction in (0, 1, -0.5, "0.1", True, None):
+        with pytest.raises(ValueError, match=r"fraction must be a number between 0 and 1"):
+            split_off(two, fraction, seed=0)
+    with pytest.raises(ValueError, match=r"seed must be an integer; got '1'"):
+        split_off(two, 0.5, seed="1")
+
+
+def test_dev_fraction_through_a_config(tmp_path):
+    from toolkit.classification.pipeline import read_data
+
+    write(tmp_path, "train.tsv", "".join(f"text {i}\t{i % 2}\n" for i in range(20)) + "\t0\n")
+    write(tmp_path, "labels.txt", "pos\nneg\n")
+    config = load_config(write(tmp_path, "c.yaml", "task: multilabel_classification\n"
+                               "data: {train: train.tsv, dev_fraction: 0.25, label_names: labels.txt, "
+                               "on_bad_line: skip}\ntraining: {seed: 3}\n"))
+    with pytest.raises(ValueError, match=r"no 'dev' file: dev is held out of train \(dev_fraction 0\.25\)"):
+        read_split(config.data, "dev")
+    messages = []
+    data = read_data(config, log=messages.append)
+    assert (len(data.train), len(data.dev), data.test) == (15, 5, None)
+    assert "dev: 5 examples held out of train (dev_fraction 0.25, seed 3); train keeps 15" in messages
+    assert data.label_names == ["pos", "neg"] and data.train.report.num_skipped == 1
+    assert all(data.dev.texts[i] == f"text {line - 1}" for i, line in enumerate(data.dev.lines))
+    assert read_data(config, log=messages.append).dev.lines == data.dev.lines
+    other_seed = load_config(tmp_path / "c.yaml", overrides=["training.seed=4"])
+    assert read_data(other_seed, log=messages.append).dev.lines != data.dev.lines
+
+
 # ============================================================================ the real shared data
 
 
@@ -525,6 +598,14 @@ def test_reuters_r90():
     assert to_multi_hot(data, vocabulary).sum(axis=0).min() >= 1
     with pytest.raises(DataError, match=re.escape(f"{folder / 'train.jsonl'}:62: empty text in field 'text'")):
         read_multilabel(folder / "train.jsonl")
+
+
+def test_reuters_r90_dev_fraction():
+    folder = shared("mlc/reuters_r90")
+    data = read_multilabel(folder / "train.jsonl", on_bad_line="skip")
+    train, dev = split_off(data, 0.1, seed=42)
+    assert (len(train), len(dev)) == (7723 - 772, 772)
+    assert split_off(data, 0.1, seed=42)[1].lines == dev.lines
 
 
 def test_goemotions():

@@ -6,7 +6,7 @@ A config file has six sections; only ``task`` and the data files are required:
 task: multilabel_classification      # or relation_extraction
 data:
   train: data/train.jsonl
-  dev: data/dev.jsonl
+  dev: data/dev.jsonl          # or dev_fraction: 0.1 (multilabel; see below)
 model:
   encoder: {source: random, vocab: data/vocab.txt}
 training:
@@ -27,6 +27,11 @@ Rules (see ``configs/template_multilabel.yaml`` for every key, commented):
   kept. Paths given in ``overrides`` or ``base`` are relative to the working
   directory. A loaded config holds absolute paths, so a saved copy loads the
   same from anywhere.
+- A multilabel data set without a dev file gives ``data.dev_fraction`` (more
+  than 0, less than 0.5) instead of ``data.dev``: that share of the train
+  examples, drawn with ``training.seed``, is held out as dev, the same on every
+  run, resume and ``evaluate`` (see :func:`toolkit.data.multilabel.split_off`).
+  Exactly one of the two is required.
 - ``overrides`` are ``section.key=value`` strings (the CLI's ``--set``); the
   value is read as a YAML scalar (``3``, ``0.1``, ``null``, ``true``, ``[a, b]``).
 
@@ -118,10 +123,14 @@ class MultilabelDataConfig(_Section):
     (a list); CSV has a header and reads columns ``text`` and ``labels``; TSV
     has no header and reads column 0 (text) and 1 (labels); CSV/TSV labels
     are split on ``,``.
+
+    Give ``dev`` (a file) or ``dev_fraction`` (a share of train held out as
+    dev, drawn with ``training.seed``), not both.
     """
 
     train: str
-    dev: str
+    dev: Optional[str] = None
+    dev_fraction: Optional[float] = Field(None, gt=0.0, lt=0.5)
     test: Optional[str] = None
     format: Optional[Literal["jsonl", "csv", "tsv"]] = None
     text_field: Union[int, str, None] = None
@@ -141,6 +150,12 @@ class MultilabelDataConfig(_Section):
                                      "set format to 'jsonl', 'csv' or 'tsv'"))
             self.format = inferred
         problems = []
+        if self.dev is None and self.dev_fraction is None:
+            problems.append(("dev", "required key is missing; give a dev file, or dev_fraction "
+                                    "(e.g. 0.1) to hold out that share of train as dev"))
+        elif self.dev is not None and self.dev_fraction is not None:
+            problems.append(("dev_fraction", f"give dev (a file) or dev_fraction ({self.dev_fraction}, "
+                                             "a share of train held out as dev), not both"))
         if self.format == "jsonl":
             if self.header is not None:
                 problems.append(("header", "only used with csv and tsv files (format is 'jsonl'); "

@@ -197,7 +197,7 @@ class MultilabelPredictor:
             preprocessor = keras.saving.deserialize_keras_object(meta["preprocessor"])
             if hasattr(preprocessor, "load_assets"):
                 preprocessor.load_assets(directory)
-        model = keras.models.load_model(directory / _MODEL_FILE)
+        model = keras.models.load_model(directory / _MODEL_FILE, compile=False)
         settings = {
             "batch_size": meta.get("batch_size", 256),
             "at_least_one": meta.get("at_least_one", False),

@@ -20,7 +20,7 @@ class RunFolder:
     - `config.yaml`: the resolved config the run used;
     - `best/`: the best model so far (a `MultilabelPredictor` folder, or the
       pipeline's own), replaced atomically;
-    - `metrics.json`, `report.txt`, `report.json`: scores on dev and test;
+    - `metrics.json`, `report.txt`, `report_<split>.json`: scores on dev and test;
     - `history.csv`, `plots/*.png`, `logs/` (TensorBoard), `backup/` (resume
       state), `cache/` (tokenized data).
 

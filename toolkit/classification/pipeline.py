@@ -6,9 +6,8 @@ them all. Everything a run writes goes into `config.output.dir` (see
 """
 
 import hashlib
-import sys
-import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,13 @@ from toolkit import reports
 from toolkit.batching import length_grouped_batches
 from toolkit.classification.model import MultilabelTextClassifier
 from toolkit.classification.preprocessor import TextPreprocessor
-from toolkit.data import DataError, build_label_vocabulary, read_multilabel_split, to_multi_hot
-from toolkit.data._io import iter_lines
+from toolkit.data import DataError, build_label_vocabulary, read_multilabel_split, split_off, to_multi_hot
 from toolkit.encoders import load_encoder
 from toolkit.losses import MultilabelCategoricalCrossentropy
 from toolkit.metrics import MultilabelF1Score, MultilabelPrecision, MultilabelRecall, SubsetAccuracy
 from toolkit.predictors import MultilabelPredictor
 from toolkit.runs import RunFolder
+from toolkit.streaming import stream_predictions
 from toolkit.training import dtype_policy, make_optimizer, resolve_directory, run_callbacks
 
 __all__ = [
@@ -59,12 +58,20 @@ class ClassificationData:
 def read_data(config, log=logger.info):
     """Read train, dev and test as `config.data` says; fix the label order.
 
-    Lines skipped with `data.on_bad_line: skip` are counted in the log.
+    Lines skipped with `data.on_bad_line: skip` are counted in the log. With
+    `data.dev_fraction`, dev is that share of train, held out with
+    `training.seed` (`toolkit.data.split_off`): the same split every time.
     """
     splits = {}
     for split in ("train", "dev", "test"):
         if split == "test" and not config.data.test:
             splits[split] = None
+            continue
+        if split == "dev" and config.data.dev is None:
+            fraction, seed = config.data.dev_fraction, config.training.seed
+            splits["train"], splits["dev"] = split_off(splits["train"], fraction, seed)
+            log(f"dev: {len(splits['dev'])} examples held out of train (dev_fraction {fraction}, "
+                f"seed {seed}); train keeps {len(splits['train'])}")
             continue
         dataset = read_multilabel_split(config.data, split)
         log(f"{split}: {len(dataset)} examples from {dataset.path}")
@@ -242,26 +249,11 @@ def evaluate_run(run, data, log=logger.info, history=None, tune_threshold=False)
         sweep, run.plots / "f1_vs_threshold.png", chosen_threshold=predictor.decision_threshold,
         title="Dev F1 against the decision threshold",
     )
-    history = history if history is not None else _read_history(run / "history.csv")
+    history = history if history is not None else run.read_history()
     if history:
         reports.plot_learning_curves(history, run.plots / "learning_curves.png", title="Learning curves")
     run.write_text("report.txt", "".join(text_reports))
     return results
-
-
-def _read_history(path):
-    if not Path(path).is_file():
-        return {}
-    lines = Path(path).read_text(encoding="utf-8").strip().splitlines()
-    if len(lines) < 2:
-        return {}
-    names = lines[0].split(",")
-    columns = {name: [] for name in names if name != "epoch"}
-    for line in lines[1:]:
-        for name, value in zip(names, line.split(",")):
-            if name != "epoch":
-                columns[name].append(float(value))
-    return columns
 
 
 def train(config, *, resume=False, log=logger.info):
@@ -308,48 +300,20 @@ def train(config, *, resume=False, log=logger.info):
 def predict_file(run_dir, input_path, output_path, *, text_field="text", chunk_size=2048, log=logger.info):
     """Predict labels for every text of a file, streaming; write JSON lines.
 
-    Input: JSON lines with a `text_field`, or plain text, one text a line
-    (told apart by the first character of each line: `{` is JSON). Output: one
-    line per input, `{"text", "labels", "scores"}` with `scores` the logits of
-    the predicted labels. Lines are written as they are predicted, so an error
-    (reported with file and line) keeps everything written before it.
+    Input: JSON lines with a `text_field`, or plain text, one text a line.
+    Output: one line per input, `{"text", "labels", "scores"}` with `scores`
+    the logits of the predicted labels. Lines are written as they are
+    predicted, so an error (reported with file and line) keeps everything
+    written before it.
     """
     predictor = MultilabelPredictor.load(resolve_directory(Path(run_dir) / "best"))
-    output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with open(output_path, "w", encoding="utf-8") as output:
 
-        def flush(texts):
-            for text, scored in zip(texts, predictor.predict_scored(texts)):
-                record = {"text": text, "labels": [name for name, _ in scored], "scores": dict(scored)}
-                output.write(json.dumps(record, ensure_ascii=False) + "\n")
-            output.flush()
+    def records(texts):
+        return [
+            {"text": text, "labels": [name for name, _ in scored], "scores": dict(scored)}
+            for text, scored in zip(texts, predictor.predict_scored(texts))
+        ]
 
-        chunk = []
-        for number, line, error in iter_lines(input_path):
-            if error is not None:
-                raise error
-            if not line.strip():
-                continue
-            text = line
-            if line.lstrip().startswith("{"):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as problem:
-                    raise DataError(input_path, number, f"invalid JSON: {problem.msg}") from None
-                if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
-                    raise DataError(input_path, number, f"expected an object with a string field {text_field!r}")
-                text = record[text_field]
-            if not text.strip():
-                raise DataError(input_path, number, "empty text")
-            chunk.append(text)
-            if len(chunk) >= chunk_size:
-                flush(chunk)
-                count += len(chunk)
-                chunk = []
-        if chunk:
-            flush(chunk)
-            count += len(chunk)
+    count = stream_predictions(input_path, output_path, records, text_field=text_field, chunk_size=chunk_size)
     log(f"wrote {count} predictions to {output_path}")
     return count

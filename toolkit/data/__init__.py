@@ -3,6 +3,7 @@
 - :func:`read_multilabel` (JSON lines, CSV, TSV) -> :class:`MultilabelDataset`
 - :func:`read_relations` (LIC2019, CasRel, custom JSON) -> :class:`RelationDataset`
 - :func:`read_split` reads a split as a config's ``data`` section describes.
+- :func:`split_off` holds out a seeded dev split of a train set (``data.dev_fraction``).
 - ``toolkit.data.synthetic`` generates the built-in demo data sets.
 
 Importing this package reads nothing.
@@ -20,6 +21,7 @@ from toolkit.data.multilabel import (
     read_label_names,
     read_multilabel,
     read_multilabel_split,
+    split_off,
     to_multi_hot,
 )
 from toolkit.data.relations import RelationDataset, read_relations, read_relations_split, read_schema
@@ -39,6 +41,7 @@ __all__ = [
     "read_relations_split",
     "read_schema",
     "read_split",
+    "split_off",
     "to_multi_hot",
 ]
 

@@ -1,0 +1,140 @@
+"""The config files in configs/: each loads, points where it says, and (opt-in) trains on real data.
+
+The smoke run trains every real-data config for one epoch on 200 examples; it
+is skipped unless ``TOOLKIT_RUN_REAL_DATA=1`` (it needs ../shared/data and the
+pretrained all-MiniLM-L6-v2, and takes a few minutes on a CPU):
+
+    TOOLKIT_RUN_REAL_DATA=1 python -m pytest tests/test_shipped_configs.py -s -k smoke
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, shared_dir
+from toolkit.config import MultilabelConfig, default_config, load_config
+
+CONFIGS = sorted((REPO_ROOT / "configs").glob("*.y*ml"))
+REAL_DATA = [path for path in CONFIGS if "TOOLKIT_SHARED_DIR" in path.read_text(encoding="utf-8")]
+# Pipeline 1 on real data: MiniLM fine-tuned on a multi-label data set of ../shared.
+REAL_MULTILABEL = [path for path in REAL_DATA
+                   if "task: multilabel_classification" in path.read_text(encoding="utf-8")]
+MINILM = Path(os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")).expanduser()
+NO_SHARED = "../shared/data (or $TOOLKIT_SHARED_DIR/data) is absent: the real data sets live only in the project's own setup"
+
+
+def _name(path):
+    return path.name
+
+
+@pytest.fixture
+def environment(tmp_path, monkeypatch):
+    """Env vars that the configs read: the shared folder (real or a stand-in), a
+    MiniLM folder that does not exist, and an empty demo data folder."""
+    shared = shared_dir()
+    monkeypatch.setenv("TOOLKIT_SHARED_DIR", str(shared if shared is not None else tmp_path / "shared"))
+    monkeypatch.setenv("MINILM_DIR", str(tmp_path / "no_minilm_here"))
+    monkeypatch.setenv("DEMO_DATA", str(tmp_path / "demo_data"))
+    return tmp_path
+
+
+def test_the_shipped_configs_are_found():
+    names = {path.name for path in CONFIGS}
+    assert {"template_multilabel.yaml", "demo_classification.yaml", "reuters.yaml", "goemotions.yaml"} <= names
+    assert {path.name for path in REAL_MULTILABEL} >= {"reuters.yaml", "goemotions.yaml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=_name)
+def test_config_loads(path, environment):
+    """Loading needs neither the data nor the encoder folder: only check_files looks."""
+    config = load_config(path)
+    for value in (config.data.train, config.data.dev, config.model.encoder.path, config.output.dir):
+        assert value is None or os.path.isabs(value)
+    assert load_config(config.save(environment / "saved.yaml")) == config
+
+
+@pytest.mark.parametrize("path", REAL_MULTILABEL, ids=_name)
+def test_real_data_config_defaults_point_beside_the_checkout(path, monkeypatch, tmp_path):
+    monkeypatch.delenv("TOOLKIT_SHARED_DIR", raising=False)
+    monkeypatch.delenv("MINILM_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_config(path)
+    assert Path(config.data.train).is_relative_to(REPO_ROOT.parent / "shared" / "data" / "mlc")
+    assert config.model.encoder.path == str(tmp_path / ".cache" / "pretrained" / "all-MiniLM-L6-v2")
+    assert config.output.dir == str(REPO_ROOT / "runs" / path.stem)
+    assert config.model.encoder.source == "huggingface" and config.model.pooling == "mean"
+
+
+@pytest.mark.parametrize("path", REAL_DATA, ids=_name)
+def test_real_data_config_files_exist(path, environment):
+    if shared_dir() is None:
+        pytest.skip(NO_SHARED)
+    (environment / "no_minilm_here").mkdir()  # a stand-in: only the data files are checked here
+    config = load_config(path)
+    config.check_files()
+
+
+def test_reuters_holds_out_dev(environment):
+    config = load_config(REPO_ROOT / "configs" / "reuters.yaml")
+    assert isinstance(config, MultilabelConfig)
+    assert (config.data.dev, config.data.dev_fraction, config.data.on_bad_line) == (None, 0.1, "skip")
+    assert config.model.maxlen == 256
+
+
+def test_demo_config_is_the_built_in_demo(environment):
+    """configs/demo_classification.yaml holds what default_config builds, but for the run folder."""
+    data_dir = environment / "demo_data"
+    from_file = load_config(REPO_ROOT / "configs" / "demo_classification.yaml").to_dict()
+    built_in = default_config("multilabel_classification", data_dir=data_dir).to_dict()
+    assert from_file.pop("output") == {"dir": str(REPO_ROOT / "runs" / "demo_classification_config"),
+                                       "overwrite": False}
+    built_in.pop("output")
+    assert from_file == built_in
+
+
+def test_baseline_is_one_override_away(environment):
+    for path in CONFIGS:
+        if path.name.startswith("template"):
+            continue
+        assert "--set loss.name=binary_crossentropy" in path.read_text(encoding="utf-8"), path.name
+        config = load_config(path, overrides=["loss.name=binary_crossentropy"])
+        assert config.loss.name == "binary_crossentropy"
+
+
+def test_unset_demo_data_reads_what_the_demo_command_writes(monkeypatch):
+    """`python -m toolkit demo classification`, run in the checkout, writes runs/demo_classification_data."""
+    monkeypatch.delenv("DEMO_DATA", raising=False)
+    config = load_config(REPO_ROOT / "configs" / "demo_classification.yaml")
+    assert config.data.train == str(REPO_ROOT / "runs" / "demo_classification_data" / "train.jsonl")
+
+
+# ----------------------------------------------------------------------------- opt-in smoke run
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("TOOLKIT_RUN_REAL_DATA") != "1",
+                    reason="real-data smoke run: set TOOLKIT_RUN_REAL_DATA=1 to train each real config "
+                           "for 1 epoch on 200 examples")
+@pytest.mark.parametrize("path", REAL_MULTILABEL, ids=_name)
+def test_smoke_real_data(path, tmp_path, capsys):
+    if shared_dir() is None:
+        pytest.skip(NO_SHARED)
+    if not (MINILM / "model.safetensors").is_file():
+        pytest.skip(f"all-MiniLM-L6-v2 is not in {MINILM}: run `bash ../shared/scripts/get-minilm.sh` "
+                    "(or set MINILM_DIR)")
+    from toolkit.classification import pipeline
+
+    config = load_config(path, overrides=[
+        "training.epochs=1", "data.max_examples=200", f"output.dir={tmp_path / 'run'}",
+    ])
+    messages = []
+    results = pipeline.train(config, log=messages.append)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == json.loads(json.dumps(results))
+    assert results["best_epoch"] == 1 and 0.0 <= results["dev"]["micro_f1"] <= 1.0
+    with capsys.disabled():
+        print(f"\n{path.name}: train {results['train_examples']} examples, "
+              f"{results['train_seconds']} s; dev micro-F1 {results['dev']['micro_f1']:.4f}, "
+              f"macro-F1 {results['dev']['macro_f1']:.4f}, threshold {results['decision_threshold']:g}, "
+              f"skipped {results['skipped_lines']}")
