@@ -1,0 +1,325 @@
+"""WordPieceTokenizer: ids, segments, and character offsets into the original text."""
+
+import json
+import os
+import pickle
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, normalizers, pre_tokenizers
+from tokenizers.models import WordPiece
+
+from toolkit.encoders import Encoding, WordPieceTokenizer
+from toolkit.encoders.tokenizer import infer_lowercase
+
+SHARED = Path(
+    os.environ.get("TOOLKIT_SHARED_DIR", Path(__file__).resolve().parents[1] / ".." / "shared")
+)
+CHINESE_VOCAB = SHARED / "data" / "chinese_bert" / "vocab.txt"
+LIC2019_TRAIN = SHARED / "data" / "re" / "lic2019_sample" / "train_data.json"
+MINILM_DIR = Path(
+    os.environ.get("TOOLKIT_MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")
+).expanduser()
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = [
+    "hello", "world", "the", "cat", "##s", "sat", "ok", "cafe", "na", "##ive", "resume",
+    "new", "york", "a", "b", "x", "##y", "2003", "!", ",", ".", "?", "'",
+    "，", "。", "《", "》", "！", "？", "周", "杰", "伦", "的", "晴", "天", "年", "发", "行", "于",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def vocab_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    path.write_text("".join(token + "\n" for token in SPECIALS + WORDS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokenizer(vocab_file):
+    return WordPieceTokenizer(vocab_file)
+
+
+def surface(encoding: Encoding) -> list[str]:
+    """The original-text slice of every real token."""
+    return [
+        encoding.text[start:end]
+        for index, (start, end) in enumerate(encoding.offsets)
+        if not encoding.is_special(index)
+    ]
+
+
+def round_trip(tokenizer, encoding, start, end, segment=0):
+    token_span = tokenizer.char_span_to_token_span(encoding, start, end, segment)
+    assert token_span is not None
+    return tokenizer.token_span_to_char_span(encoding, *token_span)
+
+
+def test_encode_ids_segments_and_special_offsets(tokenizer):
+    encoding = tokenizer.encode("Hello world!")
+    assert [tokenizer.id_to_token(i) for i in encoding.token_ids] == [
+        "[CLS]", "hello", "world", "!", "[SEP]",
+    ]  # fmt: skip
+    assert encoding.segment_ids == [0] * 5
+    assert encoding.offsets == [(0, 0), (0, 5), (6, 11), (11, 12), (0, 0)]
+    assert tokenizer.tokens(encoding)[0] == "[CLS]"
+
+
+def test_vocabulary_accessors(tokenizer):
+    assert tokenizer.vocabulary_size == len(SPECIALS) + len(WORDS)
+    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id) == (0, 1, 2, 3)
+    assert tokenizer.token_to_id("cat") == SPECIALS.__len__() + WORDS.index("cat")
+    assert tokenizer.token_to_id("not-a-token") == tokenizer.unk_id
+    assert tokenizer.id_to_token(tokenizer.sep_id) == "[SEP]"
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        tokenizer.id_to_token(10_000)
+
+
+@pytest.mark.parametrize(
+    "text, expected_surface, entity",
+    [
+        # Full-width punctuation: each mark is its own token.
+        ("周杰伦的《晴天》，发行于2003年。", ["周", "杰", "伦", "的", "《", "晴", "天", "》", "，", "发", "行", "于", "2003", "年", "。"], "晴天"),
+        # Emoji are unknown: the [UNK] keeps the emoji's own offsets.
+        ("hello 😀 world", ["hello", "😀", "world"], "😀"),
+        # Runs of spaces, tabs and newlines.
+        ("  the   cat\t\n\u3000sat  ", ["the", "cat", "sat"], "cat"),
+        # Accents are stripped for matching but the offsets keep the original letters.
+        ("Café naïve résumé", ["Café", "na", "ïve", "résumé"], "naïve"),
+        # A decomposed accent is dropped from the token's offsets but the span
+        # mapped back from tokens takes it along.
+        ("cafe\u0301 ok", ["cafe", "ok"], "cafe\u0301"),
+        # A word with an unknown piece becomes one [UNK] over the whole word.
+        ("the zebra sat", ["the", "zebra", "sat"], "zebra"),
+        # Control and zero-width characters vanish without shifting offsets.
+        ("new\u200b yo\u200brk\x00!", ["new", "yo\u200brk", "!"], "yo\u200brk"),
+    ],
+    ids=["full-width", "emoji", "whitespace", "accents", "combining", "unknown", "control"],
+)
+def test_offsets_and_span_round_trip(tokenizer, text, expected_surface, entity):
+    encoding = tokenizer.encode(text)
+    assert surface(encoding) == expected_surface
+    start = text.index(entity)
+    end = start + len(entity)
+    assert round_trip(tokenizer, encoding, start, end) == (start, end)
+    for index in range(1, len(encoding) - 1):
+        char_start, char_end = tokenizer.token_span_to_char_span(encoding, index, index)
+        assert text[char_start:char_end].strip() == text[char_start:char_end]
+
+
+def test_unknown_tokens_map_back(tokenizer):
+    text = "the 😀🎉 ok"
+    encoding = tokenizer.encode(text)
+    unknown = [i for i, token in enumerate(tokenizer.tokens(encoding)) if token == "[UNK]"]
+    assert len(unknown) == 1  # The two emoji are one "word" without a vocab entry.
+    assert tokenizer.token_span_to_char_span(encoding, unknown[0], unknown[0]) == (4, 6)
+    # Part of an unknown word maps to the whole [UNK] token.
+    assert tokenizer.char_span_to_token_span(encoding, 5, 6) == (unknown[0], unknown[0])
+
+
+def test_span_inside_a_word_covers_its_pieces(tokenizer):
+    text = "the cats"
+    encoding = tokenizer.encode(text)
+    assert tokenizer.tokens(encoding)[1:4] == ["the", "cat", "##s"]
+    assert tokenizer.char_span_to_token_span(encoding, 4, 8) == (2, 3)
+    assert tokenizer.char_span_to_token_span(encoding, 7, 8) == (3, 3)
+    assert tokenizer.token_span_to_char_span(encoding, 3, 3) == (7, 8)
+
+
+def test_span_of_only_whitespace_is_none(tokenizer):
+    encoding = tokenizer.encode("the   cat")
+    assert tokenizer.char_span_to_token_span(encoding, 4, 6) is None
+
+
+def test_truncated_spans(tokenizer):
+    text = "周杰伦的《晴天》，发行于2003年。"
+    encoding = tokenizer.encode(text, maxlen=8)  # [CLS] + 6 characters + [SEP]
+    assert len(encoding) == 8
+    assert surface(encoding) == list(text[:6])
+    assert round_trip(tokenizer, encoding, 0, 3) == (0, 3)
+    assert tokenizer.char_span_to_token_span(encoding, 9, 11) is None  # Cut away.
+    assert tokenizer.char_span_to_token_span(encoding, 5, 7) is None  # Cut in half.
+    # Only whitespace or dropped characters past the last token is no truncation.
+    padded = tokenizer.encode("the cat \u200b ")
+    assert tokenizer.char_span_to_token_span(padded, 4, 10) == (2, 2)
+
+
+def test_special_tokens_have_no_characters(tokenizer):
+    encoding = tokenizer.encode("the cat")
+    assert tokenizer.token_span_to_char_span(encoding, 0, 1) is None
+    assert tokenizer.token_span_to_char_span(encoding, 2, 3) is None
+    with pytest.raises(IndexError, match="not a span of an encoding of 4 tokens"):
+        tokenizer.token_span_to_char_span(encoding, 2, 4)
+    with pytest.raises(ValueError, match="not a non-empty span"):
+        tokenizer.char_span_to_token_span(encoding, 3, 3)
+
+
+def test_special_token_written_in_text_stays_one_token(tokenizer):
+    encoding = tokenizer.encode("a [SEP] b")
+    assert tokenizer.tokens(encoding) == ["[CLS]", "a", "[SEP]", "b", "[SEP]"]
+    assert encoding.offsets[2] == (2, 7)
+
+
+def test_pairs(tokenizer):
+    encoding = tokenizer.encode("the cat sat", "hello world", maxlen=7)
+    assert tokenizer.tokens(encoding) == ["[CLS]", "the", "cat", "[SEP]", "hello", "world", "[SEP]"]
+    assert encoding.segment_ids == [0, 0, 0, 0, 1, 1, 1]
+    assert encoding.offsets[4:6] == [(0, 5), (6, 11)]
+    assert tokenizer.char_span_to_token_span(encoding, 6, 11, segment=1) == (5, 5)
+    assert tokenizer.token_span_to_char_span(encoding, 5, 5) == (6, 11)
+    assert tokenizer.char_span_to_token_span(encoding, 8, 11, segment=0) is None  # truncated
+    assert tokenizer.token_span_to_char_span(encoding, 2, 4) is None  # crosses texts
+    with pytest.raises(ValueError, match="segment must be 0, or 1"):
+        tokenizer.char_span_to_token_span(tokenizer.encode("the"), 0, 3, segment=1)
+
+
+def test_encode_batch_matches_encode(tokenizer):
+    texts = ["hello world", "周杰伦的《晴天》", "", "the cats sat " * 10]
+    pairs = ["ok", "a", "b", "x"]
+    assert tokenizer.encode_batch(texts, maxlen=12) == [tokenizer.encode(t, maxlen=12) for t in texts]
+    assert tokenizer.encode_batch(texts, pairs, maxlen=9) == [
+        tokenizer.encode(text, pair, maxlen=9) for text, pair in zip(texts, pairs)
+    ]
+    with pytest.raises(TypeError, match="takes a list of texts"):
+        tokenizer.encode_batch("hello")
+    with pytest.raises(TypeError, match="use encode_batch"):
+        tokenizer.encode(["hello"])
+    with pytest.raises(ValueError, match="same length"):
+        tokenizer.encode_batch(texts, pairs[:2])
+
+
+def test_default_and_invalid_maxlen(vocab_file):
+    tokenizer = WordPieceTokenizer(vocab_file, maxlen=4)
+    assert len(tokenizer.encode("the cat sat ok")) == 4
+    assert len(tokenizer.encode("the cat sat ok", maxlen=6)) == 6
+    with pytest.raises(ValueError, match="maxlen must be at least 3"):
+        tokenizer.encode("a", "b", maxlen=2)
+    with pytest.raises(ValueError, match="maxlen must be at least 2"):
+        WordPieceTokenizer(vocab_file, maxlen=1)
+
+
+def test_to_model_inputs(tokenizer):
+    encodings = tokenizer.encode_batch(["hello world", "a"], maxlen=8)
+    inputs = tokenizer.to_model_inputs(encodings, sequence_length=6)
+    assert set(inputs) == {"token_ids", "segment_ids", "padding_mask"}
+    assert inputs["token_ids"].shape == (2, 6) and inputs["token_ids"].dtype == np.int32
+    assert inputs["padding_mask"].tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]]
+    assert inputs["token_ids"][1, 3:].tolist() == [tokenizer.pad_id] * 3
+    assert tokenizer.to_model_inputs(encodings)["token_ids"].shape == (2, 4)
+    with pytest.raises(ValueError, match="more than sequence_length=3"):
+        tokenizer.to_model_inputs(encodings, sequence_length=3)
+
+
+def test_pickle_and_save_recreate_the_tokenizer(tokenizer, tmp_path):
+    text = "Café 周杰伦 the cats 😀"
+    restored = pickle.loads(pickle.dumps(tokenizer))
+    assert restored.encode(text) == tokenizer.encode(text)
+    assert restored.lowercase == tokenizer.lowercase
+    tokenizer.save(tmp_path)
+    again = WordPieceTokenizer.from_directory(tmp_path)
+    assert again.encode(text) == tokenizer.encode(text)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text())["do_lower_case"] is True
+    # Re-created from the vocab path and the casing alone.
+    same = WordPieceTokenizer(tmp_path / "vocab.txt", lowercase=tokenizer.lowercase)
+    assert same.encode(text) == tokenizer.encode(text)
+
+
+def test_casing_is_inferred_and_can_be_overridden(tmp_path):
+    uncased = SPECIALS + ["hello", "world", "##s"]
+    cased = SPECIALS + ["Hello", "hello", "World", "world", "Paris", "##s"] + [
+        f"Name{index}" for index in range(20)
+    ]
+    assert infer_lowercase(uncased) is True
+    assert infer_lowercase(cased) is False
+    cased_tokenizer = WordPieceTokenizer(cased)
+    assert cased_tokenizer.lowercase is False and cased_tokenizer.strip_accents is False
+    assert cased_tokenizer.tokens(cased_tokenizer.encode("Hello hello"))[1:3] == ["Hello", "hello"]
+    forced = WordPieceTokenizer(cased, lowercase=True)
+    assert forced.tokens(forced.encode("Hello"))[1] == "hello"
+
+
+def test_missing_special_tokens_are_an_error(tmp_path):
+    with pytest.raises(ValueError, match=r"no \[CLS\].*vocab.txt that came with the checkpoint"):
+        WordPieceTokenizer(["[PAD]", "[UNK]", "[SEP]", "hello"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        WordPieceTokenizer(tmp_path / "vocab.txt")
+    with pytest.raises(FileNotFoundError, match="No vocab.txt"):
+        WordPieceTokenizer.from_directory(tmp_path)
+
+
+def test_hugging_face_tokenizer_json(vocab_file, tokenizer, tmp_path):
+    vocab = {token: index for index, token in enumerate(SPECIALS + WORDS)}
+    hf = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
+    hf.normalizer = normalizers.BertNormalizer(lowercase=True)
+    hf.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    hf.enable_truncation(5)  # Saved settings must not leak into our calls.
+    hf.enable_padding(length=32)
+    hf.save(str(tmp_path / "tokenizer.json"))
+    from_json = WordPieceTokenizer.from_directory(tmp_path)
+    assert from_json.source.endswith("tokenizer.json")
+    assert from_json.lowercase is True
+    texts = ["Hello world, the cats sat! 周杰伦 naïve 😀", "a"]
+    assert from_json.encode_batch(texts) == tokenizer.encode_batch(texts)
+    cased = WordPieceTokenizer(tmp_path / "tokenizer.json", lowercase=False)
+    assert cased.tokens(cased.encode("Hello"))[1] == "[UNK]"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (MINILM_DIR / "tokenizer.json").is_file(),
+    reason=f"all-MiniLM-L6-v2 not in {MINILM_DIR}; run `bash ../shared/scripts/get-minilm.sh`",
+)
+def test_minilm_tokenizer_json_and_vocab_txt_agree():
+    from_json = WordPieceTokenizer.from_directory(MINILM_DIR)
+    from_vocab = WordPieceTokenizer(MINILM_DIR / "vocab.txt", lowercase=True)
+    texts = ["The quick brown fox; naïve CAFÉ résumé!", "東京 😀 [UNK] x\u0301", "  spaces\t\there "]
+    assert from_json.encode_batch(texts, maxlen=16) == from_vocab.encode_batch(texts, maxlen=16)
+
+
+# --- The real Chinese vocabulary on LIC2019 texts ---------------------------------
+
+needs_shared = pytest.mark.skipif(
+    not (CHINESE_VOCAB.is_file() and LIC2019_TRAIN.is_file()),
+    reason=f"shared data not found under {SHARED} (set TOOLKIT_SHARED_DIR)",
+)
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFD", text.lower())
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Mn" and not ch.isspace())
+
+
+@pytest.mark.slow
+@needs_shared
+def test_lic2019_offsets_and_entity_spans():
+    tokenizer = WordPieceTokenizer(CHINESE_VOCAB)
+    assert tokenizer.lowercase is True and tokenizer.vocabulary_size == 21128
+    samples = [json.loads(line) for line in LIC2019_TRAIN.read_text(encoding="utf-8").splitlines()[:500]]
+    encodings = tokenizer.encode_batch([sample["text"] for sample in samples], maxlen=64)
+    exact = total = 0
+    for sample, encoding in zip(samples, encodings):
+        tokens = tokenizer.tokens(encoding)
+        for index in range(1, len(encoding) - 1):
+            start, end = encoding.offsets[index]
+            if tokens[index] != "[UNK]":
+                piece = tokens[index][2:] if tokens[index].startswith("##") else tokens[index]
+                assert _normalise(encoding.text[start:end]) == _normalise(piece)
+        for spo in sample["spo_list"]:
+            for entity in (spo["subject"], spo["object"]):
+                start = encoding.text.find(entity)
+                if start < 0 or not entity.strip():
+                    continue
+                end = start + len(entity)
+                token_span = tokenizer.char_span_to_token_span(encoding, start, end)
+                if token_span is None:  # Only when truncation cut it.
+                    assert end > encoding.offsets[-2][1]
+                    continue
+                char_start, char_end = tokenizer.token_span_to_char_span(encoding, *token_span)
+                assert char_start <= start and end <= char_end  # Covers the entity.
+                total += 1
+                exact += (char_start, char_end) == (start, end)
+    assert total > 500
+    assert exact / total > 0.95  # Inexact only where an entity ends inside a word piece.
