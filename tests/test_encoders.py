@@ -39,7 +39,7 @@ TOKENS = [
 ]  # fmt: skip
 TEXTS = ["hello world, the cats sat!", "中国人，周杰伦。", "a b"]
 MINILM_DIR = Path(
-    os.environ.get("TOOLKIT_MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")
+    os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")
 ).expanduser()
 
 
@@ -321,7 +321,7 @@ def test_error_random_without_vocab():
 @pytest.mark.skipif(
     not (MINILM_DIR / "model.safetensors").is_file(),
     reason=f"all-MiniLM-L6-v2 not in {MINILM_DIR}; run `bash ../shared/scripts/get-minilm.sh` "
-    "(or set TOOLKIT_MINILM_DIR)",
+    "(or set MINILM_DIR)",
 )
 def test_minilm_huggingface_and_google_format_agree(tmp_path):
     from safetensors.numpy import load_file

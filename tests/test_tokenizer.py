@@ -20,7 +20,7 @@ SHARED = Path(
 CHINESE_VOCAB = SHARED / "data" / "chinese_bert" / "vocab.txt"
 LIC2019_TRAIN = SHARED / "data" / "re" / "lic2019_sample" / "train_data.json"
 MINILM_DIR = Path(
-    os.environ.get("TOOLKIT_MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")
+    os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")
 ).expanduser()
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
