@@ -1,0 +1,270 @@
+"""Pipeline 2 from a config: read, build targets, train, decode, evaluate, save, predict.
+
+The same run folder, optimizer, schedule, EMA and best-model machinery as
+pipeline 1 (`toolkit.runs`, `toolkit.training`); the model is
+`RelationExtractor` and the dev score is the micro F1 of exact
+(subject, predicate, object) triples after decoding, logged as
+`val_micro_f1` (with `val_precision` and `val_recall`) at every epoch end.
+"""
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from toolkit import reports
+from toolkit.data import DataError, read_relations_split, read_schema
+from toolkit.encoders import WordPieceTokenizer, load_encoder
+from toolkit.relations.decoder import decode_relations
+from toolkit.relations.evaluation import evaluate_triples, write_predictions_jsonl
+from toolkit.relations.targets import build_targets
+from toolkit.runs import RunFolder, write_json_atomic
+from toolkit.streaming import stream_predictions
+from toolkit.training import dtype_policy, make_optimizer, resolve_directory, run_callbacks
+
+__all__ = [
+    "RelationData",
+    "read_data",
+    "build_model",
+    "RelationPredictor",
+    "train",
+    "evaluate_run",
+    "predict_file",
+]
+
+logger = logging.getLogger("toolkit")
+
+_MODEL_FILE = "model.keras"
+_META_FILE = "extractor.json"
+_TOKENIZER = "tokenizer"
+
+
+@dataclass
+class RelationData:
+    """The splits a config names (test may be None) and the predicate order."""
+
+    train: object
+    dev: object
+    test: object
+    predicates: list
+
+
+def read_data(config, log=logger.info):
+    """Read train, dev and test as `config.data` says; the predicates come from the schema."""
+    predicates = read_schema(config.data.schema_path)
+    splits = {}
+    for split in ("train", "dev", "test"):
+        if split == "test" and not config.data.test:
+            splits[split] = None
+            continue
+        dataset = read_relations_split(config.data, split)
+        log(f"{split}: {len(dataset)} sentences, {sum(map(len, dataset.triples))} triples from {dataset.path}")
+        if dataset.report:
+            log(dataset.report.summary())
+        if len(dataset) == 0:
+            raise DataError(dataset.path, None, f"no usable sentences in the {split} split")
+        splits[split] = dataset
+    return RelationData(splits["train"], splits["dev"], splits["test"], predicates)
+
+
+def _loss_placement():
+    # The metrics layer cannot update state inside JAX's stateless step.
+    return "compile" if keras.backend.backend() == "jax" else "layer"
+
+
+def build_model(config, predicates):
+    """The encoder named by `model.encoder` and the semi-pointer semi-tagging extractor on it."""
+    from toolkit.relations.model import RelationExtractor
+
+    encoder = load_encoder(config.model.encoder, maxlen=config.model.maxlen)
+    extractor = RelationExtractor(
+        encoder.backbone, predicates, pad_id=encoder.tokenizer.pad_id, loss_in=_loss_placement()
+    )
+    return extractor, encoder.tokenizer
+
+
+class RelationPredictor:
+    """A trained extractor with its tokenizer: texts in, (subject, predicate, object) triples out.
+
+    Example:
+
+    ```python
+    predictor = RelationPredictor.load("runs/demo_relations/best")
+    predictor.predict(["Alice founded Acme in Paris."])  # [[("Alice", "founder_of", "Acme"), ...]]
+    ```
+    """
+
+    def __init__(self, extractor, tokenizer, maxlen, batch_size=32):
+        self.extractor = extractor
+        self.tokenizer = tokenizer
+        self.maxlen = int(maxlen)
+        self.batch_size = int(batch_size)
+
+    @property
+    def predicates(self):
+        return self.extractor.predicates
+
+    def predict(self, texts):
+        """Per text, the list of distinct triples; each entity is an exact slice of its text."""
+        return decode_relations(
+            self.extractor, self.tokenizer, list(texts), maxlen=self.maxlen, batch_size=self.batch_size
+        )
+
+    def save(self, directory):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.extractor.save(directory / _MODEL_FILE)
+        self.tokenizer.save(directory / _TOKENIZER)
+        write_json_atomic(
+            directory / _META_FILE,
+            {"maxlen": self.maxlen, "batch_size": self.batch_size, "predicates": self.predicates},
+        )
+
+    @classmethod
+    def load(cls, directory, batch_size=None):
+        from toolkit.relations.model import RelationExtractor
+
+        directory = Path(directory)
+        meta_path = directory / _META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path} not found: {directory} is not a saved relation extractor.")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        extractor = RelationExtractor.load(directory / _MODEL_FILE, compile=False)
+        tokenizer = WordPieceTokenizer.from_directory(directory / _TOKENIZER, maxlen=meta["maxlen"])
+        return cls(extractor, tokenizer, meta["maxlen"], batch_size or meta["batch_size"])
+
+
+def _targets(dataset, tokenizer, predicates, config, log):
+    targets, report = build_targets(
+        dataset.texts,
+        dataset.triples,
+        tokenizer,
+        predicates,
+        config.model.maxlen,
+        on_missing="error" if config.data.on_missing_entity == "error" else "count",
+    )
+    if report.num_dropped:
+        log(f"{dataset.path}: {report.summary()}")
+    return targets, report
+
+
+def _dev_scores(predictor, dataset):
+    predictions = predictor.predict(dataset.texts)
+    micro = evaluate_triples(predictions, dataset.triples)["micro"]
+    return {"val_micro_f1": micro["f1"], "val_precision": micro["precision"], "val_recall": micro["recall"]}
+
+
+def train(config, *, resume=False, log=logger.info):
+    """Run the whole pipeline for a config; returns the scores written to metrics.json."""
+    from toolkit.relations.feed import RelationDataFeed
+
+    started = time.time()
+    run = RunFolder(config.output.dir).prepare(overwrite=config.output.overwrite, resume=resume)
+    config.save(run / "config.yaml")
+    keras.utils.set_random_seed(config.training.seed)
+    data = read_data(config, log=log)
+    with dtype_policy(config.training.mixed_precision):
+        extractor, tokenizer = build_model(config, data.predicates)
+        targets, target_report = _targets(data.train, tokenizer, data.predicates, config, log)
+        feed = RelationDataFeed(
+            targets,
+            config.training.batch_size,
+            shuffle=True,
+            seed=config.training.seed,
+            group_by_length=True,
+            targets_as="inputs" if extractor.loss_in == "layer" else "y",
+            pad_id=tokenizer.pad_id,
+            length_multiple=8,
+        )
+        extractor.compile(make_optimizer(config.training, len(feed)))
+        predictor = RelationPredictor(extractor, tokenizer, config.model.maxlen, batch_size=config.training.batch_size)
+        callbacks, best = run_callbacks(
+            run, config.training, predictor.save, evaluate=lambda: _dev_scores(predictor, data.dev), resume=resume
+        )
+        extractor.training_model.fit(
+            feed,
+            epochs=config.training.epochs,
+            callbacks=callbacks,
+            verbose="auto" if sys.stdout.isatty() else 2,
+        )
+    if best.best_epoch is None:
+        raise RuntimeError(
+            f"No model was saved: {config.training.monitor} never had a finite value (see history.csv)."
+        )
+    log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")
+    results = evaluate_run(run, data, log=log)
+    results.update(
+        best_epoch=best.best_epoch,
+        monitor={config.training.monitor: best.best_score},
+        train_seconds=round(time.time() - started, 1),
+        train_sentences=len(data.train),
+        train_triples_dropped=target_report.as_dict(),
+    )
+    run.write_json("metrics.json", results)
+    log(f"run folder: {run.path} (best model in {run.best})")
+    return results
+
+
+def _per_predicate_report(per_predicate):
+    """The per-predicate scores in the shape of scikit-learn's classification report."""
+    return {
+        name: {"precision": s["precision"], "recall": s["recall"], "f1-score": s["f1"], "support": s["num_gold"]}
+        for name, s in per_predicate.items()
+    }
+
+
+def evaluate_run(run, data, log=logger.info):
+    """Decode dev and test with the best model; write scores, predictions and plots."""
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
+    predictor = RelationPredictor.load(resolve_directory(run.best))
+    results = {"predicate_count": len(predictor.predicates)}
+    lines = []
+    for split in ("dev", "test"):
+        dataset = getattr(data, split)
+        if dataset is None:
+            continue
+        predictions = predictor.predict(dataset.texts)
+        scores = evaluate_triples(predictions, dataset.triples, predicates=predictor.predicates)
+        results[split] = scores["micro"]
+        run.write_json(f"per_predicate_{split}.json", scores["per_predicate"])
+        write_predictions_jsonl(run / f"predictions_{split}.jsonl", dataset.texts, predictions, references=dataset.triples)
+        reports.plot_per_label_f1(
+            _per_predicate_report(scores["per_predicate"]),
+            run.plots / f"per_predicate_f1_{split}.png",
+            title=f"Per-predicate F1 ({split})",
+        )
+        micro = scores["micro"]
+        lines.append(
+            f"{split}: precision {micro['precision']:.4f} recall {micro['recall']:.4f} f1 {micro['f1']:.4f} "
+            f"({micro['num_correct']} correct of {micro['num_predicted']} predicted, {micro['num_gold']} gold)\n"
+        )
+        log(lines[-1].strip())
+    history = run.read_history()
+    if history:
+        reports.plot_learning_curves(history, run.plots / "learning_curves.png", title="Learning curves")
+    run.write_text("report.txt", "".join(lines))
+    return results
+
+
+def predict_file(run_dir, input_path, output_path, *, text_field="text", chunk_size=256, log=logger.info):
+    """Extract triples from every text of a file, streaming; write LIC2019-layout JSON lines.
+
+    Input: JSON lines with a `text_field`, or plain text, one text a line.
+    Lines are written as they are decoded, so an error (with file and line)
+    keeps everything written before it.
+    """
+    predictor = RelationPredictor.load(resolve_directory(Path(run_dir) / "best"))
+
+    def records(texts):
+        return [
+            {"text": text, "spo_list": [{"subject": s, "predicate": p, "object": o} for s, p, o in triples]}
+            for text, triples in zip(texts, predictor.predict(texts))
+        ]
+
+    count = stream_predictions(input_path, output_path, records, text_field=text_field, chunk_size=chunk_size)
+    log(f"wrote {count} predictions to {output_path}")
+    return count
