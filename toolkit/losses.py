@@ -45,34 +45,43 @@ def _compute_dtype(x):
     return dtype
 
 
-def _log1p_sum_exp(x, weight, axis=-1):
-    """`log(1 + sum(weight * exp(x)))` over `axis`, stable for any finite `x`.
+def _log1p_sum_exp(exponents, axis=-1):
+    """`log(1 + sum(exp(exponents)))` over `axis`, stable for any finite exponent.
 
-    Entries with `weight == 0` drop out entirely, so `x` may hold anything
-    finite there. The maximum that is subtracted is held constant for the
-    gradient (the value does not depend on it), which keeps the gradient
-    exact where `logsumexp`'s own gradient loses digits for large `|x|`.
+    Entries equal to -inf drop out (`exp(-inf)` is 0, and so is their gradient),
+    which is how masked classes, and the targets' weights, enter: see
+    `multilabel_categorical_crossentropy`. The maximum that is subtracted is
+    held constant for the gradient (the value does not depend on it), which
+    keeps the gradient exact where `logsumexp`'s own gradient loses digits for
+    large `|x|`.
     """
-    present = weight > 0
-    safe_weight = ops.where(present, weight, ops.ones_like(weight))
-    shifted = ops.where(present, x + ops.log(safe_weight), ops.zeros_like(x))
     # The "1 +" term is exp(0): including 0 in the maximum keeps the shift >= 0
-    # and the entries that dropped out (set to 0 above) do not raise it.
-    peak = ops.stop_gradient(ops.maximum(ops.max(shifted, axis=axis, keepdims=True), 0.0))
-    total = ops.sum(
-        ops.where(present, ops.exp(shifted - peak), ops.zeros_like(x)),
-        axis=axis,
-        keepdims=True,
-    )
+    # and finite even when every entry is -inf.
+    peak = ops.stop_gradient(ops.maximum(ops.max(exponents, axis=axis, keepdims=True), 0.0))
+    total = ops.sum(ops.exp(exponents - peak), axis=axis)
     peak = ops.squeeze(peak, axis)
     # peak + log(exp(-peak) + total), written with log1p/expm1 so that a loss
     # near 0 (peak == 0, tiny total) keeps its digits.
-    return peak + ops.log1p(ops.expm1(-peak) + ops.squeeze(total, axis))
+    return peak + ops.log1p(ops.expm1(-peak) + total)
+
+
+def _log_weight(weight, present):
+    """`log(weight)` where `present` (which must imply `weight > 0`), -inf elsewhere.
+
+    The -inf comes from log(0), so a single `where` does. Its derivative there
+    is infinite and meets a zero upstream gradient (0 * inf = NaN), but only on
+    the branch that `where` discards: the gradient with respect to the targets
+    stays finite.
+    """
+    return ops.log(ops.where(present, weight, 0.0))
 
 
 def _usable(y_pred, mask):
-    """True where a class takes part in the loss: not masked, logit not -inf."""
-    usable = ops.logical_not(ops.logical_and(ops.isinf(y_pred), y_pred < 0))
+    """True where a class takes part in the loss: not masked, logit not -inf.
+
+    NaN logits stay usable, so that they show in the loss instead of vanishing.
+    """
+    usable = ops.not_equal(y_pred, float("-inf"))
     if mask is not None:
         usable = ops.logical_and(usable, ops.cast(mask, "bool"))
     return usable
@@ -100,17 +109,24 @@ def multilabel_categorical_crossentropy(y_true, y_pred, mask=None):
     >>> y_true = np.array([[1.0, 0.0, 1.0]])
     >>> logits = np.array([[3.0, -2.0, 0.5]])
     >>> float(multilabel_categorical_crossentropy(y_true, logits)[0])  # doctest: +ELLIPSIS
-    0.61...
+    0.63...
     """
     y_pred = ops.convert_to_tensor(y_pred)
     dtype = _compute_dtype(y_pred)
     y_pred = ops.cast(y_pred, dtype)
     y_true = ops.cast(ops.convert_to_tensor(y_true), dtype)
-    usable = ops.cast(_usable(y_pred, mask), dtype)
-    logits = ops.where(usable > 0, y_pred, ops.zeros_like(y_pred))
-    negative = _log1p_sum_exp(logits, (1.0 - y_true) * usable)
-    positive = _log1p_sum_exp(-logits, y_true * usable)
-    return negative + positive
+    usable = _usable(y_pred, mask)
+    # Masked logits become 0 so that -logits stays finite (-(-inf) + -inf is NaN).
+    logits = ops.where(usable, y_pred, 0.0)
+    # Each weight moves into the exponent, (1 - t) e^s = e^(s + log(1 - t)), and
+    # a class outside a sum (masked, or t == 1 for the negatives, t == 0 for
+    # the positives) gets the exponent -inf. The speed of the loss is set by
+    # its elementwise passes over [batch, classes]; this form needs about half
+    # as many as masking weights and exponentials one by one
+    # (benchmarks/loss_benchmark.py). `t < 1` is exactly `1 - t > 0` in floats.
+    log_negative = _log_weight(1.0 - y_true, ops.logical_and(usable, y_true < 1.0))
+    log_positive = _log_weight(y_true, ops.logical_and(usable, y_true > 0.0))
+    return _log1p_sum_exp(logits + log_negative) + _log1p_sum_exp(log_positive - logits)
 
 
 def _flatten_rows(tensor, trailing):
@@ -142,7 +158,7 @@ def sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=False):
     >>> logits = np.array([[3.0, -2.0, 0.5]])
     >>> targets = np.array([[0, 2, -1]])  # classes 0 and 2, padded with -1
     >>> float(sparse_multilabel_categorical_crossentropy(targets, logits)[0])  # doctest: +ELLIPSIS
-    0.61...
+    0.63...
     """
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.convert_to_tensor(y_true)
@@ -180,13 +196,13 @@ def sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=False):
     if mask_zero:
         class_ids = ops.arange(num_classes, dtype="int32")
         usable = ops.logical_and(usable, ops.expand_dims(class_ids > 0, 0))
-    usable = ops.cast(usable, dtype)
-    safe_logits = ops.where(usable > 0, logits, ops.zeros_like(logits))
-    negative = _log1p_sum_exp(safe_logits, (1.0 - ops.minimum(is_target, 1.0)) * usable)
+    # The weights are all 0 or 1 here, so a `where` to -inf is the whole mask.
+    is_negative = ops.logical_and(usable, ops.equal(is_target, 0.0))
+    negative = _log1p_sum_exp(ops.where(is_negative, logits, float("-inf")))
 
-    target_logits = ops.take_along_axis(safe_logits, safe_index, axis=-1)
-    target_usable = ops.take_along_axis(usable, safe_index, axis=-1)
-    positive = _log1p_sum_exp(-target_logits, ops.cast(valid_index, dtype) * target_usable)
+    target_logits = ops.take_along_axis(logits, safe_index, axis=-1)
+    is_positive = ops.logical_and(valid_index, ops.take_along_axis(usable, safe_index, axis=-1))
+    positive = _log1p_sum_exp(ops.where(is_positive, -target_logits, float("-inf")))
     return ops.reshape(negative + positive, leading_shape)
 
 

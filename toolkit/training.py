@@ -4,6 +4,7 @@ import contextlib
 import math
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import keras
@@ -19,6 +20,7 @@ __all__ = [
     "monitor_mode",
     "resolve_directory",
     "replace_directory",
+    "expected_warnings_silenced",
 ]
 
 
@@ -98,6 +100,20 @@ def dtype_policy(policy):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+@contextlib.contextmanager
+def expected_warnings_silenced():
+    """Silence the one warning every fine-tuning run raises by design.
+
+    The BERT backbone's `[CLS]` pooler (`pooled_dense`) is not used by the
+    pipelines' heads, so Keras warns that it gets no gradient.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"Gradients do not exist for variables \['pooled_dense", category=UserWarning
+        )
+        yield
 
 
 def replace_directory(build, target):

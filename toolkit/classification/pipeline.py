@@ -26,7 +26,7 @@ from toolkit.metrics import MultilabelF1Score, MultilabelPrecision, MultilabelRe
 from toolkit.predictors import MultilabelPredictor
 from toolkit.runs import RunFolder
 from toolkit.streaming import stream_predictions
-from toolkit.training import dtype_policy, make_optimizer, resolve_directory, run_callbacks
+from toolkit.training import dtype_policy, expected_warnings_silenced, make_optimizer, resolve_directory, run_callbacks
 
 __all__ = [
     "ClassificationData",
@@ -187,10 +187,15 @@ def fit(model, preprocessor, label_names, train_set, dev_set, config, run, resum
         MultilabelPredictor(model, label_names, preprocessor=preprocessor).save(folder)
 
     callbacks, best = run_callbacks(run, config.training, save_best, resume=resume)
-    history = model.fit(
-        train_set, validation_data=dev_set, epochs=config.training.epochs, callbacks=callbacks, shuffle=False,
-        verbose="auto" if sys.stdout.isatty() else 2,
-    )
+    with expected_warnings_silenced():
+        history = model.fit(
+            train_set,
+            validation_data=dev_set,
+            epochs=config.training.epochs,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose="auto" if sys.stdout.isatty() else 2,
+        )
     if best.best_epoch is None:
         raise RuntimeError(
             f"No model was saved: {config.training.monitor} never had a finite value "

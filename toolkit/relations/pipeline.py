@@ -24,7 +24,7 @@ from toolkit.relations.evaluation import evaluate_triples, write_predictions_jso
 from toolkit.relations.targets import build_targets
 from toolkit.runs import RunFolder, write_json_atomic
 from toolkit.streaming import stream_predictions
-from toolkit.training import dtype_policy, make_optimizer, resolve_directory, run_callbacks
+from toolkit.training import dtype_policy, expected_warnings_silenced, make_optimizer, resolve_directory, run_callbacks
 
 __all__ = [
     "RelationData",
@@ -185,12 +185,13 @@ def train(config, *, resume=False, log=logger.info):
         callbacks, best = run_callbacks(
             run, config.training, predictor.save, evaluate=lambda: _dev_scores(predictor, data.dev), resume=resume
         )
-        extractor.training_model.fit(
-            feed,
-            epochs=config.training.epochs,
-            callbacks=callbacks,
-            verbose="auto" if sys.stdout.isatty() else 2,
-        )
+        with expected_warnings_silenced():
+            extractor.training_model.fit(
+                feed,
+                epochs=config.training.epochs,
+                callbacks=callbacks,
+                verbose="auto" if sys.stdout.isatty() else 2,
+            )
     if best.best_epoch is None:
         raise RuntimeError(
             f"No model was saved: {config.training.monitor} never had a finite value (see history.csv)."
