@@ -803,7 +803,7 @@ def default_config(
         maxlen, epochs, pooling = 96, 6, "mean"
     else:
         data["schema"] = os.path.join(data_dir, files["schema"])
-        maxlen, epochs, pooling = 96, 10, "cls"
+        maxlen, epochs, pooling = 96, 25, "cls"
     short = "multilabel" if task == "multilabel_classification" else "relations"
     base = {
         "task": task,

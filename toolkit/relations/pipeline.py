@@ -31,6 +31,8 @@ __all__ = [
     "read_data",
     "build_model",
     "RelationPredictor",
+    "build_training_targets",
+    "dev_scores",
     "train",
     "evaluate_run",
     "predict_file",
@@ -138,7 +140,8 @@ class RelationPredictor:
         return cls(extractor, tokenizer, meta["maxlen"], batch_size or meta["batch_size"])
 
 
-def _targets(dataset, tokenizer, predicates, config, log):
+def build_training_targets(dataset, tokenizer, predicates, config, log=logger.info):
+    """Gold triples as token spans; the ones that cannot be placed are counted (or raise)."""
     targets, report = build_targets(
         dataset.texts,
         dataset.triples,
@@ -152,7 +155,8 @@ def _targets(dataset, tokenizer, predicates, config, log):
     return targets, report
 
 
-def _dev_scores(predictor, dataset):
+def dev_scores(predictor, dataset):
+    """Decode a split and score its triples, as epoch-end log values."""
     predictions = predictor.predict(dataset.texts)
     micro = evaluate_triples(predictions, dataset.triples)["micro"]
     return {"val_micro_f1": micro["f1"], "val_precision": micro["precision"], "val_recall": micro["recall"]}
@@ -169,7 +173,7 @@ def train(config, *, resume=False, log=logger.info):
     data = read_data(config, log=log)
     with dtype_policy(config.training.mixed_precision):
         extractor, tokenizer = build_model(config, data.predicates)
-        targets, target_report = _targets(data.train, tokenizer, data.predicates, config, log)
+        targets, target_report = build_training_targets(data.train, tokenizer, data.predicates, config, log)
         feed = RelationDataFeed(
             targets,
             config.training.batch_size,
@@ -183,7 +187,7 @@ def train(config, *, resume=False, log=logger.info):
         extractor.compile(make_optimizer(config.training, len(feed)))
         predictor = RelationPredictor(extractor, tokenizer, config.model.maxlen, batch_size=config.training.batch_size)
         callbacks, best = run_callbacks(
-            run, config.training, predictor.save, evaluate=lambda: _dev_scores(predictor, data.dev), resume=resume
+            run, config.training, predictor.save, evaluate=lambda: dev_scores(predictor, data.dev), resume=resume
         )
         with expected_warnings_silenced():
             extractor.training_model.fit(
