@@ -1,0 +1,42 @@
+"""Both pipelines train under the mixed precision policies with a finite loss."""
+
+import csv
+import math
+
+import keras
+import pytest
+
+from toolkit.config import default_config
+from toolkit.data.synthetic import write_multilabel_demo, write_relation_demo
+
+TINY = [
+    "model.encoder.num_layers=1",
+    "model.encoder.hidden_dim=32",
+    "model.encoder.num_heads=2",
+    "model.encoder.intermediate_dim=64",
+    "training.epochs=1",
+    "training.batch_size=32",
+]
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("task", ["multilabel_classification", "relation_extraction"])
+def test_pipeline_trains_with_finite_loss(tmp_path, task, policy):
+    if task == "multilabel_classification":
+        from toolkit.classification import pipeline
+
+        write_multilabel_demo(tmp_path / "data", n_train=200, n_dev=40, n_test=40, seed=1)
+    else:
+        from toolkit.relations import pipeline
+
+        write_relation_demo(tmp_path / "data", n_train=200, n_dev=40, n_test=40, seed=1)
+    config = default_config(
+        task, data_dir=tmp_path / "data", output_dir=tmp_path / "run", overrides=[*TINY, f"training.mixed_precision={policy}"]
+    )
+    results = pipeline.train(config, log=lambda message: None)
+    with open(tmp_path / "run" / "history.csv", encoding="utf-8") as handle:
+        losses = [float(row["loss"]) for row in csv.DictReader(handle)]
+    assert losses and all(math.isfinite(loss) for loss in losses)
+    assert results["best_epoch"] == 1
+    # The policy applies inside the run only.
+    assert keras.config.dtype_policy().name == "float32"
