@@ -511,3 +511,21 @@ def test_jax_backend_trains_through_the_compile_loss_route():
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax"
     _check_compile_route_history(result)
+
+
+def test_subject_spans_are_capped_by_their_scores():
+    from toolkit.encoders.tokenizer import Encoding
+    from toolkit.relations.decoder import _subject_spans
+
+    length = 12
+    offsets = [(0, 0)] + [(i, i + 1) for i in range(length - 2)] + [(0, 0)]
+    encoding = Encoding([5] * length, [0] * length, offsets, "abcdefghij")
+    starts = np.full(length, -5.0)
+    ends = np.full(length, -5.0)
+    for position, score in zip(range(1, 11), [1, 9, 2, 8, 3, 7, 4, 6, 5, 0.5]):
+        starts[position] = score
+        ends[position] = 1.0
+    logits = np.stack([starts, ends])
+    every = _subject_spans(logits, encoding, 0.0, limit=None)
+    assert every == [(position, position) for position in range(1, 11)]
+    assert _subject_spans(logits, encoding, 0.0, limit=3) == [(2, 2), (4, 4), (6, 6)]

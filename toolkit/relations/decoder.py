@@ -111,10 +111,24 @@ def _object_triples(object_logits, encoding, subject_span, predicates, tokenizer
     return triples
 
 
-def _subject_spans(subject_logits, encoding, threshold) -> list:
-    return _real_spans(
+MAX_SUBJECTS_PER_TEXT = 64
+
+
+def _subject_spans(subject_logits, encoding, threshold, limit=MAX_SUBJECTS_PER_TEXT) -> list:
+    """The subject spans of one text; past `limit`, those with the highest start + end logits.
+
+    A trained model finds a few subjects per sentence; the limit only bounds
+    the work (and memory) of decoding an untrained model early in training,
+    whose every position may score above 0.
+    """
+    spans = _real_spans(
         find_spans(subject_logits[0], subject_logits[1], len(encoding.token_ids), threshold), encoding
     )
+    if limit is not None and len(spans) > limit:
+        scores = [subject_logits[0][start] + subject_logits[1][end] for start, end in spans]
+        keep = sorted(np.argsort(scores, kind="stable")[::-1][:limit])
+        spans = [spans[index] for index in keep]
+    return spans
 
 
 def _compiles_per_shape(model) -> bool:
