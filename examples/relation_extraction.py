@@ -88,6 +88,7 @@ def main():
             extractor.training_model.fit(
                 feed, epochs=config.training.epochs, callbacks=callbacks, verbose="auto" if sys.stdout.isatty() else 2
             )
+    best.require_model()
     log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")
 
     # ## Evaluation

@@ -1,6 +1,7 @@
 """Training machinery shared by the pipelines: schedule, optimizer, callbacks."""
 
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -163,17 +164,27 @@ class EpochEvaluation(keras.callbacks.Callback):
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
-    """Saves the model through `save(path)` whenever `monitor` improves.
+    """Saves the model through `save(path)` whenever `monitor` improves; stops on a NaN loss.
 
     The folder is replaced atomically (`replace_directory`). The epoch and
-    score of the best model are kept in `best_epoch` / `best_score`.
+    score of the best model are kept in `best_epoch` / `best_score`. At the
+    first non-finite training loss, training stops, nothing more is saved
+    (the last good model stays), `stopped_on_nan` tells where it happened and
+    `log` says what to do.
     """
 
     def __init__(
-        self, save, directory, monitor="val_micro_f1", mode="max", initial_score=None, initial_epoch=None, on_save=None
+        self,
+        save,
+        directory,
+        monitor="val_micro_f1",
+        mode="max",
+        initial_score=None,
+        initial_epoch=None,
+        on_save=None,
+        log=None,
     ):
         super().__init__()
-        self.on_save = on_save
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}.")
         self.save = save
@@ -182,14 +193,29 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         self.mode = mode
         self.best_score = initial_score
         self.best_epoch = initial_epoch
+        self.on_save = on_save
+        self.log = log or logging.getLogger("toolkit").warning
+        self.stopped_on_nan = None
+        self._epoch = 0
 
     def _better(self, score):
         if self.best_score is None:
             return True
         return score > self.best_score if self.mode == "max" else score < self.best_score
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and self.stopped_on_nan is None and not math.isfinite(float(loss)):
+            self.stopped_on_nan = {"epoch": self._epoch + 1, "batch": batch + 1, "loss": float(loss)}
+            self.model.stop_training = True
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if self.stopped_on_nan is not None:
+            return
         if self.monitor not in logs:
             raise KeyError(
                 f"training.monitor: {self.monitor!r} is not among this run's logged values "
@@ -202,13 +228,40 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             if self.on_save is not None:
                 self.on_save(self.best_epoch, self.best_score)
 
+    def on_train_end(self, logs=None):
+        if self.stopped_on_nan is not None:
+            self.log(self.nan_message())
+
+    def require_model(self):
+        """Raise a RuntimeError that says why, when no model was ever saved."""
+        if self.best_epoch is None:
+            if self.stopped_on_nan is not None:
+                raise RuntimeError(self.nan_message())
+            raise RuntimeError(
+                f"No model was saved: training.monitor ({self.monitor}) never had a finite value; "
+                "see history.csv."
+            )
+
+    def nan_message(self):
+        where = self.stopped_on_nan
+        kept = (
+            f"the best model so far (epoch {self.best_epoch}) is kept in {self.directory}"
+            if self.best_epoch is not None
+            else "no model had been saved yet"
+        )
+        return (
+            f"Training stopped: the loss became {where['loss']} at epoch {where['epoch']}, batch "
+            f"{where['batch']}; {kept}. Try a lower training.learning_rate, or training.mixed_precision: "
+            "null if a mixed precision policy is on."
+        )
+
 
 def monitor_mode(monitor):
     """"min" for losses, "max" for scores."""
     return "min" if monitor.endswith("loss") else "max"
 
 
-def run_callbacks(run, training, save_best, evaluate=None, resume=False):
+def run_callbacks(run, training, save_best, evaluate=None, resume=False, log=None):
     """The callbacks of a pipeline run, in the order they must see each epoch's end.
 
     EMA weights are swapped in first (so evaluation and the saved model use
@@ -230,6 +283,7 @@ def run_callbacks(run, training, save_best, evaluate=None, resume=False):
         initial_score=state["score"] if state else None,
         initial_epoch=state["epoch"] if state else None,
         on_save=lambda epoch, score: run.write_json("best.json", {"epoch": epoch, "score": score}),
+        log=log,
     )
     callbacks = []
     if training.ema is not None:
@@ -240,7 +294,6 @@ def run_callbacks(run, training, save_best, evaluate=None, resume=False):
         best,
         keras.callbacks.CSVLogger(str(run / "history.csv"), append=resume),
         keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False),
-        keras.callbacks.TerminateOnNaN(),
     ]
     if training.early_stopping_patience:
         callbacks.append(

@@ -180,13 +180,13 @@ def compile_model(model, config, steps_per_epoch, num_labels):
     return model
 
 
-def fit(model, preprocessor, label_names, train_set, dev_set, config, run, resume=False):
+def fit(model, preprocessor, label_names, train_set, dev_set, config, run, resume=False, log=logger.warning):
     """Train; keep the best model (by `training.monitor` on dev) in `run.best`."""
 
     def save_best(folder):
         MultilabelPredictor(model, label_names, preprocessor=preprocessor).save(folder)
 
-    callbacks, best = run_callbacks(run, config.training, save_best, resume=resume)
+    callbacks, best = run_callbacks(run, config.training, save_best, resume=resume, log=log)
     with expected_warnings_silenced():
         history = model.fit(
             train_set,
@@ -196,11 +196,7 @@ def fit(model, preprocessor, label_names, train_set, dev_set, config, run, resum
             shuffle=False,
             verbose="auto" if sys.stdout.isatty() else 2,
         )
-    if best.best_epoch is None:
-        raise RuntimeError(
-            f"No model was saved: {config.training.monitor} never had a finite value "
-            "(see history.csv). The loss may have become NaN; try a lower learning rate."
-        )
+    best.require_model()
     return history, best
 
 
@@ -277,7 +273,9 @@ def train(config, *, resume=False, log=logger.info):
         )
         dev_set = make_dataset(preprocessor, dev_encoded, config.training.batch_size, shuffle=False)
         compile_model(model, config, int(train_set.cardinality()), len(data.label_names))
-        history, best = fit(model, preprocessor, data.label_names, train_set, dev_set, config, run, resume=resume)
+        history, best = fit(
+            model, preprocessor, data.label_names, train_set, dev_set, config, run, resume=resume, log=log
+        )
     log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")
     results = evaluate_run(
         run,
@@ -289,6 +287,7 @@ def train(config, *, resume=False, log=logger.info):
         loss=config.loss.name,
         best_epoch=best.best_epoch,
         monitor={config.training.monitor: best.best_score},
+        stopped_on_nan=best.stopped_on_nan,
         train_seconds=round(time.time() - started, 1),
         train_examples=len(data.train),
         skipped_lines={

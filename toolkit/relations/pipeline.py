@@ -187,7 +187,7 @@ def train(config, *, resume=False, log=logger.info):
         extractor.compile(make_optimizer(config.training, len(feed)))
         predictor = RelationPredictor(extractor, tokenizer, config.model.maxlen, batch_size=config.training.batch_size)
         callbacks, best = run_callbacks(
-            run, config.training, predictor.save, evaluate=lambda: dev_scores(predictor, data.dev), resume=resume
+            run, config.training, predictor.save, evaluate=lambda: dev_scores(predictor, data.dev), resume=resume, log=log
         )
         with expected_warnings_silenced():
             extractor.training_model.fit(
@@ -196,15 +196,13 @@ def train(config, *, resume=False, log=logger.info):
                 callbacks=callbacks,
                 verbose="auto" if sys.stdout.isatty() else 2,
             )
-    if best.best_epoch is None:
-        raise RuntimeError(
-            f"No model was saved: {config.training.monitor} never had a finite value (see history.csv)."
-        )
+    best.require_model()
     log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")
     results = evaluate_run(run, data, log=log)
     results.update(
         best_epoch=best.best_epoch,
         monitor={config.training.monitor: best.best_score},
+        stopped_on_nan=best.stopped_on_nan,
         train_seconds=round(time.time() - started, 1),
         train_sentences=len(data.train),
         train_triples_dropped=target_report.as_dict(),
