@@ -57,6 +57,7 @@ def main(argv=None):
     log = logging.getLogger("toolkit").info
     from toolkit.config import ConfigError, load_config
     from toolkit.data import DataError
+    from toolkit.encoders.errors import EncoderLoadError
     from toolkit.runs import RunFolderError
 
     try:
@@ -75,7 +76,7 @@ def main(argv=None):
         elif args.command == "predict":
             config = load_config(Path(args.run_dir) / "config.yaml")
             _pipeline(config.task).predict_file(args.run_dir, args.input, args.output, log=log)
-    except (ConfigError, DataError, RunFolderError, FileNotFoundError) as error:
+    except (ConfigError, DataError, EncoderLoadError, RunFolderError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

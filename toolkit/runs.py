@@ -1,6 +1,7 @@
 """The run folder: where a training run writes everything, never half-written."""
 
 import json
+import shutil
 from pathlib import Path
 
 from toolkit.reports import write_json_atomic, write_text_atomic
@@ -10,6 +11,9 @@ __all__ = ["RunFolder", "write_json_atomic", "write_text_atomic", "RunFolderErro
 
 class RunFolderError(ValueError):
     """The output folder cannot be used as asked."""
+
+
+_RUN_MARKERS = ("best", "best.old", "best.json", "backup", "history.csv", "metrics.json")
 
 
 class RunFolder:
@@ -24,9 +28,10 @@ class RunFolder:
     - `history.csv`, `plots/*.png`, `logs/` (TensorBoard), `backup/` (resume
       state), `cache/` (tokenized data).
 
-    A folder that already holds a finished or started run is refused unless
-    `overwrite=True` or `resume=True` (an interrupted run started again with
-    the same config).
+    A folder that already holds a run (one that finished at least one epoch)
+    is refused unless `overwrite=True` or `resume=True` (an interrupted run
+    started again with the same config). A folder left by a run that failed
+    before its first epoch (a bad data line, a missing encoder file) is reused.
     """
 
     def __init__(self, directory):
@@ -36,16 +41,28 @@ class RunFolder:
         """Create the folder; refuse one holding another run unless told."""
         if self.path.exists() and not self.path.is_dir():
             raise RunFolderError(f"output.dir: {self.path} exists and is not a folder.")
-        started = self.path.is_dir() and any(self.path.iterdir())
-        if started and not (overwrite or resume):
+        if self.started() and not (overwrite or resume):
             raise RunFolderError(
                 f"output.dir: {self.path} already holds a run. Choose another folder "
                 "(--set output.dir=...), set output.overwrite=true to replace it, or run "
                 "the same command again with --resume to continue an interrupted run."
             )
+        if overwrite and not resume:
+            # A fresh start: the old run's state must not leak in (Keras would
+            # restore a leftover backup/ as if resuming).
+            for name in _RUN_MARKERS:
+                target = self.path / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
         for sub in ("plots", "logs", "cache"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         return self
+
+    def started(self):
+        """Whether the folder holds a run that got as far as one epoch."""
+        return any((self.path / name).exists() for name in _RUN_MARKERS)
 
     def __truediv__(self, name):
         return self.path / name

@@ -472,24 +472,28 @@ class WordPieceTokenizer:
         char_start = encoding.offsets[token_start][0]
         char_end = encoding.offsets[token_end][1]
         text = encoding.segment_text(segment)
-        # Accent stripping drops combining marks from the token; keep them with
-        # the letter they belong to.
-        while char_end < len(text) and unicodedata.combining(text[char_end]):
+        # Accent stripping drops combining marks (category Mn) from the token;
+        # keep those with the letter they belong to. Marks the normaliser
+        # keeps (spacing marks, Mc) are tokens of their own and stay out.
+        while (
+            char_end < len(text)
+            and unicodedata.category(text[char_end]) == "Mn"
+            and self._dropped_by_normaliser(text[char_end])
+        ):
             char_end += 1
         return char_start, char_end
 
     def _has_token_characters(self, text: str) -> bool:
-        """Whether `text` holds a character the normaliser keeps as a token."""
-        for character in text:
-            if character.isspace():
-                continue
-            category = unicodedata.category(character)
-            if category.startswith("C") or character == "\ufffd":
-                continue
-            if self.strip_accents and category == "Mn":
-                continue
-            return True
-        return False
+        """Whether `text` holds a character the normaliser keeps as (part of) a token."""
+        return any(not character.isspace() and not self._dropped_by_normaliser(character) for character in text)
+
+    def _dropped_by_normaliser(self, character: str) -> bool:
+        """Whether the tokenizer's own normaliser removes `character` (control
+        characters, accents when stripping them...): asked, not guessed from
+        Unicode tables, whose versions differ between Python and Rust."""
+        normalizer = self._tokenizer.normalizer
+        normalized = normalizer.normalize_str(character) if normalizer is not None else character
+        return not normalized.strip()
 
 
 # --- Vocabulary files and settings -------------------------------------------

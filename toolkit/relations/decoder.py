@@ -60,6 +60,8 @@ def find_spans(start_logits, end_logits, valid_length: Optional[int] = None, thr
             f"start_logits and end_logits must be 1-D of the same length; got shapes "
             f"{start_logits.shape} and {end_logits.shape}."
         )
+    if valid_length is not None and int(valid_length) < 0:
+        raise ValueError(f"valid_length must be None or >= 0; got {valid_length!r}.")
     length = len(start_logits) if valid_length is None else min(int(valid_length), len(start_logits))
     starts = np.flatnonzero(start_logits[:length] > threshold)
     ends = np.flatnonzero(end_logits[:length] > threshold)
