@@ -10,7 +10,6 @@ rejects mismatched shapes with a ValueError.
 
 import functools
 import os
-import unicodedata
 from pathlib import Path
 
 import numpy as np
