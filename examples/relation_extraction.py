@@ -33,7 +33,6 @@ import keras
 from toolkit.cli import make_demo_config
 from toolkit.config import load_config
 from toolkit.relations import pipeline
-from toolkit.relations.feed import RelationDataFeed
 from toolkit.runs import RunFolder
 from toolkit.training import dtype_policy, expected_warnings_silenced, make_optimizer, run_callbacks
 
@@ -66,16 +65,8 @@ def main():
 
         # Gold triples become token spans; those not found in the text (or cut by maxlen) are counted.
         targets, report = pipeline.build_training_targets(data.train, tokenizer, data.predicates, config, log)
-        feed = RelationDataFeed(
-            targets,
-            config.training.batch_size,
-            shuffle=True,
-            seed=config.training.seed,
-            group_by_length=True,
-            targets_as="inputs" if extractor.loss_in == "layer" else "y",
-            pad_id=tokenizer.pad_id,
-            length_multiple=8,
-        )
+        # Each step draws one gold subject per sentence; sentences of similar length share a batch.
+        feed = pipeline.make_feed(targets, extractor, tokenizer, config)
 
         # ## Training
         # The loss is inside the training graph; every epoch ends with a dev decode scored as triples.

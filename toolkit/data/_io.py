@@ -52,29 +52,19 @@ def iter_lines(path: PathType) -> Iterator[tuple[int, str, Optional[DataError]]]
     with replacement characters) and ``None`` otherwise. Raises ``DataError`` if
     the file cannot be opened or holds nothing but whitespace.
     """
-    try:
-        handle = open(path, "rb")
-    except OSError as error:
-        raise _open_error(path, error) from None
-    with handle:
-        anything = False
-        for number, raw in enumerate(handle, start=1):
-            text, error = _decode_line(path, number, raw)
-            if number == 1 and text.startswith(_UTF8_BOM):
-                text = text[1:]
-            if text.endswith("\n"):
-                text = text[:-1]
-            if text.endswith("\r"):
-                text = text[:-1]
-            if text.strip() or error is not None:
-                anything = True
-            yield number, text, error
-    if not anything:
-        raise DataError(path, None, "file is empty", reason="empty file")
+    for number, text, error in iter_raw_lines(path):
+        if text.endswith("\n"):
+            text = text[:-1]
+        if text.endswith("\r"):
+            text = text[:-1]
+        yield number, text, error
 
 
 def iter_raw_lines(path: PathType) -> Iterator[tuple[int, str, Optional[DataError]]]:
-    """Like :func:`iter_lines`, but keep each line's ending (for the csv module)."""
+    """Like :func:`iter_lines`, but keep each line's ending (for the csv module).
+
+    Raises ``DataError`` if the file cannot be opened or holds nothing but whitespace.
+    """
     try:
         handle = open(path, "rb")
     except OSError as error:

@@ -32,6 +32,7 @@ __all__ = [
     "build_model",
     "RelationPredictor",
     "build_training_targets",
+    "make_feed",
     "dev_scores",
     "train",
     "evaluate_run",
@@ -155,6 +156,22 @@ def build_training_targets(dataset, tokenizer, predicates, config, log=logger.in
     return targets, report
 
 
+def make_feed(targets, extractor, tokenizer, config):
+    """Training batches: one sampled subject per sentence, re-drawn every epoch, similar lengths together."""
+    from toolkit.relations.feed import RelationDataFeed
+
+    return RelationDataFeed(
+        targets,
+        config.training.batch_size,
+        shuffle=True,
+        seed=config.training.seed,
+        group_by_length=True,
+        targets_as="inputs" if extractor.loss_in == "layer" else "y",
+        pad_id=tokenizer.pad_id,
+        length_multiple=8,
+    )
+
+
 def dev_scores(predictor, dataset):
     """Decode a split and score its triples, as epoch-end log values."""
     predictions = predictor.predict(dataset.texts)
@@ -164,8 +181,6 @@ def dev_scores(predictor, dataset):
 
 def train(config, *, resume=False, log=logger.info):
     """Run the whole pipeline for a config; returns the scores written to metrics.json."""
-    from toolkit.relations.feed import RelationDataFeed
-
     started = time.time()
     run = RunFolder(config.output.dir).prepare(overwrite=config.output.overwrite, resume=resume)
     config.save(run / "config.yaml")
@@ -174,16 +189,7 @@ def train(config, *, resume=False, log=logger.info):
     with dtype_policy(config.training.mixed_precision):
         extractor, tokenizer = build_model(config, data.predicates)
         targets, target_report = build_training_targets(data.train, tokenizer, data.predicates, config, log)
-        feed = RelationDataFeed(
-            targets,
-            config.training.batch_size,
-            shuffle=True,
-            seed=config.training.seed,
-            group_by_length=True,
-            targets_as="inputs" if extractor.loss_in == "layer" else "y",
-            pad_id=tokenizer.pad_id,
-            length_multiple=8,
-        )
+        feed = make_feed(targets, extractor, tokenizer, config)
         extractor.compile(make_optimizer(config.training, len(feed)))
         predictor = RelationPredictor(extractor, tokenizer, config.model.maxlen, batch_size=config.training.batch_size)
         callbacks, best = run_callbacks(
