@@ -145,3 +145,17 @@ def test_cli_reports_config_errors_with_the_key_and_writes_nothing(tmp_path):
     assert done.returncode == 2
     assert "training.epoch" in done.stderr and "did you mean 'epochs'" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_reports_a_missing_encoder_file_without_a_traceback(tmp_path):
+    write_multilabel_demo(tmp_path / "data", n_train=20, n_dev=10, n_test=10, seed=1)
+    config = default_config("multilabel_classification", data_dir=tmp_path / "data", output_dir=tmp_path / "run")
+    config.save(tmp_path / "config.yaml")
+    done = run_cli("train", str(tmp_path / "config.yaml"), "--set", f"model.encoder.vocab={tmp_path / 'missing.txt'}")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "missing.txt" in done.stderr and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    # Nothing was trained, so the same folder is reused by the next try.
+    from toolkit.runs import RunFolder
+
+    assert not RunFolder(tmp_path / "run").started()
