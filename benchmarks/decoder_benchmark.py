@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -437,9 +438,7 @@ def render(rows, args, load) -> str:
         "comes from a logit within float rounding of 0 (a batched row is padded, a single "
         "sentence is not, which changes the last bits).",
         "",
-        "Command: `python benchmarks/decoder_benchmark.py --write-doc`"
-        + ("" if args.rounds == 2 and not args.limit else f" (run with --rounds {args.rounds}"
-           + (f" --limit {args.limit}" if args.limit else "") + ")"),
+        f"Command: `{args.command}`",
         "",
         f"Machine: `nproc` = {len(os.sched_getaffinity(0))}, {cpu_model()}, no GPU, load average "
         f"{load[0]:.1f} at the start and {load[1]:.1f} at the end (a shared machine); "
@@ -466,6 +465,9 @@ def write_section(markdown: str) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    args.command = " ".join(
+        ["python benchmarks/decoder_benchmark.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]
+    )
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(REPO_ROOT))

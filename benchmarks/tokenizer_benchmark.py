@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -198,11 +199,8 @@ def render(rows, sentences, args, agree, load) -> str:
             f"for {agree[1]:.1%}."
         )
         lines.append("")
-    flags = "" if args.rounds == 3 and args.repeats == 3 else (
-        f" --rounds {args.rounds} --repeats {args.repeats}"
-    )
     lines += [
-        f"Command: `python benchmarks/tokenizer_benchmark.py{flags} --write-doc`",
+        f"Command: `{args.command}`",
         "",
         f"Machine: `nproc` = {len(os.sched_getaffinity(0))}, {cpu_model()}, load average "
         f"{load[0]:.1f} at the start and {load[1]:.1f} at the end (a shared machine); "
@@ -246,6 +244,9 @@ def main(argv=None) -> None:
     if args.worker:
         worker(args)
         return
+    args.command = " ".join(
+        ["python benchmarks/tokenizer_benchmark.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]
+    )
     missing = [str(path) for path in [*args.data, args.vocab] if not path.is_file()]
     if missing:
         raise SystemExit(

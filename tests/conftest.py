@@ -1,4 +1,4 @@
-"""Shared test setup: fixed seeds, and the path of ../shared when it exists."""
+"""Shared test setup: fixed seeds, the tiny encoder overrides, and the path of ../shared when it exists."""
 
 import os
 from pathlib import Path
@@ -8,6 +8,20 @@ import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Config overrides for a one-layer, 32-wide random encoder: a run trains in seconds.
+# Test files add their own `model.maxlen` and `training.*` settings.
+TINY_ENCODER = (
+    "model.encoder.num_layers=1",
+    "model.encoder.hidden_dim=32",
+    "model.encoder.num_heads=2",
+    "model.encoder.intermediate_dim=64",
+)
+
+
+def set_flags(overrides):
+    """Overrides as command-line arguments: `["a=1", "b=2"]` -> `["--set", "a=1", "--set", "b=2"]`."""
+    return [item for override in overrides for item in ("--set", override)]
 
 
 def shared_dir():

@@ -10,16 +10,13 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, TINY_ENCODER, set_flags
 from toolkit.config import default_config
 from toolkit.data import DataError, read_multilabel, to_multi_hot
 from toolkit.data.synthetic import write_multilabel_demo
 
 TINY = [
-    "model.encoder.num_layers=1",
-    "model.encoder.hidden_dim=32",
-    "model.encoder.num_heads=2",
-    "model.encoder.intermediate_dim=64",
+    *TINY_ENCODER,
     "model.maxlen=48",
     "training.epochs=2",
     "training.batch_size=32",
@@ -122,7 +119,7 @@ def test_cli_trains_evaluates_and_predicts(tmp_path, backend):
     write_multilabel_demo(tmp_path / "data", n_train=120, n_dev=40, n_test=40, seed=5)
     config = default_config("multilabel_classification", data_dir=tmp_path / "data", output_dir=tmp_path / "run")
     config.save(tmp_path / "config.yaml")
-    overrides = [item for override in TINY for item in ("--set", override)]
+    overrides = set_flags(TINY)
     done = run_cli("train", str(tmp_path / "config.yaml"), *overrides, "--set", "training.epochs=1", backend=backend)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -7,13 +7,10 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, TINY_ENCODER, set_flags
 
 TINY = [
-    "model.encoder.num_layers=1",
-    "model.encoder.hidden_dim=32",
-    "model.encoder.num_heads=2",
-    "model.encoder.intermediate_dim=64",
+    *TINY_ENCODER,
     "training.epochs=1",
 ]
 
@@ -27,7 +24,7 @@ TINY = [
 )
 def test_example_runs_its_demo(tmp_path, script, run_name, score):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
-    overrides = [item for override in TINY for item in ("--set", override)]
+    overrides = set_flags(TINY)
     done = subprocess.run(
         [sys.executable, str(REPO_ROOT / "examples" / script), *overrides],
         cwd=tmp_path,

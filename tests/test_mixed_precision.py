@@ -6,14 +6,12 @@ import math
 import keras
 import pytest
 
+from tests.conftest import TINY_ENCODER
 from toolkit.config import default_config
 from toolkit.data.synthetic import write_multilabel_demo, write_relation_demo
 
 TINY = [
-    "model.encoder.num_layers=1",
-    "model.encoder.hidden_dim=32",
-    "model.encoder.num_heads=2",
-    "model.encoder.intermediate_dim=64",
+    *TINY_ENCODER,
     "training.epochs=1",
     "training.batch_size=32",
 ]

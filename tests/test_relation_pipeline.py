@@ -4,16 +4,14 @@ import json
 
 import pytest
 
+from tests.conftest import TINY_ENCODER, set_flags
 from tests.test_classification_pipeline import run_cli
 from toolkit.config import default_config
 from toolkit.data import read_relations
 from toolkit.data.synthetic import write_relation_demo
 
 TINY = [
-    "model.encoder.num_layers=1",
-    "model.encoder.hidden_dim=32",
-    "model.encoder.num_heads=2",
-    "model.encoder.intermediate_dim=64",
+    *TINY_ENCODER,
     "model.maxlen=64",
     "training.epochs=2",
     "training.batch_size=16",
@@ -81,7 +79,7 @@ def test_cli_trains_and_predicts(tmp_path, backend):
     write_relation_demo(tmp_path / "data", n_train=80, n_dev=20, n_test=20, seed=4)
     config = default_config("relation_extraction", data_dir=tmp_path / "data", output_dir=tmp_path / "run")
     config.save(tmp_path / "config.yaml")
-    overrides = [item for override in TINY for item in ("--set", override)]
+    overrides = set_flags(TINY)
     done = run_cli("train", str(tmp_path / "config.yaml"), *overrides, "--set", "training.epochs=1", backend=backend)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "f1" in json.loads((tmp_path / "run" / "metrics.json").read_text())["dev"]

@@ -6,7 +6,15 @@ import keras
 import numpy as np
 import pytest
 
-from toolkit.training import BestModelCheckpoint, WarmupDecay, replace_directory, resolve_directory
+from toolkit.config import TrainingConfig
+from toolkit.training import (
+    BestModelCheckpoint,
+    WarmupDecay,
+    ema_warning,
+    make_optimizer,
+    replace_directory,
+    resolve_directory,
+)
 
 
 def test_warmup_then_linear_and_cosine_decay():
@@ -20,6 +28,22 @@ def test_warmup_then_linear_and_cosine_decay():
     assert WarmupDecay.from_config(linear.get_config()).get_config() == linear.get_config()
     with pytest.raises(ValueError, match="decay must be 'linear', 'cosine' or 'none'; got 'step'"):
         WarmupDecay(1.0, 0, 10, decay="step")
+
+
+def test_a_weight_average_too_long_for_the_run_is_warned_about(caplog):
+    # 0.999 ** 628 = 0.53: the average would still be half the untrained start.
+    message = ema_warning(0.999, 628)
+    assert "training.ema=0.999" in message and "628" in message and "53%" in message
+    assert ema_warning(0.999, 4710) is None  # 0.9%: long enough
+    assert ema_warning(0.9, 100) is None
+    assert ema_warning(None, 10) is None
+    with caplog.at_level("WARNING", logger="toolkit"):
+        make_optimizer(TrainingConfig(epochs=4, ema=0.999), steps_per_epoch=157)
+    assert any("training.ema=0.999" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="toolkit"):
+        make_optimizer(TrainingConfig(epochs=30, ema=0.999), steps_per_epoch=157)
+    assert not caplog.records
 
 
 def test_replace_directory_swaps_whole_folders(tmp_path):

@@ -255,7 +255,14 @@ class ModelConfig(_Section):
 
 
 class TrainingConfig(_Section):
-    """``training``: optimisation. Give ``warmup_ratio`` or ``warmup_steps``, not both."""
+    """``training``: optimisation. Give ``warmup_ratio`` or ``warmup_steps``, not both.
+
+    ``distribution`` trains on several devices: ``mirrored`` (TensorFlow, the
+    GPUs of one machine), ``multi_worker_mirrored`` (TensorFlow, several
+    machines described by ``TF_CONFIG``) or ``data_parallel`` (JAX, every local
+    device); ``batch_size`` is then the global batch. Whether it fits the Keras
+    backend is checked when training starts (``toolkit.distribution``).
+    """
 
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -269,6 +276,7 @@ class TrainingConfig(_Section):
     early_stopping_patience: Optional[int] = Field(None, ge=1)
     mixed_precision: Optional[Literal["mixed_float16", "mixed_bfloat16"]] = None
     monitor: str = Field("val_micro_f1", min_length=1)
+    distribution: Literal["none", "mirrored", "multi_worker_mirrored", "data_parallel"] = "none"
 
     @model_validator(mode="after")
     def _check_warmup(self) -> "TrainingConfig":

@@ -6,6 +6,7 @@ them all. Everything a run writes goes into `config.output.dir` (see
 """
 
 import hashlib
+import itertools
 import logging
 import sys
 import time
@@ -20,13 +21,22 @@ from toolkit.batching import length_grouped_batches
 from toolkit.classification.model import MultilabelTextClassifier
 from toolkit.classification.preprocessor import TextPreprocessor
 from toolkit.data import DataError, build_label_vocabulary, read_multilabel_split, split_off, to_multi_hot
+from toolkit.distribution import Replicas, config_source, distributed_batches, distribution_scope
 from toolkit.encoders import load_encoder
 from toolkit.losses import MultilabelCategoricalCrossentropy
 from toolkit.metrics import MultilabelF1Score, MultilabelPrecision, MultilabelRecall, SubsetAccuracy
 from toolkit.predictors import MultilabelPredictor
 from toolkit.runs import RunFolder
 from toolkit.streaming import stream_predictions
-from toolkit.training import dtype_policy, expected_warnings_silenced, make_optimizer, resolve_directory, run_callbacks
+from toolkit.training import (
+    close_run_folder,
+    dtype_policy,
+    expected_warnings_silenced,
+    make_optimizer,
+    open_run_folder,
+    resolve_directory,
+    run_callbacks,
+)
 
 __all__ = [
     "ClassificationData",
@@ -34,6 +44,7 @@ __all__ = [
     "EncodedSplit",
     "encode_split",
     "make_dataset",
+    "make_stream",
     "build_model",
     "compile_model",
     "fit",
@@ -125,6 +136,27 @@ def encode_split(preprocessor, dataset, label_names, cache_dir=None):
     return EncodedSplit(token_ids, targets)
 
 
+def _epoch_batches(preprocessor, encoded, batch_size, *, shuffle, seed=0):
+    """A function `epoch -> iterator of (inputs, targets)` padded NumPy batches."""
+    lengths = encoded.lengths
+
+    def batches(epoch):
+        for indices in length_grouped_batches(lengths, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
+            yield preprocessor.pad([encoded.token_ids[i] for i in indices]), encoded.targets[indices]
+
+    return batches
+
+
+def _batch_signature(num_labels):
+    import tensorflow as tf
+
+    sequence = tf.TensorSpec((None, None), tf.int32)
+    return (
+        {"token_ids": sequence, "segment_ids": sequence, "padding_mask": sequence},
+        tf.TensorSpec((None, num_labels), tf.float32),
+    )
+
+
 def make_dataset(preprocessor, encoded, batch_size, *, shuffle, seed=0):
     """A prefetching `tf.data.Dataset` of length-grouped, padded batches.
 
@@ -132,22 +164,38 @@ def make_dataset(preprocessor, encoded, batch_size, *, shuffle, seed=0):
     """
     import tensorflow as tf
 
-    lengths = encoded.lengths
-    num_batches = len(length_grouped_batches(lengths, batch_size, shuffle=False))
+    num_batches = len(length_grouped_batches(encoded.lengths, batch_size, shuffle=False))
+    epoch_batches = _epoch_batches(preprocessor, encoded, batch_size, shuffle=shuffle, seed=seed)
     epochs = iter(range(1 << 30))
 
     def batches():
-        epoch = next(epochs)
-        for indices in length_grouped_batches(lengths, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
-            yield preprocessor.pad([encoded.token_ids[i] for i in indices]), encoded.targets[indices]
+        return epoch_batches(next(epochs))
 
-    sequence = tf.TensorSpec((None, None), tf.int32)
-    signature = (
-        {"token_ids": sequence, "segment_ids": sequence, "padding_mask": sequence},
-        tf.TensorSpec((None, encoded.targets.shape[1]), tf.float32),
-    )
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=_batch_signature(encoded.targets.shape[1]))
     return dataset.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(tf.data.AUTOTUNE)
+
+
+def make_stream(preprocessor, encoded, batch_size, replicas=None, *, shuffle, seed=0):
+    """What `fit` reads, on one device or several: `(stream, steps per epoch)`.
+
+    The batches of `make_dataset`, epoch after epoch, as one endless stream
+    (`toolkit.distribution.distributed_batches`), split over `replicas` when
+    there are several; pass the steps to `fit`. Each epoch's order depends on
+    the seed and the epoch number only, however often Keras opens the
+    stream. On JAX the dev batches (`shuffle=False`) carry sample weights, so
+    that padding them to a multiple of the device count changes no score.
+    """
+    replicas = replicas or Replicas()
+    epoch_batches = _epoch_batches(preprocessor, encoded, batch_size, shuffle=shuffle, seed=seed)
+
+    def endless():
+        for epoch in itertools.count() if shuffle else itertools.repeat(0):
+            yield from epoch_batches(epoch)
+
+    weighted = not shuffle and replicas.name == "data_parallel"
+    signature = _batch_signature(encoded.targets.shape[1]) if keras.backend.backend() == "tensorflow" else None
+    stream = distributed_batches(replicas, endless, signature, weighted=weighted, seed=seed)
+    return stream, len(length_grouped_batches(encoded.lengths, batch_size, shuffle=False))
 
 
 def build_model(config, num_labels):
@@ -160,12 +208,18 @@ def build_model(config, num_labels):
     return model, preprocessor
 
 
-def compile_model(model, config, steps_per_epoch, num_labels):
-    """AdamW + warmup/decay, the configured loss, and threshold-0 metrics."""
+def compile_model(model, config, steps_per_epoch, num_labels, *, weighted_batches=False):
+    """AdamW + warmup/decay, the configured loss, and threshold-0 metrics.
+
+    With `weighted_batches` (batches padded with rows of sample weight 0, see
+    `make_stream`) the loss is averaged over the weights, so the
+    padding rows count for nothing.
+    """
+    reduction = "mean_with_sample_weight" if weighted_batches else "sum_over_batch_size"
     if config.loss.name == "multilabel_categorical_crossentropy":
-        loss = MultilabelCategoricalCrossentropy()
+        loss = MultilabelCategoricalCrossentropy(reduction=reduction)
     else:
-        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        loss = keras.losses.BinaryCrossentropy(from_logits=True, reduction=reduction)
     model.compile(
         optimizer=make_optimizer(config.training, steps_per_epoch),
         loss=loss,
@@ -180,8 +234,24 @@ def compile_model(model, config, steps_per_epoch, num_labels):
     return model
 
 
-def fit(model, preprocessor, label_names, train_set, dev_set, config, run, resume=False, log=logger.warning):
-    """Train; keep the best model (by `training.monitor` on dev) in `run.best`."""
+def fit(
+    model,
+    preprocessor,
+    label_names,
+    train_set,
+    dev_set,
+    config,
+    run,
+    resume=False,
+    log=logger.warning,
+    *,
+    steps_per_epoch=None,
+    validation_steps=None,
+):
+    """Train; keep the best model (by `training.monitor` on dev) in `run.best`.
+
+    The steps are needed for the endless streams of `make_stream`.
+    """
 
     def save_best(folder):
         MultilabelPredictor(model, label_names, preprocessor=preprocessor).save(folder)
@@ -192,6 +262,8 @@ def fit(model, preprocessor, label_names, train_set, dev_set, config, run, resum
             train_set,
             validation_data=dev_set,
             epochs=config.training.epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
             callbacks=callbacks,
             shuffle=False,
             verbose="auto" if sys.stdout.isatty() else 2,
@@ -257,25 +329,55 @@ def evaluate_run(run, data, log=logger.info, history=None, tune_threshold=False)
     return results
 
 
+def _build_and_fit(config, data, run, replicas, resume, log):
+    """Build, compile and train inside the distribution scope; returns `(history, best)`."""
+    batch_size, seed = config.training.batch_size, config.training.seed
+    model, preprocessor = build_model(config, len(data.label_names))
+    train_encoded = encode_split(preprocessor, data.train, data.label_names, run.cache)
+    dev_encoded = encode_split(preprocessor, data.dev, data.label_names, run.cache)
+    train_set, steps_per_epoch = make_stream(preprocessor, train_encoded, batch_size, replicas, shuffle=True, seed=seed)
+    dev_set, validation_steps = make_stream(preprocessor, dev_encoded, batch_size, replicas, shuffle=False)
+    compile_model(
+        model, config, steps_per_epoch, len(data.label_names), weighted_batches=replicas.name == "data_parallel"
+    )
+    return fit(
+        model,
+        preprocessor,
+        data.label_names,
+        train_set,
+        dev_set,
+        config,
+        run,
+        resume=resume,
+        log=log,
+        steps_per_epoch=steps_per_epoch,
+        validation_steps=validation_steps,
+    )
+
+
 def train(config, *, resume=False, log=logger.info):
-    """Run the whole pipeline for a config; returns the scores written to metrics.json."""
+    """Run the whole pipeline for a config; returns the scores written to metrics.json.
+
+    With `training.distribution`, the model is built, compiled and trained on
+    every device (`toolkit.distribution`); the saved best model is then scored
+    on one. A non-chief worker of `multi_worker_mirrored` only trains, and
+    returns `{}`.
+    """
     started = time.time()
-    run = RunFolder(config.output.dir).prepare(overwrite=config.output.overwrite, resume=resume)
-    config.save(run / "config.yaml")
-    keras.utils.set_random_seed(config.training.seed)
-    data = read_data(config, log=log)
-    with dtype_policy(config.training.mixed_precision):
-        model, preprocessor = build_model(config, len(data.label_names))
-        train_encoded = encode_split(preprocessor, data.train, data.label_names, run.cache)
-        dev_encoded = encode_split(preprocessor, data.dev, data.label_names, run.cache)
-        train_set = make_dataset(
-            preprocessor, train_encoded, config.training.batch_size, shuffle=True, seed=config.training.seed
-        )
-        dev_set = make_dataset(preprocessor, dev_encoded, config.training.batch_size, shuffle=False)
-        compile_model(model, config, int(train_set.cardinality()), len(data.label_names))
-        history, best = fit(
-            model, preprocessor, data.label_names, train_set, dev_set, config, run, resume=resume, log=log
-        )
+    with distribution_scope(config.training, source=config_source(config)) as replicas:
+        run = open_run_folder(config, replicas, resume=resume)
+        try:
+            if replicas.is_chief:
+                config.save(run / "config.yaml")
+            keras.utils.set_random_seed(config.training.seed)
+            data = read_data(config, log=log)
+            with dtype_policy(config.training.mixed_precision):
+                history, best = _build_and_fit(config, data, run, replicas, resume, log)
+        finally:
+            close_run_folder(run, replicas)
+    if not replicas.is_chief:
+        log(f"worker done (best epoch {best.best_epoch}); the chief writes the run folder {config.output.dir}")
+        return {}
     log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")
     results = evaluate_run(
         run,

@@ -206,3 +206,21 @@ def first_character(path: PathType) -> Optional[str]:
             stripped = chunk.lstrip(b" \t\r\n")
             if stripped:
                 return chr(stripped[0]) if stripped[0] < 128 else None
+
+
+def iter_json_lines(path: PathType) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, value)`` for each non-blank line of a JSON lines file.
+
+    ``value`` is the parsed JSON, or a :class:`DataError` for a line that is not
+    valid UTF-8 or not valid JSON (the caller raises or skips it).
+    """
+    for number, line, error in iter_lines(path):
+        if error is not None:
+            yield number, error
+            continue
+        if not line.strip():
+            continue
+        try:
+            yield number, parse_json(path, number, line)
+        except DataError as json_error:
+            yield number, json_error

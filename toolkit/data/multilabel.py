@@ -22,9 +22,7 @@ y = to_multi_hot(emotions.labels, vocabulary)   # (n, 28) int8
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
-import re
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -32,7 +30,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from toolkit.data._io import iter_lines, iter_raw_lines, parse_json
+from toolkit.data._io import iter_json_lines, iter_lines, iter_raw_lines
+from toolkit.data._records import DIGITS, RecordError, check_text, kind, short, suggest, text_and_field
 from toolkit.data.errors import BadLineReport, DataError, check_on_bad_line
 
 PathType = Union[str, PathLike]
@@ -47,7 +46,6 @@ _EXTENSION_FORMATS = {
     ".tsv": "tsv",
     ".tab": "tsv",
 }
-_DIGITS = re.compile(r"[0-9]+")
 
 
 def infer_format(path: PathType) -> Optional[str]:
@@ -84,15 +82,6 @@ class MultilabelDataset:
         return len(self.texts)
 
 
-class _RecordError(Exception):
-    """A problem in one record; becomes a DataError once the line is known."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-
-
 def read_label_names(path: PathType) -> list:
     """Read a label file: one label a line; label id = line number counted from 0.
 
@@ -126,11 +115,6 @@ def read_label_names(path: PathType) -> list:
     return names
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {matches[0]!r}?" if matches else ""
-
-
 class _LabelMapper:
     """Turn raw label values into label names, checking them against a label file."""
 
@@ -154,13 +138,13 @@ class _LabelMapper:
     def _tokens(self, value: Any) -> list:
         where = f"labels field {self.labels_field!r}"
         if isinstance(value, bool) or value is None:
-            raise _RecordError(f"{where} must be a list of labels, got {_kind(value)}", "bad labels")
+            raise RecordError(f"{where} must be a list of labels, got {kind(value)}", "bad labels")
         if isinstance(value, int):
             return [value]
         if isinstance(value, str):
             if self.separator is None:
-                raise _RecordError(
-                    f"{where} is a string ({_short(value)}); give a list of labels, or set "
+                raise RecordError(
+                    f"{where} is a string ({short(value)}); give a list of labels, or set "
                     "label_separator to split it",
                     "bad labels",
                 )
@@ -169,17 +153,17 @@ class _LabelMapper:
             tokens = []
             for item in value:
                 if isinstance(item, bool) or not isinstance(item, (str, int)):
-                    raise _RecordError(
-                        f"{where} holds {_kind(item)}; labels must be strings or integer ids",
+                    raise RecordError(
+                        f"{where} holds {kind(item)}; labels must be strings or integer ids",
                         "bad labels",
                     )
                 if isinstance(item, str):
                     item = item.strip()
                     if not item:
-                        raise _RecordError(f"{where} holds an empty label", "bad labels")
+                        raise RecordError(f"{where} holds an empty label", "bad labels")
                 tokens.append(item)
             return tokens
-        raise _RecordError(f"{where} must be a list of labels, got {_kind(value)}", "bad labels")
+        raise RecordError(f"{where} must be a list of labels, got {kind(value)}", "bad labels")
 
     def _map(self, token: Union[str, int]) -> str:
         if self.names is None:
@@ -187,10 +171,10 @@ class _LabelMapper:
         if isinstance(token, str):
             if token in self.name_set:
                 return token
-            if not _DIGITS.fullmatch(token):
-                raise _RecordError(
+            if not DIGITS.fullmatch(token):
+                raise RecordError(
                     f"label {token!r} is not in the label file {self.names_path}"
-                    + _suggest(token, self.names),
+                    + suggest(token, self.names),
                     "unknown label",
                 )
             if len(token) > 18:
@@ -201,48 +185,11 @@ class _LabelMapper:
         return self.names[token]
 
     def _out_of_range(self, token: Union[str, int]) -> None:
-        raise _RecordError(
+        raise RecordError(
             f"label id {token} is out of range: the label file {self.names_path} has "
             f"{len(self.names)} labels (ids 0-{len(self.names) - 1})",
             "label id out of range",
         )
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def _check_text(value: Any, text_field: FieldType) -> str:
-    if not isinstance(value, str):
-        raise _RecordError(f"text field {text_field!r} must be a string, got {_kind(value)}", "bad text")
-    if not value.strip():
-        raise _RecordError(f"empty text in field {text_field!r}", "empty text")
-    return value
-
-
-def get_field(record: dict, name: str) -> Any:
-    """``record[name]``; a dotted name (``"meta.text"``) walks nested objects.
-
-    Raises ``KeyError`` with a did-you-mean message when the field is missing.
-    """
-    if name in record:
-        return record[name]
-    value: Any = record
-    if "." in name:
-        for part in name.split("."):
-            if not isinstance(value, dict) or part not in value:
-                break
-            value = value[part]
-        else:
-            return value
-    raise KeyError(f"missing field {name!r}" + _suggest(name, [k for k in record if isinstance(k, str)]))
 
 
 def _jsonl_records(path, text_field, labels_field, mapper) -> Iterator[tuple[int, Any]]:
@@ -252,27 +199,14 @@ def _jsonl_records(path, text_field, labels_field, mapper) -> Iterator[tuple[int
             "JSON lines need field names for text_field and labels_field, not column numbers",
             reason="bad configuration",
         )
-    for number, line, error in iter_lines(path):
-        if error is not None:
-            yield number, error
-            continue
-        if not line.strip():
+    for number, record in iter_json_lines(path):
+        if isinstance(record, DataError):
+            yield number, record
             continue
         try:
-            record = parse_json(path, number, line)
-        except DataError as json_error:
-            yield number, json_error
-            continue
-        try:
-            if not isinstance(record, dict):
-                raise _RecordError(f"expected a JSON object, got {_kind(record)}", "not an object")
-            try:
-                text = get_field(record, text_field)
-                labels = get_field(record, labels_field)
-            except KeyError as missing:
-                raise _RecordError(missing.args[0], "missing field") from None
-            yield number, (_check_text(text, text_field), mapper(labels))
-        except _RecordError as problem:
+            text, labels = text_and_field(record, text_field, labels_field)
+            yield number, (text, mapper(labels))
+        except RecordError as problem:
             yield number, DataError(path, number, problem.message, reason=problem.reason)
 
 
@@ -283,7 +217,7 @@ def _column_index(path, name: FieldType, header: Optional[list], header_line: in
                             reason="bad configuration")
         return name
     if header is None:
-        if _DIGITS.fullmatch(name):
+        if DIGITS.fullmatch(name):
             return int(name)
         raise DataError(
             path, None,
@@ -296,7 +230,7 @@ def _column_index(path, name: FieldType, header: Optional[list], header_line: in
     raise DataError(
         path, header_line,
         f"no column {name!r} in the header (columns: {', '.join(map(repr, header))})"
-        + _suggest(name, header),
+        + suggest(name, header),
         reason="missing column",
     )
 
@@ -358,12 +292,12 @@ def _table_records(path, delimiter, text_field, labels_field, header, mapper):
             continue
         try:
             if len(row) < needed:
-                raise _RecordError(
+                raise RecordError(
                     f"expected at least {needed} columns, got {len(row)}", "too few columns"
                 )
-            text = _check_text(row[text_index], text_field)
+            text = check_text(row[text_index], text_field)
             yield number, (text, mapper(row[labels_index]))
-        except _RecordError as problem:
+        except RecordError as problem:
             yield number, DataError(path, number, problem.message, reason=problem.reason)
 
 
@@ -613,7 +547,7 @@ def to_multi_hot(
             if column is None:
                 raise ValueError(
                     f"example {row}: label {label!r} is not in the vocabulary"
-                    + _suggest(str(label), index)
+                    + suggest(str(label), index)
                 )
             matrix[row, column] = 1
     return matrix

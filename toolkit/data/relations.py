@@ -28,15 +28,15 @@ data.texts[0], data.triples[0]   # ('Alan Bean , who ...', [('Bean', 'was a crew
 
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any, Iterator, Optional, Union
 
-from toolkit.data._io import first_character, iter_json_array, iter_lines, parse_json, read_text
+from toolkit.data._io import first_character, iter_json_array, iter_json_lines, parse_json, read_text
+from toolkit.data._records import DIGITS, RecordError, kind, suggest, text_and_field
 from toolkit.data.errors import BadLineReport, DataError, check_on_bad_line
-from toolkit.data.multilabel import _DIGITS, _RecordError, _check_text, _kind, get_field, read_label_names
+from toolkit.data.multilabel import read_label_names
 
 PathType = Union[str, PathLike]
 
@@ -108,12 +108,9 @@ def read_schema(path: PathType) -> list:
 
 def _schema_from_json_lines(path: PathType) -> list:
     predicates: list = []
-    for number, line, error in iter_lines(path):
-        if error is not None:
-            raise error
-        if not line.strip():
-            continue
-        record = parse_json(path, number, line)
+    for number, record in iter_json_lines(path):
+        if isinstance(record, DataError):
+            raise record
         predicate = record.get("predicate") if isinstance(record, dict) else None
         if not isinstance(predicate, str) or not predicate.strip():
             raise DataError(
@@ -145,7 +142,7 @@ def _schema_from_document(path: PathType, document: Any) -> list:
                     )
                 by_id[identifier] = name
             return [by_id[i] for i in sorted(by_id)]
-        if all(isinstance(v, str) for v in values) and all(_DIGITS.fullmatch(k) for k in mapping):
+        if all(isinstance(v, str) for v in values) and all(DIGITS.fullmatch(k) for k in mapping):
             return [mapping[k] for k in sorted(mapping, key=int)]
     raise DataError(
         path, None,
@@ -155,11 +152,6 @@ def _schema_from_document(path: PathType, document: Any) -> list:
     )
 
 
-def _suggest(word: str, choices) -> str:
-    matches = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {matches[0]!r}?" if matches else ""
-
-
 def _iter_records(path: str) -> Iterator[tuple[int, Any]]:
     """Yield ``(line, record)`` or ``(line, DataError)`` from JSON lines or a JSON array."""
     if first_character(path) == "[":
@@ -167,16 +159,7 @@ def _iter_records(path: str) -> Iterator[tuple[int, Any]]:
         for _, line, record in iter_json_array(path, text):
             yield line, record
         return
-    for number, line, error in iter_lines(path):
-        if error is not None:
-            yield number, error
-            continue
-        if not line.strip():
-            continue
-        try:
-            yield number, parse_json(path, number, line)
-        except DataError as json_error:
-            yield number, json_error
+    yield from iter_json_lines(path)
 
 
 def _triple(item: Any, position: int, triples_field: str, keys: tuple) -> tuple:
@@ -185,26 +168,26 @@ def _triple(item: Any, position: int, triples_field: str, keys: tuple) -> tuple:
         values = []
         for key in keys:
             if key not in item:
-                raise _RecordError(
-                    f"{where} has no {key!r} key" + _suggest(key, [k for k in item if isinstance(k, str)]),
+                raise RecordError(
+                    f"{where} has no {key!r} key" + suggest(key, [k for k in item if isinstance(k, str)]),
                     "bad triple",
                 )
             values.append(item[key])
     elif isinstance(item, list):
         if len(item) != 3:
-            raise _RecordError(
+            raise RecordError(
                 f"{where} must be [subject, predicate, object], got {len(item)} items", "bad triple"
             )
         values = item
     else:
-        raise _RecordError(
-            f"{where} must be an object or a [subject, predicate, object] list, got {_kind(item)}",
+        raise RecordError(
+            f"{where} must be an object or a [subject, predicate, object] list, got {kind(item)}",
             "bad triple",
         )
     for role, value in zip(("subject", "predicate", "object"), values):
         if not isinstance(value, str) or not value.strip():
-            shown = "an empty string" if isinstance(value, str) else _kind(value)
-            raise _RecordError(f"{where}: the {role} must be a non-empty string, got {shown}", "bad triple")
+            shown = "an empty string" if isinstance(value, str) else kind(value)
+            raise RecordError(f"{where}: the {role} must be a non-empty string, got {shown}", "bad triple")
     return tuple(values)
 
 
@@ -287,19 +270,12 @@ def read_relations(
             dataset.report.handle(record, on_bad_line)
             continue
         try:
-            if not isinstance(record, dict):
-                raise _RecordError(f"expected a JSON object, got {_kind(record)}", "not an object")
-            try:
-                text = get_field(record, text_field)
-                raw_triples = get_field(record, triples_field)
-            except KeyError as missing:
-                raise _RecordError(missing.args[0], "missing field") from None
-            text = _check_text(text, text_field)
+            text, raw_triples = text_and_field(record, text_field, triples_field)
             if raw_triples is None:
                 raw_triples = []
             if not isinstance(raw_triples, list):
-                raise _RecordError(
-                    f"field {triples_field!r} must be a list of triples, got {_kind(raw_triples)}",
+                raise RecordError(
+                    f"field {triples_field!r} must be a list of triples, got {kind(raw_triples)}",
                     "bad triple",
                 )
             triples: list = []
@@ -307,20 +283,20 @@ def read_relations(
             for position, item in enumerate(raw_triples, start=1):
                 triple = _triple(item, position, triples_field, keys)
                 if predicate_set is not None and triple[1] not in predicate_set:
-                    raise _RecordError(
+                    raise RecordError(
                         f"predicate {triple[1]!r} is not in the schema {schema_name}"
-                        + _suggest(triple[1], predicates),
+                        + suggest(triple[1], predicates),
                         "unknown predicate",
                     )
                 for role, entity in (("subject", triple[0]), ("object", triple[2])):
                     if entity not in text:
                         message = f"the {role} {entity!r} of triple {position} is not in the text"
                         if on_missing_entity == "error":
-                            raise _RecordError(message, "entity not in text")
+                            raise RecordError(message, "entity not in text")
                         warnings.append(DataError(path, number, message, reason="entity not in text"))
                 if triple not in triples:
                     triples.append(triple)
-        except _RecordError as problem:
+        except RecordError as problem:
             dataset.report.handle(DataError(path, number, problem.message, reason=problem.reason),
                                   on_bad_line)
             continue

@@ -7,6 +7,7 @@ pipeline 1 (`toolkit.runs`, `toolkit.training`); the model is
 `val_micro_f1` (with `val_precision` and `val_recall`) at every epoch end.
 """
 
+import copy
 import json
 import logging
 import sys
@@ -18,13 +19,22 @@ import keras
 
 from toolkit import reports
 from toolkit.data import DataError, read_relations_split, read_schema
+from toolkit.distribution import config_source, distributed_batches, distribution_scope, local_evaluation
 from toolkit.encoders import WordPieceTokenizer, load_encoder
 from toolkit.relations.decoder import decode_relations
 from toolkit.relations.evaluation import evaluate_triples, write_predictions_jsonl
 from toolkit.relations.targets import build_targets
 from toolkit.runs import RunFolder, write_json_atomic
 from toolkit.streaming import stream_predictions
-from toolkit.training import dtype_policy, expected_warnings_silenced, make_optimizer, resolve_directory, run_callbacks
+from toolkit.training import (
+    close_run_folder,
+    dtype_policy,
+    expected_warnings_silenced,
+    make_optimizer,
+    open_run_folder,
+    resolve_directory,
+    run_callbacks,
+)
 
 __all__ = [
     "RelationData",
@@ -33,6 +43,7 @@ __all__ = [
     "RelationPredictor",
     "build_training_targets",
     "make_feed",
+    "distribute_feed",
     "dev_scores",
     "train",
     "evaluate_run",
@@ -172,6 +183,38 @@ def make_feed(targets, extractor, tokenizer, config):
     )
 
 
+def _feed_signature(feed):
+    import tensorflow as tf
+
+    sequence = tf.TensorSpec((None, None), tf.int32)
+    inputs = {"token_ids": sequence, "segment_ids": sequence, "subject_span": tf.TensorSpec((None, 2), tf.int32)}
+    subject = tf.TensorSpec((None, 2, None), tf.float32)
+    objects = tf.TensorSpec((None, feed.num_predicates, 2, None), tf.float32)
+    if feed.targets_as == "inputs":
+        return {**inputs, "subject_labels": subject, "object_labels": objects}
+    return inputs, {"subject_logits": subject, "object_logits": objects}
+
+
+def distribute_feed(feed, replicas):
+    """`make_feed`'s batches for training on several devices (`toolkit.distribution`).
+
+    The same batches, epoch by epoch, as Keras draws from `feed` on one device
+    (it calls `on_epoch_end` once before the first epoch, then after each), as
+    an endless stream split over `replicas`; pass `len(feed)` to `fit` as the
+    steps per epoch.
+    """
+
+    def endless():
+        epochs = copy.copy(feed)  # its own epoch counter; the sentences are shared
+        while True:
+            epochs.on_epoch_end()
+            for index in range(len(epochs)):
+                yield epochs[index]
+
+    signature = _feed_signature(feed) if keras.backend.backend() == "tensorflow" else None
+    return distributed_batches(replicas, endless, signature, seed=feed.seed)
+
+
 def dev_scores(predictor, dataset):
     """Decode a split and score its triples, as epoch-end log values."""
     predictions = predictor.predict(dataset.texts)
@@ -179,30 +222,57 @@ def dev_scores(predictor, dataset):
     return {"val_micro_f1": micro["f1"], "val_precision": micro["precision"], "val_recall": micro["recall"]}
 
 
-def train(config, *, resume=False, log=logger.info):
-    """Run the whole pipeline for a config; returns the scores written to metrics.json."""
-    started = time.time()
-    run = RunFolder(config.output.dir).prepare(overwrite=config.output.overwrite, resume=resume)
-    config.save(run / "config.yaml")
-    keras.utils.set_random_seed(config.training.seed)
-    data = read_data(config, log=log)
-    with dtype_policy(config.training.mixed_precision):
-        extractor, tokenizer = build_model(config, data.predicates)
-        targets, target_report = build_training_targets(data.train, tokenizer, data.predicates, config, log)
-        feed = make_feed(targets, extractor, tokenizer, config)
-        extractor.compile(make_optimizer(config.training, len(feed)))
-        predictor = RelationPredictor(extractor, tokenizer, config.model.maxlen, batch_size=config.training.batch_size)
-        callbacks, best = run_callbacks(
-            run, config.training, predictor.save, evaluate=lambda: dev_scores(predictor, data.dev), resume=resume, log=log
+def _build_and_fit(config, data, run, replicas, resume, log):
+    """Build, compile and train inside the distribution scope; returns the best-model callback."""
+    extractor, tokenizer = build_model(config, data.predicates)
+    targets, target_report = build_training_targets(data.train, tokenizer, data.predicates, config, log)
+    feed = make_feed(targets, extractor, tokenizer, config)
+    steps = {} if replicas.name == "none" else {"steps_per_epoch": len(feed)}
+    inputs = feed if replicas.name == "none" else distribute_feed(feed, replicas)
+    extractor.compile(make_optimizer(config.training, len(feed)))
+    predictor = RelationPredictor(extractor, tokenizer, config.model.maxlen, batch_size=config.training.batch_size)
+
+    def evaluate():
+        with local_evaluation(replicas):
+            return dev_scores(predictor, data.dev)
+
+    callbacks, best = run_callbacks(run, config.training, predictor.save, evaluate=evaluate, resume=resume, log=log)
+    with expected_warnings_silenced():
+        extractor.training_model.fit(
+            inputs,
+            epochs=config.training.epochs,
+            callbacks=callbacks,
+            shuffle=False,  # the feed draws its own order from (seed, epoch)
+            verbose="auto" if sys.stdout.isatty() else 2,
+            **steps,
         )
-        with expected_warnings_silenced():
-            extractor.training_model.fit(
-                feed,
-                epochs=config.training.epochs,
-                callbacks=callbacks,
-                verbose="auto" if sys.stdout.isatty() else 2,
-            )
+    return best, target_report
+
+
+def train(config, *, resume=False, log=logger.info):
+    """Run the whole pipeline for a config; returns the scores written to metrics.json.
+
+    With `training.distribution`, the extractor is built, compiled and trained
+    on every device (`toolkit.distribution`); decoding (dev at each epoch end,
+    then dev and test with the saved best model) runs on one. A non-chief
+    worker of `multi_worker_mirrored` only trains, and returns `{}`.
+    """
+    started = time.time()
+    with distribution_scope(config.training, source=config_source(config)) as replicas:
+        run = open_run_folder(config, replicas, resume=resume)
+        try:
+            if replicas.is_chief:
+                config.save(run / "config.yaml")
+            keras.utils.set_random_seed(config.training.seed)
+            data = read_data(config, log=log)
+            with dtype_policy(config.training.mixed_precision):
+                best, target_report = _build_and_fit(config, data, run, replicas, resume, log)
+        finally:
+            close_run_folder(run, replicas)
     best.require_model()
+    if not replicas.is_chief:
+        log(f"worker done (best epoch {best.best_epoch}); the chief writes the run folder {config.output.dir}")
+        return {}
     log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")
     results = evaluate_run(run, data, log=log)
     results.update(

@@ -1,0 +1,950 @@
+"""Training speed: both pipelines against bert4keras 0.11.5, and the share of matmul speed reached.
+
+Two measurements in one run, for each pipeline:
+
+1. Throughput (samples/s, real tokens/s, padded tokens/s) of the toolkit's pipeline against a
+   bert4keras 0.11.5 script of the same model on the same data.
+2. FLOP utilisation: the FLOP/s a training step reaches (FLOPs counted analytically, see
+   `training_flops`) as a share of the FLOP/s of a large float32 matmul (`tf.linalg.matmul`,
+   2048 x 2048 by default) timed in the same process just before each round.
+
+Same on both sides:
+
+- model: a randomly initialised BERT from `../shared/data/chinese_bert/bert_config.json` at
+  reduced size (default 4 layers, hidden 256, 4 heads, feed-forward 1024; GELU, dropout 0.1)
+  with the Chinese vocabulary (21,128 tokens); the toolkit loads it with `source: random,
+  path: <folder>`, bert4keras with `build_transformer_model(config_path)`;
+- data: the first `--sentences` LIC2019 training sentences of `../shared/data/re/lic2019_sample`;
+  for classification each sentence is labelled with the predicates of its triples (a real
+  multi-label task over the 50 schema predicates), for relation extraction the triples;
+- batch size 32, maxlen 128, AdamW (weight decay 0.01, none on biases and norms, gradients
+  clipped to norm 1.0 tensor by tensor, learning rate decaying linearly to 0),
+  the multi-label categorical crossentropy, TensorFlow 2.21 graph mode (no XLA: Keras 3 turns
+  it off on a CPU-only machine and tf-keras does not turn it on).
+
+The toolkit side is the pipelines' own code: `toolkit.config.load_config`, `read_data`,
+`build_model`, `encode_split` / `make_dataset` / `compile_model` (classification) and
+`build_training_targets` / `make_feed` / `extractor.compile(make_optimizer(...))`
+(relations), then `model.fit` one epoch per round (no validation, checkpoints or logs). The
+bert4keras side is written as bert4keras's own examples are: its `Tokenizer`,
+`DataGenerator` + `sequence_padding`, `build_transformer_model`, `multilabel_categorical_crossentropy`
+and, for relations, the semi-pointer semi-tagging model of `examples/task_relation_extraction.py`
+(`LayerNormalization(conditional=True)` on the sampled subject, a `Loss` layer), with its heads
+producing logits for this loss instead of sigmoids for binary crossentropy.
+
+Each side runs in a process of its own (bert4keras needs tf-keras and cannot share a process
+with Keras 3). Both processes build their model and train `--warmup-epochs` untimed epochs
+(tracing, first-call costs), then they take turns (A B, B A, A B, ...): a round is one epoch
+over the sentences, timed from the call to `fit` to its return, so the input pipeline is
+included. A rate is the median over the rounds; a speed-up is the median of the per-round
+ratios of the two sides.
+
+    python benchmarks/training_benchmark.py --write-doc      # about 9 minutes on 2 shared cores
+    python benchmarks/training_benchmark.py --sentences 64 --rounds 1 --pipelines classification  # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
+LIC2019 = SHARED / "data" / "re" / "lic2019_sample"
+CHINESE_BERT = SHARED / "data" / "chinese_bert"
+DOC = REPO_ROOT / "docs" / "benchmarks.md"
+SECTION = "## Training speed"
+PIPELINES = ("classification", "relations")
+SIDES = ("toolkit", "bert4keras")
+MARKER = "BENCHMARK "
+TARGET_SPEEDUP = 1.3
+TARGET_UTILISATION = 0.5
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated: classification, relations")
+    parser.add_argument("--sentences", type=int, default=256, help="LIC2019 training sentences per epoch")
+    parser.add_argument("--rounds", type=int, default=5, help="timed epochs per side, taking turns")
+    parser.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs per side first")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--maxlen", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--intermediate", type=int, default=1024)
+    parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n @ n x n reference matmul")
+    parser.add_argument("--matmul-repeats", type=int, default=5, help="reference matmuls timed per round")
+    parser.add_argument("--profile-steps", type=int, default=4,
+                        help="steps traced with TensorFlow's profiler after the rounds, per side (0: none)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write-doc", action="store_true", help=f"replace {SECTION} in {DOC}")
+    parser.add_argument("--json", type=Path, help="also write every round's measurements to this file")
+    parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--pipeline", choices=PIPELINES, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ("sentences", "rounds", "batch_size", "maxlen", "layers", "hidden", "heads", "intermediate",
+                 "matmul_size", "matmul_repeats"):  # fmt: skip
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}.")
+    for name in ("warmup_epochs", "profile_steps"):
+        if getattr(args, name) < 0:
+            raise SystemExit(f"--{name.replace('_', '-')} must be at least 0; got {getattr(args, name)}.")
+    if args.hidden % args.heads:
+        raise SystemExit(f"--hidden ({args.hidden}) must be a multiple of --heads ({args.heads}).")
+    args.pipelines = [name.strip() for name in args.pipelines.split(",") if name.strip()]
+    unknown = sorted(set(args.pipelines) - set(PIPELINES)) or ([] if args.pipelines else ["(none)"])
+    if unknown:
+        raise SystemExit(f"--pipelines takes a comma-separated list of {', '.join(PIPELINES)}; got {unknown}.")
+    return args
+
+
+# --- Shared inputs, written once by the parent ---------------------------------------------------
+
+
+def prepare_workdir(args, folder: Path) -> None:
+    """The BERT folder (config + vocabulary) and the data files both sides read."""
+    missing = [str(path) for path in (CHINESE_BERT / "bert_config.json", CHINESE_BERT / "vocab.txt",
+                                      LIC2019 / "train_data.json", LIC2019 / "all_50_schemas") if not path.is_file()]  # fmt: skip
+    if missing:
+        raise SystemExit(f"Missing {', '.join(missing)}: the benchmark reads ../shared/data beside the checkout.")
+    model = folder / "model"
+    model.mkdir()
+    config = json.loads((CHINESE_BERT / "bert_config.json").read_text(encoding="utf-8"))
+    config.update(
+        num_hidden_layers=args.layers,
+        hidden_size=args.hidden,
+        num_attention_heads=args.heads,
+        intermediate_size=args.intermediate,
+    )
+    (model / "bert_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    shutil.copy(CHINESE_BERT / "vocab.txt", model / "vocab.txt")
+
+    with open(LIC2019 / "train_data.json", encoding="utf-8") as handle:
+        lines = [line for line in handle if line.strip()][: args.sentences]
+    (folder / "relations_train.json").write_text("".join(lines), encoding="utf-8")
+    shutil.copy(LIC2019 / "all_50_schemas", folder / "all_50_schemas")
+    with open(LIC2019 / "all_50_schemas", encoding="utf-8") as handle:
+        # The schema lists some predicates twice (for different subject and object types).
+        predicates = list(dict.fromkeys(json.loads(line)["predicate"] for line in handle if line.strip()))
+    (folder / "labels.txt").write_text("\n".join(predicates) + "\n", encoding="utf-8")
+    records = []
+    for line in lines:
+        item = json.loads(line)
+        labels = sorted({triple["predicate"] for triple in item["spo_list"]}, key=predicates.index)
+        records.append(json.dumps({"text": item["text"], "labels": labels}, ensure_ascii=False) + "\n")
+    (folder / "classification_train.jsonl").write_text("".join(records), encoding="utf-8")
+    # The toolkit's config wants a dev split; it is read but not used here.
+    (folder / "classification_dev.jsonl").write_text("".join(records[:64]), encoding="utf-8")
+    (folder / "relations_dev.json").write_text("".join(lines[:64]), encoding="utf-8")
+
+
+# --- Workers: one side of one pipeline, in a process of its own -----------------------------------
+
+
+def batch_record(lengths, padded_length):
+    """[rows, padded length, real tokens, sum of squared real lengths] of one batch."""
+    lengths = [int(length) for length in lengths]
+    return [len(lengths), int(padded_length), sum(lengths), sum(length * length for length in lengths)]
+
+
+def matmul_flops_per_second(tf, size, repeats):
+    """FLOP/s of `repeats` float32 `[size, size] @ [size, size]` products (after one untimed)."""
+    left = tf.random.normal((size, size), seed=1)
+    right = tf.random.normal((size, size), seed=2)
+    tf.linalg.matmul(left, right).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        product = tf.linalg.matmul(left, right)
+    float(product[0, 0].numpy())
+    return 2.0 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def toolkit_config(args, pipeline):
+    from toolkit.config import load_config
+
+    folder = args.workdir
+    encoder = {"source": "random", "path": str(folder / "model"), "dropout": 0.1}
+    training = {
+        "epochs": args.warmup_epochs + args.rounds,
+        "batch_size": args.batch_size,
+        "learning_rate": 2e-5,
+        "weight_decay": 0.01,
+        "decay": "linear",
+        "seed": args.seed,
+    }
+    if pipeline == "classification":
+        data = {
+            "train": str(folder / "classification_train.jsonl"),
+            "dev": str(folder / "classification_dev.jsonl"),
+            "label_names": str(folder / "labels.txt"),
+        }
+        task, model = "multilabel_classification", {"pooling": "cls", "dropout": 0.1}
+    else:
+        data = {
+            "train": str(folder / "relations_train.json"),
+            "dev": str(folder / "relations_dev.json"),
+            "schema": str(folder / "all_50_schemas"),
+            "layout": "lic2019",
+        }
+        task, model = "relation_extraction", {}
+    base = {
+        "task": task,
+        "data": data,
+        "model": {"encoder": encoder, "maxlen": args.maxlen, **model},
+        "training": training,
+        "output": {"dir": str(folder / f"run_{pipeline}")},
+    }
+    return load_config(None, base=base)
+
+
+def toolkit_trainer(args):
+    """The toolkit's pipeline: `(epoch, some_steps, info, model)`.
+
+    `epoch()` trains one epoch and returns the `batch_record` of every batch it trained;
+    `some_steps(count)` trains `count` steps (for the profiler); `info` goes into the report.
+    """
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    import keras
+
+    from toolkit.training import expected_warnings_silenced, make_optimizer
+
+    config = toolkit_config(args, args.pipeline)
+    keras.utils.set_random_seed(args.seed)
+    quiet = lambda message: None  # noqa: E731
+    if args.pipeline == "classification":
+        from toolkit.classification import pipeline
+
+        data = pipeline.read_data(config, log=quiet)
+        model, preprocessor = pipeline.build_model(config, len(data.label_names))
+        encoded = pipeline.encode_split(preprocessor, data.train, data.label_names)
+        train_set = pipeline.make_dataset(
+            preprocessor, encoded, config.training.batch_size, shuffle=True, seed=config.training.seed
+        )
+        pipeline.compile_model(model, config, int(train_set.cardinality()), len(data.label_names))
+        # Bookkeeping: note the shape of every batch the data set pads (an append per batch).
+        generated = []
+        pad = preprocessor.pad
+
+        def recording_pad(token_id_lists):
+            generated.append(batch_record([len(ids) for ids in token_id_lists], max(len(ids) for ids in token_id_lists)))
+            return pad(token_id_lists)
+
+        preprocessor.pad = recording_pad
+
+        steps = int(train_set.cardinality())
+
+        def epoch():
+            del generated[:]
+            with expected_warnings_silenced():
+                model.fit(train_set, epochs=1, verbose=0)
+            # Keras opens the next pass's iterator as an epoch ends; anything it padded is not trained.
+            return generated[:steps]
+
+        def some_steps(count):
+            with expected_warnings_silenced():
+                model.fit(train_set, epochs=1, steps_per_epoch=count, verbose=0)
+
+        info = {"labels": len(data.label_names), "jit_compile": bool(model.jit_compile)}
+        return epoch, some_steps, info, model
+
+    from toolkit.relations import pipeline
+
+    data = pipeline.read_data(config, log=quiet)
+    extractor, tokenizer = pipeline.build_model(config, data.predicates)
+    targets, _ = pipeline.build_training_targets(data.train, tokenizer, data.predicates, config, log=quiet)
+    feed = pipeline.make_feed(targets, extractor, tokenizer, config)
+    extractor.compile(make_optimizer(config.training, len(feed)))
+
+    # Bookkeeping: note the shape of every batch the feed hands out, by feed epoch and index.
+    handed_out = {}
+
+    class RecordingFeed(type(feed)):
+        def __getitem__(self, index):
+            batch = super().__getitem__(index)
+            token_ids = batch["token_ids"] if isinstance(batch, dict) else batch[0]["token_ids"]
+            record = batch_record((token_ids != self.pad_id).sum(axis=1), token_ids.shape[1])
+            handed_out.setdefault(self.epoch, {})[index] = record
+            return batch
+
+    feed.__class__ = RecordingFeed
+
+    def epoch():
+        handed_out.clear()
+        with expected_warnings_silenced():
+            extractor.training_model.fit(feed, epochs=1, verbose=0)
+        # `fit` first reads two batches to learn their shapes (and moves the feed to its next
+        # epoch as it starts): the trained epoch is the last one whose every batch was handed out.
+        trained = max(number for number, batches in handed_out.items() if len(batches) == len(feed))
+        return [handed_out[trained][index] for index in range(len(feed))]
+
+    def some_steps(count):
+        with expected_warnings_silenced():
+            extractor.training_model.fit(feed, epochs=1, steps_per_epoch=count, verbose=0)
+
+    model = extractor.training_model
+    info = {"predicates": len(data.predicates), "jit_compile": bool(model.jit_compile)}
+    return epoch, some_steps, info, model
+
+
+def bert4keras_trainer(args):
+    """The bert4keras 0.11.5 script, as its examples write it: `(epoch, some_steps, info, model)`."""
+    from toolkit.compat import bert4keras as zlpr
+
+    zlpr.prepare_environment()  # TF_KERAS, tf-keras, the legacy optimizer base bert4keras needs
+
+    import numpy as np
+    import tensorflow as tf
+    from bert4keras.backend import K, batch_gather, keras, multilabel_categorical_crossentropy, sequence_masking
+    from bert4keras.layers import LayerNormalization, Loss
+    from bert4keras.models import build_transformer_model
+    from bert4keras.optimizers import Adam, extend_with_piecewise_linear_lr, extend_with_weight_decay
+    from bert4keras.snippets import DataGenerator, sequence_padding
+    from bert4keras.tokenizers import Tokenizer
+
+    np.random.seed(args.seed)
+    tf.random.set_seed(args.seed)
+    folder = args.workdir
+    config_path, dict_path = str(folder / "model" / "bert_config.json"), str(folder / "model" / "vocab.txt")
+    maxlen, batch_size = args.maxlen, args.batch_size
+    tokenizer = Tokenizer(dict_path, do_lower_case=True)
+    predicates = (folder / "labels.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    predicate2id = {predicate: index for index, predicate in enumerate(predicates)}
+    log = {}  # bookkeeping: the shape of every batch generated, by round
+
+    def note(batch_token_ids):
+        log.setdefault(state["round"], []).append(
+            batch_record([len(ids) for ids in batch_token_ids], max(len(ids) for ids in batch_token_ids))
+        )
+
+    state = {"round": -1}
+
+    def optimizer(steps):
+        AdamW = extend_with_weight_decay(Adam, "AdamW")
+        AdamWLR = extend_with_piecewise_linear_lr(AdamW, "AdamWLR")
+        return AdamWLR(
+            learning_rate=2e-5,
+            weight_decay_rate=0.01,
+            exclude_from_weight_decay=["Norm", "bias"],
+            lr_schedule={0: 1, steps * (args.warmup_epochs + args.rounds): 0},
+            clipnorm=1.0,
+        )
+
+    if args.pipeline == "classification":
+        data = []
+        with open(folder / "classification_train.jsonl", encoding="utf-8") as handle:
+            for line in handle:
+                item = json.loads(line)
+                data.append((item["text"], [predicate2id[label] for label in item["labels"]]))
+
+        class data_generator(DataGenerator):
+            def __iter__(self, random=False):
+                batch_token_ids, batch_segment_ids, batch_labels = [], [], []
+                for is_end, (text, labels) in self.sample(random):
+                    token_ids, segment_ids = tokenizer.encode(text, maxlen=maxlen)
+                    multi_hot = np.zeros(len(predicates))
+                    multi_hot[labels] = 1
+                    batch_token_ids.append(token_ids)
+                    batch_segment_ids.append(segment_ids)
+                    batch_labels.append(multi_hot)
+                    if len(batch_token_ids) == self.batch_size or is_end:
+                        note(batch_token_ids)
+                        batch_token_ids = sequence_padding(batch_token_ids)
+                        batch_segment_ids = sequence_padding(batch_segment_ids)
+                        batch_labels = sequence_padding(batch_labels)
+                        yield [batch_token_ids, batch_segment_ids], batch_labels
+                        batch_token_ids, batch_segment_ids, batch_labels = [], [], []
+
+        bert = build_transformer_model(config_path, return_keras_model=False)
+        output = keras.layers.Lambda(lambda x: x[:, 0])(bert.model.output)
+        output = keras.layers.Dropout(0.1)(output)
+        output = keras.layers.Dense(len(predicates), kernel_initializer=bert.initializer)(output)
+        model = keras.models.Model(bert.model.input, output)
+        generator = data_generator(data, batch_size)
+        model.compile(loss=multilabel_categorical_crossentropy, optimizer=optimizer(len(generator)))
+        train_model = model
+    else:
+
+        def search(pattern, sequence):
+            n = len(pattern)
+            for i in range(len(sequence)):
+                if sequence[i : i + n] == pattern:
+                    return i
+            return -1
+
+        def spoes_of(token_ids, spo_list):
+            """{(subject start, end): [(object start, end, predicate id)]}, as the example builds it."""
+            spoes = {}
+            for s, p, o in spo_list:
+                s = tokenizer.encode(s)[0][1:-1]
+                p = predicate2id[p]
+                o = tokenizer.encode(o)[0][1:-1]
+                s_idx = search(s, token_ids)
+                o_idx = search(o, token_ids)
+                if s_idx != -1 and o_idx != -1:
+                    s = (s_idx, s_idx + len(s) - 1)
+                    o = (o_idx, o_idx + len(o) - 1, p)
+                    spoes.setdefault(s, []).append(o)
+            return spoes
+
+        data = []
+        with open(folder / "relations_train.json", encoding="utf-8") as handle:
+            for line in handle:
+                item = json.loads(line)
+                spo_list = [(spo["subject"], spo["predicate"], spo["object"]) for spo in item["spo_list"]]
+                # Sentences with no placeable triple are skipped by the generator anyway; leaving them
+                # out here makes one epoch of `len(generator)` steps one pass over the data.
+                if spoes_of(tokenizer.encode(item["text"], maxlen=maxlen)[0], spo_list):
+                    data.append({"text": item["text"], "spo_list": spo_list})
+
+        class data_generator(DataGenerator):
+            def __iter__(self, random=False):
+                batch_token_ids, batch_segment_ids = [], []
+                batch_subject_labels, batch_subject_ids, batch_object_labels = [], [], []
+                for is_end, d in self.sample(random):
+                    token_ids, segment_ids = tokenizer.encode(d["text"], maxlen=maxlen)
+                    spoes = spoes_of(token_ids, d["spo_list"])
+                    if spoes:
+                        subject_labels = np.zeros((len(token_ids), 2))
+                        for s in spoes:
+                            subject_labels[s[0], 0] = 1
+                            subject_labels[s[1], 1] = 1
+                        start, end = np.array(list(spoes.keys())).T
+                        start = np.random.choice(start)
+                        end = np.random.choice(end[end >= start])
+                        subject_ids = (start, end)
+                        object_labels = np.zeros((len(token_ids), len(predicate2id), 2))
+                        for o in spoes.get(subject_ids, []):
+                            object_labels[o[0], o[2], 0] = 1
+                            object_labels[o[1], o[2], 1] = 1
+                        batch_token_ids.append(token_ids)
+                        batch_segment_ids.append(segment_ids)
+                        batch_subject_labels.append(subject_labels)
+                        batch_subject_ids.append(subject_ids)
+                        batch_object_labels.append(object_labels)
+                    if batch_token_ids and (len(batch_token_ids) == self.batch_size or is_end):
+                        note(batch_token_ids)
+                        batch_token_ids = sequence_padding(batch_token_ids)
+                        batch_segment_ids = sequence_padding(batch_segment_ids)
+                        batch_subject_labels = sequence_padding(batch_subject_labels)
+                        batch_subject_ids = np.array(batch_subject_ids)
+                        batch_object_labels = sequence_padding(batch_object_labels)
+                        # A tuple where the example has a list: tf-keras 2.21 misreads `[...], None`.
+                        yield (
+                            batch_token_ids, batch_segment_ids,
+                            batch_subject_labels, batch_subject_ids, batch_object_labels,
+                        ), None  # fmt: skip
+                        batch_token_ids, batch_segment_ids = [], []
+                        batch_subject_labels, batch_subject_ids, batch_object_labels = [], [], []
+
+        def extract_subject(inputs):
+            """The subject's start and end vectors, concatenated."""
+            output, subject_ids = inputs
+            start = batch_gather(output, subject_ids[:, :1])
+            end = batch_gather(output, subject_ids[:, 1:])
+            subject = K.concatenate([start, end], 2)
+            return subject[:, 0]
+
+        subject_labels = keras.layers.Input(shape=(None, 2), name="Subject-Labels")
+        subject_ids = keras.layers.Input(shape=(2,), name="Subject-Ids")
+        object_labels = keras.layers.Input(shape=(None, len(predicate2id), 2), name="Object-Labels")
+        bert = build_transformer_model(config_path, return_keras_model=False)
+        # Subject starts and ends: logits (no sigmoid) for the multi-label loss.
+        subject_logits = keras.layers.Dense(units=2, kernel_initializer=bert.initializer)(bert.model.output)
+        # The subject enters the object head through a conditional layer norm that takes the
+        # place of the last layer's norm (layers[-2] is the output before it).
+        output = bert.model.layers[-2].get_output_at(-1)
+        subject = keras.layers.Lambda(extract_subject)([output, subject_ids])
+        output = LayerNormalization(conditional=True)([output, subject])
+        output = keras.layers.Dense(units=len(predicate2id) * 2, kernel_initializer=bert.initializer)(output)
+        object_logits = keras.layers.Reshape((-1, len(predicate2id), 2))(output)
+
+        class TotalLoss(Loss):
+            """Multi-label categorical crossentropy over the positions, per head row; the padding
+            positions are masked with -inf. Summed over rows, averaged over the batch."""
+
+            def compute_loss(self, inputs, mask=None):
+                subject_labels, object_labels, subject_logits, object_logits = inputs[:4]
+                subject_logits = sequence_masking(subject_logits, mask[4], -np.inf, 1)
+                object_logits = sequence_masking(object_logits, mask[4], -np.inf, 1)
+                subject_loss = multilabel_categorical_crossentropy(
+                    K.permute_dimensions(subject_labels, (0, 2, 1)), K.permute_dimensions(subject_logits, (0, 2, 1))
+                )
+                object_loss = multilabel_categorical_crossentropy(
+                    K.permute_dimensions(object_labels, (0, 2, 3, 1)),
+                    K.permute_dimensions(object_logits, (0, 2, 3, 1)),
+                )
+                return K.mean(K.sum(subject_loss, 1)) + K.mean(K.sum(object_loss, [1, 2]))
+
+        subject_logits, object_logits = TotalLoss([2, 3])(
+            [subject_labels, object_labels, subject_logits, object_logits, bert.model.output]
+        )
+        train_model = keras.models.Model(
+            bert.model.inputs + [subject_labels, subject_ids, object_labels], [subject_logits, object_logits]
+        )
+        generator = data_generator(data, batch_size)
+        train_model.compile(optimizer=optimizer(len(generator)))
+
+    iterator = generator.forfit()
+    steps = len(generator)
+
+    def epoch():
+        state["round"] += 1
+        train_model.fit(iterator, steps_per_epoch=steps, epochs=1, verbose=0)
+        # tf-keras prefetches one batch past the epoch's last step and drops it: count the trained ones.
+        return log.get(state["round"], [])[:steps]
+
+    def some_steps(count):
+        train_model.fit(iterator, steps_per_epoch=count, epochs=1, verbose=0)
+
+    return epoch, some_steps, {"samples_per_epoch": len(data)}, train_model
+
+
+def run_worker(args) -> None:
+    sys.path.insert(0, str(REPO_ROOT))
+    trainer = toolkit_trainer if args.worker == "toolkit" else bert4keras_trainer
+    epoch, some_steps, info, model = trainer(args)
+    import tensorflow as tf
+
+    started = time.perf_counter()
+    for _ in range(args.warmup_epochs):
+        epoch()
+    info.update(
+        warmup_seconds=time.perf_counter() - started,
+        parameters=int(sum(int(tf.size(weight)) for weight in model.trainable_weights)),
+        tensorflow=tf.__version__,
+    )
+    if args.worker == "toolkit":
+        import keras
+
+        info["keras"] = keras.__version__
+    print(MARKER + json.dumps({"ready": info}), flush=True)
+    for command in sys.stdin:
+        if command.strip() == "round":
+            matmul = matmul_flops_per_second(tf, args.matmul_size, args.matmul_repeats)
+            start = time.perf_counter()
+            batches = epoch()
+            seconds = time.perf_counter() - start
+            print(MARKER + json.dumps({"round": {"seconds": seconds, "batches": batches, "matmul": matmul}}), flush=True)
+        elif command.strip() == "profile":
+            print(MARKER + json.dumps({"profile": op_time_by_type(tf, some_steps, args)}), flush=True)
+        else:
+            break
+
+
+MATMUL_OPS = ("MatMul", "BatchMatMul", "Einsum")  # type names containing these (_MklNativeFusedMatMul, ...)
+
+
+def op_time_by_type(tf, some_steps, args):
+    """Self time of the ops of `--profile-steps` training steps, summed by op type (microseconds).
+
+    From TensorFlow's profiler (`framework_op_stats`); the time of the input pipeline's dataset
+    ops and idle time are left out.
+    """
+    import glob
+
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin
+
+    folder = tempfile.mkdtemp(prefix=f"profile_{args.pipeline}_{args.worker}_", dir=args.workdir)
+    tf.profiler.experimental.start(folder)
+    try:
+        some_steps(args.profile_steps)
+    finally:
+        tf.profiler.experimental.stop()
+    paths = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
+    data, ok = profiler_plugin.xspace_to_tools_data(paths, "framework_op_stats", {})
+    if not ok:
+        return {}
+    totals = {}
+    for table in json.loads(data)[:1]:  # the first table counts the ops without IDLE
+        names = [column["id"] for column in table["cols"]]
+        for row in table["rows"]:
+            cells = dict(zip(names, [cell.get("v") if cell else None for cell in row["c"]]))
+            if cells["type"] in ("IDLE",) or "Dataset" in cells["type"] or "Iterator" in cells["type"]:
+                continue
+            totals[cells["type"]] = totals.get(cells["type"], 0.0) + float(cells["total_self_time"])
+    return totals
+
+
+# --- Parent ------------------------------------------------------------------------------------
+
+
+class Worker:
+    """One side of one pipeline in its own process; `round()` runs one timed epoch."""
+
+    def __init__(self, args, side, pipeline, folder):
+        command = [sys.executable, __file__, "--worker", side, "--pipeline", pipeline, "--workdir", str(folder)]
+        for name in ("sentences", "rounds", "warmup_epochs", "batch_size", "maxlen", "layers", "hidden", "heads",
+                     "intermediate", "matmul_size", "matmul_repeats", "profile_steps", "seed"):  # fmt: skip
+            command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        if side == "bert4keras":
+            env.update(TF_KERAS="1", TF_USE_LEGACY_KERAS="1")
+            env.pop("KERAS_BACKEND", None)
+        else:
+            env["KERAS_BACKEND"] = "tensorflow"
+        self.name = f"{pipeline}/{side}"
+        self.stderr = open(folder / f"{pipeline}_{side}.log", "w+", encoding="utf-8")
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1
+        )
+
+    def receive(self, key):
+        for line in self.process.stdout:
+            if line.startswith(MARKER):
+                message = json.loads(line[len(MARKER) :])
+                if key in message:
+                    return message[key]
+        self.process.wait()
+        self.stderr.seek(0)
+        raise SystemExit(f"The {self.name} worker failed (exit status {self.process.returncode}):\n"
+                         f"{self.stderr.read()[-4000:]}")  # fmt: skip
+
+    def round(self):
+        self.process.stdin.write("round\n")
+        self.process.stdin.flush()
+        return self.receive("round")
+
+    def profile(self):
+        self.process.stdin.write("profile\n")
+        self.process.stdin.flush()
+        return self.receive("profile")
+
+    def close(self, stop=False):
+        """End the worker: ask it to finish, or with `stop` (after a failure) terminate it."""
+        if self.process.poll() is None:
+            if stop:
+                self.process.terminate()
+            else:
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.stderr.close()
+
+
+def run_all(args, folder):
+    """Start every worker at once (their warm-up overlaps: it is not timed), then per pipeline
+    alternate the two sides' timed rounds, and last trace a few steps of each."""
+    workers = {(pipeline, side): Worker(args, side, pipeline, folder) for pipeline in args.pipelines for side in SIDES}
+    finished = False
+    results = {}
+    try:
+        ready = {key: worker.receive("ready") for key, worker in workers.items()}
+        for pipeline in args.pipelines:
+            rounds = {side: [] for side in SIDES}
+            for index in range(args.rounds):
+                order = SIDES if index % 2 == 0 else SIDES[::-1]
+                for side in order:
+                    rounds[side].append(workers[pipeline, side].round())
+                    print(f"{pipeline} round {index + 1}, {side}: {describe_round(rounds[side][-1])}", file=sys.stderr)
+            profiles = {side: workers[pipeline, side].profile() if args.profile_steps else {} for side in SIDES}
+            workers[pipeline, SIDES[0]].close()
+            workers[pipeline, SIDES[1]].close()
+            results[pipeline] = {
+                "ready": {side: ready[pipeline, side] for side in SIDES},
+                "rounds": rounds,
+                "profiles": profiles,
+            }
+        finished = True
+    finally:
+        for worker in workers.values():
+            worker.close(stop=not finished)
+    return results
+
+
+def describe_round(result):
+    samples = sum(batch[0] for batch in result["batches"])
+    return (
+        f"{samples} samples in {result['seconds']:.1f} s, {samples / result['seconds']:.1f} samples/s; "
+        f"matmul {result['matmul'] / 1e9:.0f} GFLOP/s"
+    )
+
+
+def training_flops(batches, dims, pipeline, padded=True):
+    """FLOPs of the training steps on `batches`, counted from the model's shapes.
+
+    A training step costs 3 forward passes (the backward pass computes two products per forward
+    product: the gradients of the input and of the weights), and a forward product of a
+    `[tokens, n] @ [n, m]` matmul costs 2 * tokens * n * m FLOPs, so:
+
+        6 * matmul weights per token * tokens + 12 * layers * hidden * sum(length^2) + heads
+
+    where the weights per token are those of each layer's query, key, value and output projections
+    (4 h^2) and feed-forward (2 h i), and the attention term covers the scores (Q K^T) and their
+    product with the values, both `length x length x hidden` per row and layer. Heads: a
+    `hidden x labels` dense per sentence (classification); a `hidden x 2` subject and a
+    `hidden x 2 * predicates` object dense per token, and the conditional layer norm's two
+    `2 hidden x hidden` denses per sentence (relations). Embedding lookups, layer norms, softmax,
+    GELU, dropout, the loss and the optimizer update are not counted: they are not matmuls.
+    With `padded`, tokens and lengths are the padded ones (the work the step does); otherwise the
+    real ones (the work a step without padding would do).
+    """
+    layers, hidden, intermediate = dims["layers"], dims["hidden"], dims["intermediate"]
+    per_token = layers * (4 * hidden * hidden + 2 * hidden * intermediate)
+    total = 0.0
+    for rows, length, real_tokens, real_squares in batches:
+        tokens = rows * length if padded else real_tokens
+        squares = rows * length * length if padded else real_squares
+        total += 6.0 * per_token * tokens + 12.0 * layers * hidden * squares
+        if pipeline == "classification":
+            total += 6.0 * hidden * dims["labels"] * rows
+        else:
+            total += 6.0 * hidden * (2 + 2 * dims["predicates"]) * tokens + 6.0 * 2 * (2 * hidden * hidden) * rows
+    return total
+
+
+def summarise(args, results):
+    """Per pipeline and side: medians over rounds, and the paired speed-ups."""
+    rows = []
+    for pipeline, result in results.items():
+        dims = {"layers": args.layers, "hidden": args.hidden, "intermediate": args.intermediate,
+                "labels": result["ready"]["toolkit"].get("labels", 0),
+                "predicates": result["ready"]["toolkit"].get("predicates", 0)}  # fmt: skip
+        per_side = {}
+        for side in SIDES:
+            measured = []
+            for round_result in result["rounds"][side]:
+                batches, seconds = round_result["batches"], round_result["seconds"]
+                samples = sum(batch[0] for batch in batches)
+                real = sum(batch[2] for batch in batches)
+                padded = sum(batch[0] * batch[1] for batch in batches)
+                flops = training_flops(batches, dims, pipeline, padded=True)
+                useful = training_flops(batches, dims, pipeline, padded=False)
+                measured.append({
+                    "seconds": seconds, "samples": samples, "steps": len(batches),
+                    "samples_per_second": samples / seconds, "real_per_second": real / seconds,
+                    "padded_per_second": padded / seconds, "padding": 1.0 - real / padded,
+                    "flops_per_second": flops / seconds, "useful_per_second": useful / seconds,
+                    "matmul": round_result["matmul"],
+                    "utilisation": flops / seconds / round_result["matmul"],
+                    "useful_utilisation": useful / seconds / round_result["matmul"],
+                })  # fmt: skip
+            per_side[side] = measured
+        speedups = [
+            toolkit["samples_per_second"] / theirs["samples_per_second"]
+            for toolkit, theirs in zip(per_side["toolkit"], per_side["bert4keras"])
+        ]
+        token_speedups = [
+            toolkit["real_per_second"] / theirs["real_per_second"]
+            for toolkit, theirs in zip(per_side["toolkit"], per_side["bert4keras"])
+        ]
+        for side in SIDES:
+            measured = per_side[side]
+            row = {"pipeline": pipeline, "side": side, "ready": result["ready"][side],
+                   "profile": result["profiles"][side]}  # fmt: skip
+            for key in measured[0]:
+                row[key] = statistics.median(item[key] for item in measured)
+            if side == "toolkit":
+                row["speedup"] = statistics.median(speedups)
+                row["speedup_range"] = (min(speedups), max(speedups))
+                row["token_speedup"] = statistics.median(token_speedups)
+            rows.append(row)
+    return rows
+
+
+def is_matmul(op_type):
+    return any(name in op_type for name in MATMUL_OPS)
+
+
+def matmul_share(profile):
+    total = sum(profile.values())
+    return sum(time for op_type, time in profile.items() if is_matmul(op_type)) / total if total else 0.0
+
+
+OP_NOTES = {
+    "PyFunc": "PyFunc (Python batch generator)",
+    "AssignSubVariableOp": "AssignSubVariableOp (optimizer)",
+    "AssignAddVariableOp": "AssignAddVariableOp (optimizer, metrics)",
+    "StatelessRandomUniformV2": "StatelessRandomUniformV2 (dropout)",
+    "RandomUniform": "RandomUniform (dropout)",
+}
+
+
+def top_other_ops(profile, count=6):
+    total = sum(profile.values())
+    others = sorted(((time, op_type) for op_type, time in profile.items() if not is_matmul(op_type)), reverse=True)
+    return ", ".join(f"{OP_NOTES.get(op_type, op_type)} {time / total:.0%}" for time, op_type in others[:count])
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+TITLES = {"classification": "classification", "relations": "relation extraction"}
+SIDE_NAMES = {"toolkit": "toolkit", "bert4keras": "bert4keras 0.11.5"}
+
+
+def render(args, rows, load, command) -> str:
+    toolkit_rows = [row for row in rows if row["side"] == "toolkit"]
+    first = rows[0]["ready"]
+    parameters = ", ".join(
+        f"{TITLES[row['pipeline']]} {row['ready']['parameters'] / 1e6:.1f} M" for row in toolkit_rows
+    )
+    lines = [
+        SECTION,
+        "",
+        f"Training throughput of both pipelines against a bert4keras 0.11.5 script of the same model on the "
+        f"same data, and the share of the machine's dense-matmul speed that a training step reaches. "
+        f"Model: a randomly initialised BERT made from `../shared/data/chinese_bert/bert_config.json` at "
+        f"{args.layers} layers, hidden {args.hidden}, {args.heads} heads, feed-forward {args.intermediate} "
+        f"(GELU, dropout 0.1), Chinese vocabulary of 21,128 tokens; trainable parameters: {parameters} "
+        "(toolkit side; bert4keras has no unused pooler). Data: the first "
+        f"{args.sentences} LIC2019 training sentences (`../shared/data/re/lic2019_sample`); for "
+        "classification each is labelled with the predicates of its triples (50 schema predicates), for "
+        "relation extraction with its triples (sentences with no triple that can be placed are left out, "
+        f"on both sides). Batch size {args.batch_size}, maxlen {args.maxlen}, AdamW with linear decay, "
+        "the multi-label categorical crossentropy, TensorFlow graph mode without XLA on both sides "
+        "(Keras 3 turns XLA off on a machine without a GPU; tf-keras does not turn it on).",
+        "",
+        "The toolkit side runs the pipelines' own functions (`load_config`, `read_data`, `build_model`, "
+        "`encode_split` / `make_dataset` / `compile_model`; `build_training_targets` / `make_feed` / "
+        "`make_optimizer`) and `fit`; the bert4keras side is written as its examples are (`Tokenizer`, "
+        "`DataGenerator` with `sequence_padding`, `build_transformer_model`, its "
+        "`multilabel_categorical_crossentropy`, and for relations `LayerNormalization(conditional=True)` "
+        "and a `Loss` layer as in `examples/task_relation_extraction.py`). Each side runs in a process of "
+        f"its own; after {args.warmup_epochs} untimed warm-up epoch(s) each, the sides take turns, "
+        f"{args.rounds} rounds of one epoch each (A B, B A, ...), timed from the call to `fit` to its "
+        "return (input pipeline included). Rates are medians over the rounds; the speed-up is the median "
+        "of the per-round ratios, with its range in brackets. Padding is the share of padded tokens that "
+        "are not real tokens.",
+        "",
+        "| pipeline | side | samples/s | real tokens/s | padded tokens/s | padding | epoch s "
+        "| speed-up (samples/s) | target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        if row["side"] == "toolkit":
+            low, high = row["speedup_range"]
+            met = "met" if row["speedup"] >= TARGET_SPEEDUP else "not met"
+            speedup = f"{row['speedup']:.2f}x ({low:.2f}-{high:.2f})"
+            target = f">= {TARGET_SPEEDUP}x: {met}"
+        else:
+            speedup, target = "1.00x", ""
+        lines.append(
+            f"| {TITLES[row['pipeline']]} | {SIDE_NAMES[row['side']]} | {row['samples_per_second']:.1f} "
+            f"| {row['real_per_second']:,.0f} | {row['padded_per_second']:,.0f} | {row['padding']:.0%} "
+            f"| {row['seconds']:.1f} | {speedup} | {target} |"
+        )
+    lines += [
+        "",
+        "FLOP utilisation: the FLOPs of each training step are counted analytically from the shapes, "
+        "`6 * N * T + 12 * L * h * sum(length^2)` plus the heads, where `N = L * (4 h^2 + 2 h i)` is the "
+        "number of matmul weights a token goes through in the encoder, `T` the tokens of the batch and "
+        "the second term the attention scores and their product with the values (3 forward passes per "
+        "training step); embeddings, norms, softmax, GELU, dropout, the loss and the optimizer update are "
+        "not counted (see `training_flops` in the script). \"Step\" counts the padded tokens (the work "
+        "done), \"useful\" the real ones. The reference is a float32 "
+        f"`[{args.matmul_size}, {args.matmul_size}] @ [{args.matmul_size}, {args.matmul_size}]` "
+        f"`tf.linalg.matmul`, timed {args.matmul_repeats} times in the same process just before each round; "
+        "the utilisation of a round is its FLOP/s over that round's matmul FLOP/s (medians over rounds).",
+        "",
+        "| pipeline | side | matmul GFLOP/s | step GFLOP/s | utilisation | useful GFLOP/s | useful utilisation "
+        "| target |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        target = ""
+        if row["side"] == "toolkit":
+            met = "met" if row["utilisation"] >= TARGET_UTILISATION else "not met"
+            target = f">= {TARGET_UTILISATION:.0%}: {met}"
+        lines.append(
+            f"| {TITLES[row['pipeline']]} | {SIDE_NAMES[row['side']]} | {row['matmul'] / 1e9:.1f} "
+            f"| {row['flops_per_second'] / 1e9:.1f} | {row['utilisation']:.0%} | {row['useful_per_second'] / 1e9:.1f} "
+            f"| {row['useful_utilisation']:.0%} | {target} |"
+        )
+    if any(row["profile"] for row in rows):
+        lines += [
+            "",
+            f"Where the op time of a training step goes: {args.profile_steps} steps of each side traced with "
+            "TensorFlow's profiler after the rounds (`framework_op_stats`: self time of each op, summed by op "
+            "type; the input pipeline's dataset ops and idle time left out). Matmuls are the op types named "
+            "`*MatMul*`, `*BatchMatMul*` or `*Einsum*` (oneDNN's fused versions included).",
+            "",
+            "| pipeline | side | op time in matmuls | largest other op types (share of op time) |",
+            "|---|---|---:|---|",
+        ]
+        for row in rows:
+            if row["profile"]:
+                lines.append(
+                    f"| {TITLES[row['pipeline']]} | {SIDE_NAMES[row['side']]} | {matmul_share(row['profile']):.0%} "
+                    f"| {top_other_ops(row['profile'])} |"
+                )
+    lines += [
+        "",
+        "Untimed warm-up (building, tracing, first epoch), seconds: "
+        + "; ".join(
+            f"{TITLES[row['pipeline']]} {SIDE_NAMES[row['side']]} {row['ready']['warmup_seconds']:.0f}" for row in rows
+        )
+        + ". XLA (`jit_compile`) on the toolkit's models: "
+        + ", ".join(f"{TITLES[row['pipeline']]} {row['ready']['jit_compile']}" for row in toolkit_rows)
+        + ".",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: `nproc` = {len(os.sched_getaffinity(0))}, {cpu_model()}, no GPU; 1-minute load average "
+        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end (a shared machine: other jobs were training "
+        f"on it); Python {platform.python_version()}, TensorFlow {first['tensorflow']}, Keras "
+        f"{next(row['ready'].get('keras') for row in toolkit_rows)} (toolkit), tf-keras with bert4keras 0.11.5.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_section(markdown: str) -> None:
+    """Replace (or append) this section of docs/benchmarks.md, leaving the others alone."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    if start is None:
+        DOC.write_text(text.rstrip("\n") + "\n\n" + markdown, encoding="utf-8")
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = "".join(lines[end:])
+    DOC.write_text("".join(lines[:start]) + markdown + ("\n" + tail if tail else ""), encoding="utf-8")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        run_worker(args)
+        return
+    command = " ".join(["python benchmarks/training_benchmark.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    load_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="training_benchmark_") as name:
+        folder = Path(name)
+        prepare_workdir(args, folder)
+        results = run_all(args, folder)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    rows = summarise(args, results)
+    markdown = render(args, rows, (load_start, os.getloadavg()[0]), command)
+    print(markdown)
+    if args.write_doc:
+        write_section(markdown)
+        print(f"Wrote the {SECTION!r} section of {DOC}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

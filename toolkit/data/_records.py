@@ -1,0 +1,86 @@
+"""Checks on one JSON record, shared by the readers.
+
+A check raises :class:`RecordError` with the message and the reason; the reader
+knows the line and turns it into a ``DataError`` (``path:line: message``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Iterable, Union
+
+FieldType = Union[str, int]
+
+DIGITS = re.compile(r"[0-9]+")
+
+
+class RecordError(Exception):
+    """A problem in one record; becomes a DataError once the line is known."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+    matches = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+def kind(value: Any) -> str:
+    """What a JSON value is, for messages: ``"a string"``, ``"null"``, ..."""
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def short(text: str, limit: int = 40) -> str:
+    """``repr(text)``, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def check_text(value: Any, text_field: FieldType) -> str:
+    """``value`` if it is a non-blank string, else RecordError."""
+    if not isinstance(value, str):
+        raise RecordError(f"text field {text_field!r} must be a string, got {kind(value)}", "bad text")
+    if not value.strip():
+        raise RecordError(f"empty text in field {text_field!r}", "empty text")
+    return value
+
+
+def get_field(record: dict, name: str) -> Any:
+    """``record[name]``; a dotted name (``"meta.text"``) walks nested objects.
+
+    Raises ``KeyError`` with a did-you-mean message when the field is missing.
+    """
+    if name in record:
+        return record[name]
+    value: Any = record
+    if "." in name:
+        for part in name.split("."):
+            if not isinstance(value, dict) or part not in value:
+                break
+            value = value[part]
+        else:
+            return value
+    raise KeyError(f"missing field {name!r}" + suggest(name, [k for k in record if isinstance(k, str)]))
+
+
+def text_and_field(record: Any, text_field: str, other_field: str) -> tuple:
+    """``(text, value)`` of a JSON record: its checked text and its raw ``other_field``.
+
+    RecordError when the record is not an object, a field is missing, or the
+    text is not a non-blank string (checked in that order).
+    """
+    if not isinstance(record, dict):
+        raise RecordError(f"expected a JSON object, got {kind(record)}", "not an object")
+    try:
+        text = get_field(record, text_field)
+        value = get_field(record, other_field)
+    except KeyError as missing:
+        raise RecordError(missing.args[0], "missing field") from None
+    return check_text(text, text_field), value
