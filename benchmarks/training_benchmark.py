@@ -159,16 +159,30 @@ def batch_record(lengths, padded_length):
     return [len(lengths), int(padded_length), sum(lengths), sum(length * length for length in lengths)]
 
 
-def matmul_flops_per_second(tf, size, repeats):
-    """FLOP/s of `repeats` float32 `[size, size] @ [size, size]` products (after one untimed)."""
-    left = tf.random.normal((size, size), seed=1)
-    right = tf.random.normal((size, size), seed=2)
+def matmul_flops_per_second(tf, rows, inner, columns, repeats):
+    """FLOP/s of `repeats` float32 `[rows, inner] @ [inner, columns]` products (after one untimed)."""
+    left = tf.random.normal((rows, inner), seed=1)
+    right = tf.random.normal((inner, columns), seed=2)
     tf.linalg.matmul(left, right).numpy()
     start = time.perf_counter()
     for _ in range(repeats):
         product = tf.linalg.matmul(left, right)
     float(product[0, 0].numpy())
-    return 2.0 * size**3 * repeats / (time.perf_counter() - start)
+    return 2.0 * rows * inner * columns * repeats / (time.perf_counter() - start)
+
+
+def reference_matmul(tf, args):
+    """The machine's dense-matmul speed: the large square product."""
+    size = args.matmul_size
+    return matmul_flops_per_second(tf, size, size, size, args.matmul_repeats)
+
+
+def model_shape_matmul(tf, args):
+    """A feed-forward product at this model's shape: 64 tokens a row, `[batch * 64, hidden] @ [hidden,
+    intermediate]`, repeated to about the large product's FLOPs."""
+    rows = args.batch_size * 64
+    repeats = max(1, round(args.matmul_repeats * args.matmul_size**3 / (rows * args.hidden * args.intermediate)))
+    return matmul_flops_per_second(tf, rows, args.hidden, args.intermediate, repeats)
 
 
 def toolkit_config(args, pipeline):
@@ -532,11 +546,21 @@ def run_worker(args) -> None:
     print(MARKER + json.dumps({"ready": info}), flush=True)
     for command in sys.stdin:
         if command.strip() == "round":
-            matmul = matmul_flops_per_second(tf, args.matmul_size, args.matmul_repeats)
+            before = reference_matmul(tf, args)
+            model_shape = model_shape_matmul(tf, args)
             start = time.perf_counter()
             batches = epoch()
             seconds = time.perf_counter() - start
-            print(MARKER + json.dumps({"round": {"seconds": seconds, "batches": batches, "matmul": matmul}}), flush=True)
+            after = reference_matmul(tf, args)
+            result = {
+                "seconds": seconds,
+                "batches": batches,
+                "matmul": (before + after) / 2,  # the load can change during a round
+                "matmul_before": before,
+                "matmul_after": after,
+                "model_shape_matmul": model_shape,
+            }
+            print(MARKER + json.dumps({"round": result}), flush=True)
         elif command.strip() == "profile":
             print(MARKER + json.dumps({"profile": op_time_by_type(tf, some_steps, args)}), flush=True)
         else:
@@ -565,16 +589,26 @@ def op_time_by_type(tf, some_steps, args):
     paths = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
     data, ok = profiler_plugin.xspace_to_tools_data(paths, "framework_op_stats", {})
     if not ok:
-        return {}
-    totals = {}
-    for table in json.loads(data)[:1]:  # the first table counts the ops without IDLE
+        return None
+    types, phases = {}, {}
+    for table in json.loads(data)[:1]:
         names = [column["id"] for column in table["cols"]]
         for row in table["rows"]:
             cells = dict(zip(names, [cell.get("v") if cell else None for cell in row["c"]]))
-            if cells["type"] in ("IDLE",) or "Dataset" in cells["type"] or "Iterator" in cells["type"]:
+            op_type, name = cells["type"], cells["operation"].lower()
+            if op_type == "IDLE" or "Dataset" in op_type or "Iterator" in op_type:
                 continue
-            totals[cells["type"]] = totals.get(cells["type"], 0.0) + float(cells["total_self_time"])
-    return totals
+            self_time = float(cells["total_self_time"])
+            types[op_type] = types.get(op_type, 0.0) + self_time
+            # Phase by name scope: the optimizers' ops sit under their name ("adam_w", "AdamWLR").
+            if "adam" in name:
+                phase = "optimizer"
+            elif "gradient_tape/" in name or "gradients/" in name:
+                phase = "backward"
+            else:
+                phase = "forward"
+            phases[phase] = phases.get(phase, 0.0) + self_time
+    return {"types": types, "phases": phases}
 
 
 # --- Parent ------------------------------------------------------------------------------------
@@ -652,7 +686,7 @@ def run_all(args, folder):
                 for side in order:
                     rounds[side].append(workers[pipeline, side].round())
                     print(f"{pipeline} round {index + 1}, {side}: {describe_round(rounds[side][-1])}", file=sys.stderr)
-            profiles = {side: workers[pipeline, side].profile() if args.profile_steps else {} for side in SIDES}
+            profiles = {side: workers[pipeline, side].profile() if args.profile_steps else None for side in SIDES}
             workers[pipeline, SIDES[0]].close()
             workers[pipeline, SIDES[1]].close()
             results[pipeline] = {
@@ -731,6 +765,8 @@ def summarise(args, results):
                     "padded_per_second": padded / seconds, "padding": 1.0 - real / padded,
                     "flops_per_second": flops / seconds, "useful_per_second": useful / seconds,
                     "matmul": round_result["matmul"],
+                    "model_shape_matmul": round_result["model_shape_matmul"],
+                    "model_shape_share": round_result["model_shape_matmul"] / round_result["matmul_before"],
                     "utilisation": flops / seconds / round_result["matmul"],
                     "useful_utilisation": useful / seconds / round_result["matmul"],
                 })  # fmt: skip
@@ -762,8 +798,15 @@ def is_matmul(op_type):
 
 
 def matmul_share(profile):
-    total = sum(profile.values())
-    return sum(time for op_type, time in profile.items() if is_matmul(op_type)) / total if total else 0.0
+    total = sum(profile["types"].values())
+    return sum(time for op_type, time in profile["types"].items() if is_matmul(op_type)) / total if total else 0.0
+
+
+def phase_shares(profile):
+    total = sum(profile["phases"].values())
+    return ", ".join(
+        f"{phase} {profile['phases'].get(phase, 0.0) / total:.0%}" for phase in ("forward", "backward", "optimizer")
+    )
 
 
 OP_NOTES = {
@@ -775,9 +818,9 @@ OP_NOTES = {
 }
 
 
-def top_other_ops(profile, count=6):
-    total = sum(profile.values())
-    others = sorted(((time, op_type) for op_type, time in profile.items() if not is_matmul(op_type)), reverse=True)
+def top_other_ops(profile, count=5):
+    total = sum(profile["types"].values())
+    others = sorted(((time, op_type) for op_type, time in profile["types"].items() if not is_matmul(op_type)), reverse=True)
     return ", ".join(f"{OP_NOTES.get(op_type, op_type)} {time / total:.0%}" for time, op_type in others[:count])
 
 
@@ -856,12 +899,16 @@ def render(args, rows, load, command) -> str:
         "not counted (see `training_flops` in the script). \"Step\" counts the padded tokens (the work "
         "done), \"useful\" the real ones. The reference is a float32 "
         f"`[{args.matmul_size}, {args.matmul_size}] @ [{args.matmul_size}, {args.matmul_size}]` "
-        f"`tf.linalg.matmul`, timed {args.matmul_repeats} times in the same process just before each round; "
-        "the utilisation of a round is its FLOP/s over that round's matmul FLOP/s (medians over rounds).",
+        f"`tf.linalg.matmul`, timed {args.matmul_repeats} times in the same process just before and just "
+        "after each round; the utilisation of a round is its FLOP/s over the mean of those two (medians "
+        "over rounds). \"Model-shape matmul\" is a product at this model's size, "
+        f"`[{args.batch_size * 64}, {args.hidden}] @ [{args.hidden}, {args.intermediate}]` (a batch of "
+        f"{args.batch_size} rows of 64 tokens through the feed-forward layer), timed before each round, as a "
+        "share of the reference: the most a step made only of such matmuls could reach.",
         "",
-        "| pipeline | side | matmul GFLOP/s | step GFLOP/s | utilisation | useful GFLOP/s | useful utilisation "
-        "| target |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| pipeline | side | matmul GFLOP/s | model-shape matmul | step GFLOP/s | utilisation | useful GFLOP/s "
+        "| useful utilisation | target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         target = ""
@@ -870,25 +917,26 @@ def render(args, rows, load, command) -> str:
             target = f">= {TARGET_UTILISATION:.0%}: {met}"
         lines.append(
             f"| {TITLES[row['pipeline']]} | {SIDE_NAMES[row['side']]} | {row['matmul'] / 1e9:.1f} "
-            f"| {row['flops_per_second'] / 1e9:.1f} | {row['utilisation']:.0%} | {row['useful_per_second'] / 1e9:.1f} "
+            f"| {row['model_shape_share']:.0%} | {row['flops_per_second'] / 1e9:.1f} | {row['utilisation']:.0%} | {row['useful_per_second'] / 1e9:.1f} "
             f"| {row['useful_utilisation']:.0%} | {target} |"
         )
     if any(row["profile"] for row in rows):
         lines += [
             "",
             f"Where the op time of a training step goes: {args.profile_steps} steps of each side traced with "
-            "TensorFlow's profiler after the rounds (`framework_op_stats`: self time of each op, summed by op "
-            "type; the input pipeline's dataset ops and idle time left out). Matmuls are the op types named "
-            "`*MatMul*`, `*BatchMatMul*` or `*Einsum*` (oneDNN's fused versions included).",
+            "TensorFlow's profiler after the rounds (`framework_op_stats`: the self time of each op; the input "
+            "pipeline's dataset ops and idle time left out). Matmuls are the op types named `*MatMul*`, "
+            "`*BatchMatMul*` or `*Einsum*` (oneDNN's fused versions included); the phases go by name scope "
+            "(the optimizer's ops sit under its name, the backward pass under `gradient_tape/`).",
             "",
-            "| pipeline | side | op time in matmuls | largest other op types (share of op time) |",
-            "|---|---|---:|---|",
+            "| pipeline | side | op time in matmuls | by phase | largest other op types (share of op time) |",
+            "|---|---|---:|---|---|",
         ]
         for row in rows:
             if row["profile"]:
                 lines.append(
                     f"| {TITLES[row['pipeline']]} | {SIDE_NAMES[row['side']]} | {matmul_share(row['profile']):.0%} "
-                    f"| {top_other_ops(row['profile'])} |"
+                    f"| {phase_shares(row['profile'])} | {top_other_ops(row['profile'])} |"
                 )
     lines += [
         "",

@@ -77,7 +77,11 @@ def main():
         )
         with expected_warnings_silenced():
             extractor.training_model.fit(
-                feed, epochs=config.training.epochs, callbacks=callbacks, verbose="auto" if sys.stdout.isatty() else 2
+                feed,
+                epochs=config.training.epochs,
+                callbacks=callbacks,
+                shuffle=False,  # the feed draws its own order from (seed, epoch)
+                verbose="auto" if sys.stdout.isatty() else 2,
             )
     best.require_model()
     log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")

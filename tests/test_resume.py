@@ -46,8 +46,7 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     for line in process.stdout:  # read until the second epoch is under way
         seen.append(line)
         if line.startswith(f"Epoch 2/{EPOCHS}"):
-            time.sleep(1.0)
-            break
+            break  # kill at once: a tiny epoch can finish within a second
         assert time.monotonic() < deadline, "".join(seen[-20:])
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
@@ -55,7 +54,8 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     assert (run / "backup").is_dir(), "no resume state after the first epoch"
     assert not (run / "metrics.json").exists()
     first_best = json.loads((run / "best.json").read_text())
-    assert first_best["epoch"] == 1
+    finished = len((run / "history.csv").read_text().strip().splitlines()) - 1
+    assert 1 <= finished < EPOCHS and first_best["epoch"] <= finished
 
     refused = start_training(tmp_path / "config.yaml")
     output, _ = refused.communicate(timeout=600)
@@ -64,7 +64,7 @@ def test_killed_run_resumes_from_its_last_finished_epoch(tmp_path):
     resumed = start_training(tmp_path / "config.yaml", "--resume")
     output, _ = resumed.communicate(timeout=900)
     assert resumed.returncode == 0, output[-3000:]
-    assert f"Epoch 1/{EPOCHS}" not in output and f"Epoch 2/{EPOCHS}" in output
+    assert f"Epoch {finished}/{EPOCHS}" not in output and f"Epoch {finished + 1}/{EPOCHS}" in output
     history = (run / "history.csv").read_text().strip().splitlines()
     assert [row.split(",")[0] for row in history[1:]] == [str(epoch) for epoch in range(EPOCHS)]
     best = json.loads((run / "best.json").read_text())

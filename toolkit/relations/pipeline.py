@@ -223,7 +223,7 @@ def dev_scores(predictor, dataset):
 
 
 def _build_and_fit(config, data, run, replicas, resume, log):
-    """Build, compile and train inside the distribution scope; returns the best-model callback."""
+    """Build, compile and train inside the distribution scope; returns `(best, target_report)`."""
     extractor, tokenizer = build_model(config, data.predicates)
     targets, target_report = build_training_targets(data.train, tokenizer, data.predicates, config, log)
     feed = make_feed(targets, extractor, tokenizer, config)
