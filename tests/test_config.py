@@ -553,7 +553,8 @@ def test_from_dict():
     config = Config.from_dict({"task": "relation_extraction",
                                "data": {"train": "a", "dev": "b", "schema": "s"}}, source="<test>")
     assert isinstance(config, RelationConfig) and config.data.train == "a"
-    with pytest.raises(ConfigError, match=r"^<test>: data\.dev: required key is missing$"):
+    with pytest.raises(ConfigError, match=r"^<test>: data\.dev: required key is missing; give a dev file, or "
+                                          r"dev_fraction \(e\.g\. 0\.1\) to hold out that share of train as dev$"):
         Config.from_dict({"task": "relation_extraction", "data": {"train": "a", "schema": "s"}},
                          source="<test>")
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolkit.config import load_config
-from toolkit.data import read_split
+from toolkit.config import ConfigError, load_config
+from toolkit.data import read_split, split_off
 from toolkit.data.errors import BadLineCounter, BadLineReport, DataError
 from toolkit.data.multilabel import (
     MultilabelDataset,
@@ -22,7 +22,6 @@ from toolkit.data.multilabel import (
     infer_format,
     read_label_names,
     read_multilabel,
-    split_off,
     to_multi_hot,
 )
 from toolkit.data.relations import read_relations, read_schema
@@ -573,12 +572,43 @@ def test_dev_fraction_through_a_config(tmp_path):
     messages = []
     data = read_data(config, log=messages.append)
     assert (len(data.train), len(data.dev), data.test) == (15, 5, None)
-    assert "dev: 5 examples held out of train (dev_fraction 0.25, seed 3); train keeps 15" in messages
+    assert "dev: 5 examples held out of train (dev_fraction 0.25, seed 3); train keeps 15 examples" in messages
     assert data.label_names == ["pos", "neg"] and data.train.report.num_skipped == 1
     assert all(data.dev.texts[i] == f"text {line - 1}" for i, line in enumerate(data.dev.lines))
     assert read_data(config, log=messages.append).dev.lines == data.dev.lines
     other_seed = load_config(tmp_path / "c.yaml", overrides=["training.seed=4"])
     assert read_data(other_seed, log=messages.append).dev.lines != data.dev.lines
+
+
+def test_dev_fraction_for_relations(tmp_path):
+    from toolkit.relations.pipeline import read_data
+
+    write(tmp_path, "all_50_schemas", LIC_SCHEMA)
+    records = [lic_record(f"张{i}祖籍北京", (f"张{i}", "祖籍", "北京")) for i in range(11)]
+    write(tmp_path, "train.json", jsonl(*records))
+    config = load_config(write(tmp_path, "r.yaml", "task: relation_extraction\n"
+                               "data: {train: train.json, dev_fraction: 0.2, schema: all_50_schemas}\n"
+                               "training: {seed: 5}\n"))
+    messages = []
+    data = read_data(config, log=messages.append)
+    assert (len(data.train), len(data.dev), data.test) == (9, 2, None)
+    assert "dev: 2 sentences, 2 triples held out of train (dev_fraction 0.2, seed 5); " \
+           "train keeps 9 sentences, 9 triples" in messages
+    assert sorted(data.train.lines + data.dev.lines) == list(range(1, 12))
+    # Texts, triples and line numbers stay together; the predicates are the schema's.
+    for part in (data.train, data.dev):
+        assert all(part.texts[i] == f"张{line - 1}祖籍北京" for i, line in enumerate(part.lines))
+        assert all(triples == [(text[:-4], "祖籍", "北京")] for text, triples in zip(part.texts, part.triples))
+        assert part.predicates == ["祖籍", "父亲"]
+    assert read_data(config, log=messages.append).dev.lines == data.dev.lines
+    with pytest.raises(ValueError, match=r"no 'dev' file: dev is held out of train \(dev_fraction 0\.2\)"):
+        read_split(config.data, "dev")
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(tmp_path / "r.yaml", overrides=["data.dev=train.json"])
+    assert "data.dev_fraction: give dev (a file) or dev_fraction (0.2, a share of train held out as dev), " \
+           "not both" in str(excinfo.value)
+    with pytest.raises(ConfigError, match=r"data\.dev: required key is missing; give a dev file, or dev_fraction"):
+        load_config(tmp_path / "r.yaml", overrides=["data.dev_fraction=null"])
 
 
 # ============================================================================ the real shared data

@@ -6,7 +6,7 @@ A config file has six sections; only ``task`` and the data files are required:
 task: multilabel_classification      # or relation_extraction
 data:
   train: data/train.jsonl
-  dev: data/dev.jsonl          # or dev_fraction: 0.1 (multilabel; see below)
+  dev: data/dev.jsonl          # or dev_fraction: 0.1 (see below)
 model:
   encoder: {source: random, vocab: data/vocab.txt}
 training:
@@ -27,10 +27,10 @@ Rules (see ``configs/template_multilabel.yaml`` for every key, commented):
   kept. Paths given in ``overrides`` or ``base`` are relative to the working
   directory. A loaded config holds absolute paths, so a saved copy loads the
   same from anywhere.
-- A multilabel data set without a dev file gives ``data.dev_fraction`` (more
-  than 0, less than 0.5) instead of ``data.dev``: that share of the train
+- A data set without a dev file (either task) gives ``data.dev_fraction``
+  (more than 0, less than 0.5) instead of ``data.dev``: that share of the train
   examples, drawn with ``training.seed``, is held out as dev, the same on every
-  run, resume and ``evaluate`` (see :func:`toolkit.data.multilabel.split_off`).
+  run, resume and ``evaluate`` (see :func:`toolkit.data.splits.split_off`).
   Exactly one of the two is required.
 - ``overrides`` are ``section.key=value`` strings (the CLI's ``--set``); the
   value is read as a YAML scalar (``3``, ``0.1``, ``null``, ``true``, ``[a, b]``).
@@ -116,6 +116,17 @@ def _problems(*pairs: tuple) -> None:
 # ----------------------------------------------------------------------------- data
 
 
+def _dev_problems(data) -> list:
+    """A data section gives a dev file or ``dev_fraction``, exactly one of them."""
+    if data.dev is None and data.dev_fraction is None:
+        return [("dev", "required key is missing; give a dev file, or dev_fraction "
+                        "(e.g. 0.1) to hold out that share of train as dev")]
+    if data.dev is not None and data.dev_fraction is not None:
+        return [("dev_fraction", f"give dev (a file) or dev_fraction ({data.dev_fraction}, "
+                                 "a share of train held out as dev), not both")]
+    return []
+
+
 class MultilabelDataConfig(_Section):
     """``data`` for ``task: multilabel_classification``.
 
@@ -149,13 +160,7 @@ class MultilabelDataConfig(_Section):
                 _problems(("format", f"cannot tell the format of {self.train!r} from its extension; "
                                      "set format to 'jsonl', 'csv' or 'tsv'"))
             self.format = inferred
-        problems = []
-        if self.dev is None and self.dev_fraction is None:
-            problems.append(("dev", "required key is missing; give a dev file, or dev_fraction "
-                                    "(e.g. 0.1) to hold out that share of train as dev"))
-        elif self.dev is not None and self.dev_fraction is not None:
-            problems.append(("dev_fraction", f"give dev (a file) or dev_fraction ({self.dev_fraction}, "
-                                             "a share of train held out as dev), not both"))
+        problems = _dev_problems(self)
         if self.format == "jsonl":
             if self.header is not None:
                 problems.append(("header", "only used with csv and tsv files (format is 'jsonl'); "
@@ -199,10 +204,14 @@ class RelationDataConfig(_Section):
     ``schema`` is the predicate list (LIC2019 ``all_50_schemas``, CasRel
     ``rel2id.json``, or one predicate a line). ``layout: custom`` reads your
     own field names; the other layouts fix them.
+
+    Give ``dev`` (a file) or ``dev_fraction`` (a share of train held out as
+    dev, drawn with ``training.seed``), not both.
     """
 
     train: str
-    dev: str
+    dev: Optional[str] = None
+    dev_fraction: Optional[float] = Field(None, gt=0.0, lt=0.5)
     test: Optional[str] = None
     schema_path: str = Field(alias="schema")
     layout: Literal["lic2019", "casrel", "custom"] = "lic2019"
@@ -218,7 +227,7 @@ class RelationDataConfig(_Section):
     @model_validator(mode="after")
     def _check_layout(self) -> "RelationDataConfig":
         custom_keys = ("text_field", "triples_field", "subject_key", "predicate_key", "object_key")
-        problems = []
+        problems = _dev_problems(self)
         if self.layout != "custom":
             for name in custom_keys:
                 if getattr(self, name) is not None:

@@ -20,7 +20,7 @@ from toolkit import reports
 from toolkit.batching import length_grouped_batches
 from toolkit.classification.model import MultilabelTextClassifier
 from toolkit.classification.preprocessor import TextPreprocessor
-from toolkit.data import DataError, build_label_vocabulary, read_multilabel_split, split_off, to_multi_hot
+from toolkit.data import build_label_vocabulary, read_splits, to_multi_hot
 from toolkit.distribution import Replicas, config_source, distributed_batches, distribution_scope
 from toolkit.encoders import load_encoder
 from toolkit.losses import MultilabelCategoricalCrossentropy
@@ -73,27 +73,10 @@ def read_data(config, log=logger.info):
     `data.dev_fraction`, dev is that share of train, held out with
     `training.seed` (`toolkit.data.split_off`): the same split every time.
     """
-    splits = {}
-    for split in ("train", "dev", "test"):
-        if split == "test" and not config.data.test:
-            splits[split] = None
-            continue
-        if split == "dev" and config.data.dev is None:
-            fraction, seed = config.data.dev_fraction, config.training.seed
-            splits["train"], splits["dev"] = split_off(splits["train"], fraction, seed)
-            log(f"dev: {len(splits['dev'])} examples held out of train (dev_fraction {fraction}, "
-                f"seed {seed}); train keeps {len(splits['train'])}")
-            continue
-        dataset = read_multilabel_split(config.data, split)
-        log(f"{split}: {len(dataset)} examples from {dataset.path}")
-        if dataset.report:
-            log(dataset.report.summary())
-        if len(dataset) == 0:
-            raise DataError(dataset.path, None, f"no usable examples in the {split} split")
-        splits[split] = dataset
-    present = [splits[name] for name in ("train", "dev", "test") if splits[name] is not None]
+    splits = read_splits(config.data, config.training.seed, log=log)
+    present = [split for split in splits if split is not None]
     label_names = build_label_vocabulary(present, label_names=config.data.label_names)
-    return ClassificationData(splits["train"], splits["dev"], splits["test"], label_names)
+    return ClassificationData(*splits, label_names)
 
 
 @dataclass

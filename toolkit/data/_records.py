@@ -84,3 +84,16 @@ def text_and_field(record: Any, text_field: str, other_field: str) -> tuple:
     except KeyError as missing:
         raise RecordError(missing.args[0], "missing field") from None
     return check_text(text, text_field), value
+
+
+def split_path(data_config: Any, split: str):
+    """The file a config's data section names for ``split``, or a ValueError saying why there is none."""
+    path = getattr(data_config, split, None)
+    if path is None:
+        if split == "dev" and getattr(data_config, "dev_fraction", None):
+            raise ValueError(
+                f"the data section has no 'dev' file: dev is held out of train (dev_fraction "
+                f"{data_config.dev_fraction}); use read_splits(data, seed) or split_off(train, dev_fraction, seed)"
+            )
+        raise ValueError(f"the data section has no {split!r} file")
+    return path

@@ -22,16 +22,15 @@ y = to_multi_hot(emotions.labels, vocabulary)   # (n, 28) int8
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, ClassVar, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
 from toolkit.data._io import iter_json_lines, iter_lines, iter_raw_lines
-from toolkit.data._records import DIGITS, RecordError, check_text, kind, short, suggest, text_and_field
+from toolkit.data._records import DIGITS, RecordError, check_text, kind, short, split_path, suggest, text_and_field
 from toolkit.data.errors import BadLineReport, DataError, check_on_bad_line
 
 PathType = Union[str, PathLike]
@@ -77,6 +76,9 @@ class MultilabelDataset:
     def __post_init__(self):
         if self.report is None:
             self.report = BadLineReport(self.path)
+
+    #: The fields with one entry per example (``split_off`` divides these).
+    PER_EXAMPLE: ClassVar[tuple] = ("texts", "labels", "lines")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -418,14 +420,7 @@ def read_multilabel_split(data_config: Any, split: str = "train") -> MultilabelD
     train = read_multilabel_split(config.data, "train")
     ```
     """
-    path = getattr(data_config, split, None)
-    if path is None:
-        if split == "dev" and getattr(data_config, "dev_fraction", None):
-            raise ValueError(
-                f"the data section has no 'dev' file: dev is held out of train (dev_fraction "
-                f"{data_config.dev_fraction}); use split_off(train, dev_fraction, training.seed)"
-            )
-        raise ValueError(f"the data section has no {split!r} file")
+    path = split_path(data_config, split)
     return read_multilabel(
         path,
         format=data_config.format,
@@ -437,60 +432,6 @@ def read_multilabel_split(data_config: Any, split: str = "train") -> MultilabelD
         max_examples=data_config.max_examples,
         on_bad_line=data_config.on_bad_line,
     )
-
-
-def split_off(dataset: MultilabelDataset, fraction: float, seed: int) -> tuple:
-    """Hold out a seeded random ``fraction`` of ``dataset`` as dev: ``(train, dev)``.
-
-    Each example gets a pseudo-random key from ``seed`` and the line it was
-    read from; the ``round(fraction * n)`` examples with the smallest keys
-    (at least 1, and at least 1 left for train) form dev. The split is
-    therefore the same on every run, machine and Python version for the same
-    file, seed and examples read (``max_examples``, ``on_bad_line``); adding
-    or skipping other lines moves only examples near the cut. Both parts keep the file's ``path``, their ``lines``
-    (messages still name the right line) and the file order; ``train`` keeps
-    the file's bad-line ``report``, ``dev`` gets an empty one, so skipped lines
-    are counted once.
-
-    >>> data = MultilabelDataset("t.jsonl", texts=list("abcdefghij"),
-    ...                          labels=[["x"]] * 10, lines=list(range(1, 11)))
-    >>> train, dev = split_off(data, 0.2, seed=42)
-    >>> len(train), len(dev), sorted(train.texts + dev.texts) == data.texts
-    (8, 2, True)
-    >>> split_off(data, 0.2, seed=42)[1].texts == dev.texts
-    True
-    """
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ValueError(f"fraction must be a number between 0 and 1 (exclusive); got {fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer; got {seed!r}")
-    size = len(dataset)
-    if size < 2:
-        raise DataError(dataset.path, None,
-                        f"cannot hold out a dev split from {size} example{'s' if size != 1 else ''}; "
-                        "need at least 2", reason="too few examples")
-    dev_size = min(max(int(round(fraction * size)), 1), size - 1)
-    has_lines = len(dataset.lines) == size
-    # An in-memory dataset without line numbers is keyed by position instead.
-    ids = dataset.lines if has_lines else range(size)
-
-    def key(position: int) -> bytes:
-        return hashlib.blake2b(f"{int(seed)}:{ids[position]}".encode(), digest_size=8).digest()
-
-    in_dev = set(sorted(range(size), key=key)[:dev_size])
-
-    def subset(dev: bool, report: Optional[BadLineReport]) -> MultilabelDataset:
-        positions = [i for i in range(size) if (i in in_dev) == dev]
-        return MultilabelDataset(
-            path=dataset.path,
-            texts=[dataset.texts[i] for i in positions],
-            labels=[dataset.labels[i] for i in positions],
-            lines=[dataset.lines[i] for i in positions] if has_lines else [],
-            label_names=dataset.label_names,
-            report=report,
-        )
-
-    return subset(False, dataset.report), subset(True, None)
 
 
 def build_label_vocabulary(

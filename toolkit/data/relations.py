@@ -31,10 +31,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Any, Iterator, Optional, Union
+from typing import Any, ClassVar, Iterator, Optional, Union
 
 from toolkit.data._io import first_character, iter_json_array, iter_json_lines, parse_json, read_text
-from toolkit.data._records import DIGITS, RecordError, kind, suggest, text_and_field
+from toolkit.data._records import DIGITS, RecordError, kind, split_path, suggest, text_and_field
 from toolkit.data.errors import BadLineReport, DataError, check_on_bad_line
 from toolkit.data.multilabel import read_label_names
 
@@ -69,6 +69,9 @@ class RelationDataset:
     def __post_init__(self):
         if self.report is None:
             self.report = BadLineReport(self.path)
+
+    #: The fields with one entry per example (``split_off`` divides these).
+    PER_EXAMPLE: ClassVar[tuple] = ("texts", "triples", "lines")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -323,9 +326,7 @@ def read_relations_split(data_config: Any, split: str = "train") -> RelationData
     dev = read_relations_split(config.data, "dev")
     ```
     """
-    path = getattr(data_config, split, None)
-    if path is None:
-        raise ValueError(f"the data section has no {split!r} file")
+    path = split_path(data_config, split)
     return read_relations(
         path,
         layout=data_config.layout,

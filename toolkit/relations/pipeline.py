@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 
 from toolkit import reports
-from toolkit.data import DataError, read_relations_split, read_schema
+from toolkit.data import read_schema, read_splits
 from toolkit.distribution import config_source, distributed_batches, distribution_scope, local_evaluation
 from toolkit.encoders import WordPieceTokenizer, load_encoder
 from toolkit.relations.decoder import decode_relations
@@ -68,21 +68,13 @@ class RelationData:
 
 
 def read_data(config, log=logger.info):
-    """Read train, dev and test as `config.data` says; the predicates come from the schema."""
+    """Read train, dev and test as `config.data` says; the predicates come from the schema.
+
+    With `data.dev_fraction`, dev is that share of train, held out with
+    `training.seed` (`toolkit.data.split_off`): the same split every time.
+    """
     predicates = read_schema(config.data.schema_path)
-    splits = {}
-    for split in ("train", "dev", "test"):
-        if split == "test" and not config.data.test:
-            splits[split] = None
-            continue
-        dataset = read_relations_split(config.data, split)
-        log(f"{split}: {len(dataset)} sentences, {sum(map(len, dataset.triples))} triples from {dataset.path}")
-        if dataset.report:
-            log(dataset.report.summary())
-        if len(dataset) == 0:
-            raise DataError(dataset.path, None, f"no usable sentences in the {split} split")
-        splits[split] = dataset
-    return RelationData(splits["train"], splits["dev"], splits["test"], predicates)
+    return RelationData(*read_splits(config.data, config.training.seed, log=log), predicates)
 
 
 def _loss_placement():
