@@ -191,21 +191,6 @@ def test_encode_batch_matches_encode(tokenizer):
         tokenizer.encode_batch(texts, pairs[:2])
 
 
-def test_encode_batch_leaves_the_garbage_collector_as_it_was(tokenizer):
-    import gc
-
-    # encode_batch pauses the collector while it builds its lists (for speed) and must restore it.
-    assert gc.isenabled()
-    tokenizer.encode_batch(["hello world"] * 3)
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        tokenizer.encode_batch(["hello world"], ["ok"])
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-
 def test_default_and_invalid_maxlen(vocab_file):
     tokenizer = WordPieceTokenizer(vocab_file, maxlen=4)
     assert len(tokenizer.encode("the cat sat ok")) == 4

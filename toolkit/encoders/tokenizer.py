@@ -11,8 +11,6 @@ mapped between characters and tokens without re-matching strings.
 from __future__ import annotations
 
 import bisect
-import contextlib
-import gc
 import json
 import os
 import unicodedata
@@ -33,26 +31,6 @@ KERAS_HUB_VOCAB_FILE = os.path.join("assets", "tokenizer", "vocabulary.txt")
 
 Offset = tuple[int, int]
 VocabularyLike = Union[str, os.PathLike, Sequence[str], Mapping[str, int]]
-
-
-@contextlib.contextmanager
-def _collector_paused():
-    """Pause Python's cyclic garbage collector while building many small lists.
-
-    Turning a batch of Rust encodings into lists of ids and offset tuples
-    creates millions of objects, none of them in a cycle; each collection
-    those allocations trigger walks every live object of the process (all of
-    TensorFlow's too). Pausing it made `encode_batch` about 20% faster
-    (benchmarks/tokenizer_benchmark.py). Reference counting still frees
-    everything; the collector is turned back on as it was.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -354,12 +332,10 @@ class WordPieceTokenizer:
         if text_pairs is None:
             self._set_truncation(maxlen, pair=False)
             outputs = self._tokenizer.encode_batch(texts)
-            with _collector_paused():
-                # One segment: every segment id is 0 (cheaper than reading them out of Rust).
-                return [
-                    Encoding(output.ids, [0] * len(output), output.offsets, text)
-                    for output, text in zip(outputs, texts)
-                ]
+            return [
+                Encoding(output.ids, output.type_ids, output.offsets, text)
+                for output, text in zip(outputs, texts)
+            ]
         text_pairs = list(text_pairs)
         if len(text_pairs) != len(texts):
             raise ValueError(
@@ -368,11 +344,10 @@ class WordPieceTokenizer:
             )
         self._set_truncation(maxlen, pair=True)
         outputs = self._tokenizer.encode_batch(list(zip(texts, text_pairs)))
-        with _collector_paused():
-            return [
-                Encoding(output.ids, output.type_ids, output.offsets, text, pair)
-                for output, text, pair in zip(outputs, texts, text_pairs)
-            ]
+        return [
+            Encoding(output.ids, output.type_ids, output.offsets, text, pair)
+            for output, text, pair in zip(outputs, texts, text_pairs)
+        ]
 
     def to_model_inputs(
         self, encodings: Iterable[Encoding], sequence_length: Optional[int] = None
