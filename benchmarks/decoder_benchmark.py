@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _docs import cpu_model, write_section  # benchmarks/ is on the path (run as a script)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
 RE_DATA = SHARED / "data" / "re"
@@ -378,15 +380,6 @@ def run_dataset(name: str, args) -> dict:
 # --- Report ----------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 TITLES = {"lic2019": "LIC2019 dev sample", "webnlg": "WebNLG* val"}
 TARGETS = {"lic2019": 10.0, "webnlg": 4.0}
@@ -449,20 +442,6 @@ def render(rows, args, load) -> str:
     return "\n".join(lines)
 
 
-def write_section(markdown: str) -> None:
-    """Replace (or append) this section of docs/benchmarks.md, leaving the others alone."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        DOC.write_text(text.rstrip("\n") + "\n\n" + markdown, encoding="utf-8")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    DOC.write_text("".join(lines[:start]) + markdown + ("\n" + tail if tail else ""), encoding="utf-8")
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     args.command = " ".join(
@@ -489,7 +468,7 @@ def main(argv=None) -> None:
     markdown = render(rows, args, (load_start[0], os.getloadavg()[0]))
     print(markdown)
     if args.write_doc:
-        write_section(markdown)
+        write_section(DOC, SECTION, markdown)
 
 
 if __name__ == "__main__":

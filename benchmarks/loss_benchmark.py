@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from _docs import cpu_model, write_section  # benchmarks/ is on the path (run as a script)
+
 BACKEND_MODES = {"tensorflow": ["TF eager", "tf.function", "tf.function XLA"], "jax": ["jax.jit"]}
 TABLES = ("dense", "sparse")
 RESULT_MARKER = "RESULT "
@@ -267,12 +269,7 @@ def run_backend(args, backend):
 
 
 def machine_description(versions, load_averages):
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    model = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     packages = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
     return (
@@ -406,20 +403,6 @@ def format_section(args, results, load_averages, command):
     return "\n".join(lines)
 
 
-def write_section(markdown):
-    """Replace (or append) this section of docs/benchmarks.md, leaving the others alone."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        DOC.write_text(text.rstrip("\n") + "\n\n" + markdown, encoding="utf-8")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    DOC.write_text("".join(lines[:start]) + markdown + ("\n" + tail if tail else ""), encoding="utf-8")
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
@@ -431,7 +414,7 @@ def main(argv=None):
     markdown = format_section(args, results, (load_at_start, os.getloadavg()[0]), command)
     print(markdown)
     if args.write_doc:
-        write_section(markdown)
+        write_section(DOC, SECTION, markdown)
         print(f"Wrote the {SECTION!r} section of {DOC}", file=sys.stderr)
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _docs import cpu_model  # benchmarks/ is on the path (run as a script)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -158,16 +160,8 @@ def machine_line():
     import keras
     import tensorflow as tf
 
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
     return (
-        f"`nproc` = {len(os.sched_getaffinity(0))}, {model}, no GPU (a shared machine: other jobs ran "
+        f"`nproc` = {len(os.sched_getaffinity(0))}, {cpu_model()}, no GPU (a shared machine: other jobs ran "
         f"alongside); Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras "
         f"{keras.__version__}."
     )

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _docs import cpu_model, write_section  # benchmarks/ is on the path (run as a script)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
 DEFAULT_DATA = [
@@ -153,15 +155,6 @@ def launch(args, side: str, mode: str, extra_env: dict, result: Path) -> dict:
     return json.loads(result.read_text(encoding="utf-8"))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def agreement(ours: dict, theirs: dict) -> tuple[float, float]:
     """Share of sentences with identical token ids, and with identical offsets."""
@@ -237,23 +230,6 @@ def render(rows, sentences, args, agree, load) -> str:
     return "\n".join(lines)
 
 
-def write_section(markdown: str) -> None:
-    """Replace (or append) the "## Tokenizer" section of docs/benchmarks.md."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + markdown
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        text = "".join(lines[:start]) + markdown + ("\n" + tail if tail else "")
-    DOC.write_text(text, encoding="utf-8")
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, nargs="+", default=DEFAULT_DATA)
@@ -326,7 +302,7 @@ def main(argv=None) -> None:
     markdown = render(rows, outputs["ours"]["sentences"], args, agree, load)
     print(markdown)
     if args.write_doc:
-        write_section(markdown)
+        write_section(DOC, SECTION, markdown)
         print(f"Wrote the {SECTION!r} section of {DOC}", file=sys.stderr)
 
 

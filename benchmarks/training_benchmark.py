@@ -58,6 +58,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _docs import cpu_model, write_section  # benchmarks/ is on the path (run as a script)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
 LIC2019 = SHARED / "data" / "re" / "lic2019_sample"
@@ -824,15 +826,6 @@ def top_other_ops(profile, count=5):
     return ", ".join(f"{OP_NOTES.get(op_type, op_type)} {time / total:.0%}" for time, op_type in others[:count])
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 TITLES = {"classification": "classification", "relations": "relation extraction"}
 SIDE_NAMES = {"toolkit": "toolkit", "bert4keras": "bert4keras 0.11.5"}
@@ -999,20 +992,6 @@ def render(args, rows, load, command) -> str:
     return "\n".join(lines)
 
 
-def write_section(markdown: str) -> None:
-    """Replace (or append) this section of docs/benchmarks.md, leaving the others alone."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        DOC.write_text(text.rstrip("\n") + "\n\n" + markdown, encoding="utf-8")
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    DOC.write_text("".join(lines[:start]) + markdown + ("\n" + tail if tail else ""), encoding="utf-8")
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
@@ -1030,7 +1009,7 @@ def main(argv=None) -> None:
     markdown = render(args, rows, (load_start, os.getloadavg()[0]), command)
     print(markdown)
     if args.write_doc:
-        write_section(markdown)
+        write_section(DOC, SECTION, markdown)
         print(f"Wrote the {SECTION!r} section of {DOC}", file=sys.stderr)
 
 
