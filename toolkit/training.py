@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 from keras import ops
 
+from toolkit.distribution import config_source, distribution_scope
 from toolkit.runs import RunFolder
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "run_callbacks",
     "open_run_folder",
     "close_run_folder",
+    "training_run",
     "monitor_mode",
     "resolve_directory",
     "replace_directory",
@@ -420,3 +422,30 @@ def close_run_folder(run, replicas=None):
     """Delete a non-chief worker's temporary run folder (see `open_run_folder`)."""
     if replicas is not None and not replicas.is_chief:
         shutil.rmtree(run.path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def training_run(config, *, resume=False):
+    """Where one `train` call runs: yields `(run, replicas)`.
+
+    Opens `training.distribution`'s scope and this process's run folder
+    (`open_run_folder`), saves the resolved config there (the chief) and seeds
+    Keras with `training.seed`; on the way out the folder is closed
+    (`close_run_folder`) and the scope left. Both pipelines' `train` build,
+    compile and fit inside it.
+
+    ```python
+    with training_run(config, resume=resume) as (run, replicas):
+        data = read_data(config)
+        ...
+    ```
+    """
+    with distribution_scope(config.training, source=config_source(config)) as replicas:
+        run = open_run_folder(config, replicas, resume=resume)
+        try:
+            if replicas.is_chief:
+                config.save(run / "config.yaml")
+            keras.utils.set_random_seed(config.training.seed)
+            yield run, replicas
+        finally:
+            close_run_folder(run, replicas)

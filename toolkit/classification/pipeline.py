@@ -21,7 +21,7 @@ from toolkit.batching import length_grouped_batches
 from toolkit.classification.model import MultilabelTextClassifier
 from toolkit.classification.preprocessor import TextPreprocessor
 from toolkit.data import build_label_vocabulary, read_splits, to_multi_hot
-from toolkit.distribution import Replicas, config_source, distributed_batches, distribution_scope
+from toolkit.distribution import Replicas, distributed_batches
 from toolkit.encoders import load_encoder
 from toolkit.losses import MultilabelCategoricalCrossentropy
 from toolkit.metrics import MultilabelF1Score, MultilabelPrecision, MultilabelRecall, SubsetAccuracy
@@ -29,13 +29,12 @@ from toolkit.predictors import MultilabelPredictor
 from toolkit.runs import RunFolder
 from toolkit.streaming import stream_predictions
 from toolkit.training import (
-    close_run_folder,
     dtype_policy,
     expected_warnings_silenced,
     make_optimizer,
-    open_run_folder,
     resolve_directory,
     run_callbacks,
+    training_run,
 )
 
 __all__ = [
@@ -347,17 +346,10 @@ def train(config, *, resume=False, log=logger.info):
     returns `{}`.
     """
     started = time.time()
-    with distribution_scope(config.training, source=config_source(config)) as replicas:
-        run = open_run_folder(config, replicas, resume=resume)
-        try:
-            if replicas.is_chief:
-                config.save(run / "config.yaml")
-            keras.utils.set_random_seed(config.training.seed)
-            data = read_data(config, log=log)
-            with dtype_policy(config.training.mixed_precision):
-                history, best = _build_and_fit(config, data, run, replicas, resume, log)
-        finally:
-            close_run_folder(run, replicas)
+    with training_run(config, resume=resume) as (run, replicas):
+        data = read_data(config, log=log)
+        with dtype_policy(config.training.mixed_precision):
+            history, best = _build_and_fit(config, data, run, replicas, resume, log)
     if not replicas.is_chief:
         log(f"worker done (best epoch {best.best_epoch}); the chief writes the run folder {config.output.dir}")
         return {}

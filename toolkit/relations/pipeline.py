@@ -19,7 +19,7 @@ import keras
 
 from toolkit import reports
 from toolkit.data import read_schema, read_splits
-from toolkit.distribution import config_source, distributed_batches, distribution_scope, local_evaluation
+from toolkit.distribution import distributed_batches, local_evaluation
 from toolkit.encoders import WordPieceTokenizer, load_encoder
 from toolkit.relations.decoder import decode_relations
 from toolkit.relations.evaluation import evaluate_triples, write_predictions_jsonl
@@ -27,13 +27,12 @@ from toolkit.relations.targets import build_targets
 from toolkit.runs import RunFolder, write_json_atomic
 from toolkit.streaming import stream_predictions
 from toolkit.training import (
-    close_run_folder,
     dtype_policy,
     expected_warnings_silenced,
     make_optimizer,
-    open_run_folder,
     resolve_directory,
     run_callbacks,
+    training_run,
 )
 
 __all__ = [
@@ -250,17 +249,10 @@ def train(config, *, resume=False, log=logger.info):
     worker of `multi_worker_mirrored` only trains, and returns `{}`.
     """
     started = time.time()
-    with distribution_scope(config.training, source=config_source(config)) as replicas:
-        run = open_run_folder(config, replicas, resume=resume)
-        try:
-            if replicas.is_chief:
-                config.save(run / "config.yaml")
-            keras.utils.set_random_seed(config.training.seed)
-            data = read_data(config, log=log)
-            with dtype_policy(config.training.mixed_precision):
-                best, target_report = _build_and_fit(config, data, run, replicas, resume, log)
-        finally:
-            close_run_folder(run, replicas)
+    with training_run(config, resume=resume) as (run, replicas):
+        data = read_data(config, log=log)
+        with dtype_policy(config.training.mixed_precision):
+            best, target_report = _build_and_fit(config, data, run, replicas, resume, log)
     best.require_model()
     if not replicas.is_chief:
         log(f"worker done (best epoch {best.best_epoch}); the chief writes the run folder {config.output.dir}")
