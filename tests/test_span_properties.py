@@ -85,6 +85,16 @@ def real_tokens(encoding):
     return list(encoding.segment_token_range(0))
 
 
+def covering(encoding, tokens, char_start, char_end):
+    """The first and last of `tokens` whose characters overlap `[char_start, char_end)`.
+
+    Usually the span a character span came from; wider when a character is split into several
+    tokens (a Hangul syllable becomes its jamo: '웡' -> 'ᄋ', '##ᅯ', '##ᆼ', each at (0, 1)).
+    """
+    overlapping = [k for k in tokens if encoding.offsets[k][0] < char_end and encoding.offsets[k][1] > char_start]
+    return (overlapping[0], overlapping[-1]) if overlapping else None
+
+
 def max_pairs(indices, limit=30):
     """All `(i, j)` pairs, `i <= j`, of at most `limit` indices (kept quick)."""
     indices = indices[:limit]
@@ -123,15 +133,19 @@ def test_offsets_point_at_visible_text(vocab, text):
 @pytest.mark.parametrize("vocab", VOCAB_NAMES)
 @settings(max_examples=80, **PROPERTY_SETTINGS)
 @given(text=texts)
+@example(text="웡 a")  # one character, three tokens
 def test_token_spans_round_trip(vocab, text):
     tokenizer = tokenizer_for(vocab)
     encoding = tokenizer.encode(text)
-    for i, j in max_pairs(real_tokens(encoding)):
+    tokens = real_tokens(encoding)
+    for i, j in max_pairs(tokens):
         char_span = tokenizer.token_span_to_char_span(encoding, i, j)
         assert char_span is not None, (i, j)
         cs, ce = char_span
         assert 0 <= cs < ce <= len(text), (i, j, cs, ce)
-        assert tokenizer.char_span_to_token_span(encoding, cs, ce) == (i, j), (i, j, cs, ce)
+        found = tokenizer.char_span_to_token_span(encoding, cs, ce)
+        assert found == covering(encoding, tokens, cs, ce), (i, j, cs, ce, found)
+        assert found[0] <= i and j <= found[1], (i, j, cs, ce, found)
     # Spans touching [CLS] or [SEP] have no characters.
     last = len(encoding) - 1
     assert tokenizer.token_span_to_char_span(encoding, 0, last) is None
@@ -157,9 +171,11 @@ def test_round_trip_next_to_a_spacing_combining_mark(vocab, prefix, boundary, ma
     tokenizer = tokenizer_for(vocab)
     text = prefix + boundary + mark + suffix
     encoding = tokenizer.encode(text)
-    for i, j in max_pairs(real_tokens(encoding)):
+    tokens = real_tokens(encoding)
+    for i, j in max_pairs(tokens):
         cs, ce = tokenizer.token_span_to_char_span(encoding, i, j)
-        assert tokenizer.char_span_to_token_span(encoding, cs, ce) == (i, j), (text, i, j, cs, ce)
+        found = tokenizer.char_span_to_token_span(encoding, cs, ce)
+        assert found == covering(encoding, tokens, cs, ce), (text, i, j, cs, ce, found)
 
 
 # --- 3. Truncation --------------------------------------------------------------
@@ -183,11 +199,14 @@ def test_truncated_spans_give_none(vocab, text, data):
     for i, j in max_pairs(full_tokens):
         cs, ce = tokenizer.token_span_to_char_span(full, i, j)
         found = tokenizer.char_span_to_token_span(truncated, cs, ce)
-        if j <= kept_last:
-            assert found == (i, j), (i, j, cs, ce, found)
+        whole = covering(full, full_tokens, cs, ce)
+        if whole[1] <= kept_last:
+            assert found == whole, (i, j, cs, ce, found)
         elif ce > (truncated.offsets[kept_last][1] if kept else 0):
             # Part (or all) of the span lies in the truncated text.
             assert found is None, (i, j, cs, ce, found)
+        # Otherwise truncation cut inside one character split into several tokens (a Hangul
+        # syllable with an English vocabulary): the kept tokens of it are returned; not pinned here.
 
 
 @pytest.mark.parametrize("vocab", VOCAB_NAMES)
