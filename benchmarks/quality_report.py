@@ -88,22 +88,20 @@ def describe_encoder(config):
 
 def dev_logits(folder):
     """Dev targets and logits of the run's best model (the split the run used)."""
-    from toolkit.classification import pipeline
-    from toolkit.config import load_config
+    from toolkit.atomic import replace_file
     from toolkit.data import to_multi_hot
-    from toolkit.predictors import MultilabelPredictor
-    from toolkit.training import resolve_directory
+    from toolkit.pipeline import Pipeline
 
     cached = folder / "dev_logits.npz"
     if cached.exists() and cached.stat().st_mtime > (folder / "metrics.json").stat().st_mtime:
         with np.load(cached) as saved:
             return saved["targets"], saved["logits"]
-    config = load_config(folder / "config.yaml")
-    data = pipeline.read_data(config, log=lambda message: None)
-    predictor = MultilabelPredictor.load(resolve_directory(folder / "best"))
+    pipeline = Pipeline.from_run(folder, log=lambda message: None)
+    data = pipeline.read_data()
+    predictor = pipeline.load_predictor()
     logits = np.asarray(predictor.decision_function(data.dev.texts), dtype=np.float64)
     targets = to_multi_hot(data.dev.labels, predictor.label_names, dtype="int8")
-    np.savez(cached, targets=targets, logits=logits)
+    replace_file(cached, lambda temporary: np.savez(temporary, targets=targets, logits=logits))
     return targets, logits
 
 
@@ -113,19 +111,19 @@ THRESHOLDS = np.round(np.linspace(-4.0, 4.0, 801), 2)
 
 def threshold_scores(targets, logits, metric, seed=0):
     """Scores at threshold 0, tuned on dev, and cross-tuned over two halves of dev."""
-    from toolkit import reports
+    from toolkit import scores as scoring
 
     def scores(decisions):
-        result = reports.multilabel_scores(targets, decisions)
+        result = scoring.multilabel_scores(targets, decisions)
         return {"micro_f1": result["micro_f1"], "macro_f1": result["macro_f1"]}
 
-    tuned = reports.best_threshold(targets, logits, metric=metric, thresholds=THRESHOLDS)
+    tuned = scoring.best_threshold(targets, logits, metric=metric, thresholds=THRESHOLDS)
     order = np.random.default_rng(seed).permutation(len(targets))
     halves = np.array_split(order, 2)
     crossed = np.zeros_like(targets)
     half_thresholds = []
     for tune_rows, score_rows in (halves, halves[::-1]):
-        threshold = reports.best_threshold(
+        threshold = scoring.best_threshold(
             targets[tune_rows], logits[tune_rows], metric=metric, thresholds=THRESHOLDS
         )
         half_thresholds.append(threshold)

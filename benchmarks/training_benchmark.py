@@ -22,10 +22,10 @@ Same on both sides:
   the multi-label categorical crossentropy, TensorFlow 2.21 graph mode (no XLA: Keras 3 turns
   it off on a CPU-only machine and tf-keras does not turn it on).
 
-The toolkit side is the pipelines' own code: `toolkit.config.load_config`, `read_data`,
-`build_model`, `encode_split` / `make_dataset` / `compile_model` (classification) and
-`build_training_targets` / `make_feed` / `extractor.compile(make_optimizer(...))`
-(relations), then `model.fit` one epoch per round (no validation, checkpoints or logs). The
+The toolkit side is the pipelines' own steps: `toolkit.config.load_config`, then the task's
+`Pipeline` (`read_data`, `build`, `training_feed`, `compile`: the length-grouped stream of
+cached token ids for classification, the sampled-subject `RelationDataFeed` for relations),
+then `model.fit` one epoch per round (no validation, checkpoints or logs). The
 bert4keras side is written as bert4keras's own examples are: its `Tokenizer`,
 `DataGenerator` + `sequence_padding`, `build_transformer_model`, `multilabel_categorical_crossentropy`
 and, for relations, the semi-pointer semi-tagging model of `examples/task_relation_extraction.py`
@@ -234,23 +234,22 @@ def toolkit_trainer(args):
     os.environ["KERAS_BACKEND"] = "tensorflow"
     import keras
 
-    from toolkit.training import expected_warnings_silenced, make_optimizer
+    from toolkit.pipeline import expected_warnings_silenced
+    from toolkit.tasks import pipeline_class
 
     config = toolkit_config(args, args.pipeline)
     keras.utils.set_random_seed(args.seed)
     quiet = lambda message: None  # noqa: E731
+    pipeline = pipeline_class(config.task)(config, log=quiet)
+    data = pipeline.read_data()
+    predictor = pipeline.build(data)
+    feed = pipeline.training_feed(predictor, data)
+    pipeline.compile(predictor, feed)
+    model = feed.model
     if args.pipeline == "classification":
-        from toolkit.classification import pipeline
-
-        data = pipeline.read_data(config, log=quiet)
-        model, preprocessor = pipeline.build_model(config, len(data.label_names))
-        encoded = pipeline.encode_split(preprocessor, data.train, data.label_names)
-        train_set = pipeline.make_dataset(
-            preprocessor, encoded, config.training.batch_size, shuffle=True, seed=config.training.seed
-        )
-        pipeline.compile_model(model, config, int(train_set.cardinality()), len(data.label_names))
-        # Bookkeeping: note the shape of every batch the data set pads (an append per batch).
+        # Bookkeeping: note the shape of every batch the stream pads (an append per batch).
         generated = []
+        preprocessor = predictor.preprocessor
         pad = preprocessor.pad
 
         def recording_pad(token_id_lists):
@@ -258,33 +257,25 @@ def toolkit_trainer(args):
             return pad(token_id_lists)
 
         preprocessor.pad = recording_pad
-
-        steps = int(train_set.cardinality())
+        steps = feed.steps_per_epoch
 
         def epoch():
             del generated[:]
             with expected_warnings_silenced():
-                model.fit(train_set, epochs=1, verbose=0)
-            # Keras opens the next pass's iterator as an epoch ends; anything it padded is not trained.
+                model.fit(feed.train, epochs=1, steps_per_epoch=steps, verbose=0)
+            # The stream pads ahead (prefetch); only the first `steps` batches were trained.
             return generated[:steps]
 
         def some_steps(count):
             with expected_warnings_silenced():
-                model.fit(train_set, epochs=1, steps_per_epoch=count, verbose=0)
+                model.fit(feed.train, epochs=1, steps_per_epoch=count, verbose=0)
 
         info = {"labels": len(data.label_names), "jit_compile": bool(model.jit_compile)}
         return epoch, some_steps, info, model
 
-    from toolkit.relations import pipeline
-
-    data = pipeline.read_data(config, log=quiet)
-    extractor, tokenizer = pipeline.build_model(config, data.predicates)
-    targets, _ = pipeline.build_training_targets(data.train, tokenizer, data.predicates, config, log=quiet)
-    feed = pipeline.make_feed(targets, extractor, tokenizer, config)
-    extractor.compile(make_optimizer(config.training, len(feed)))
-
     # Bookkeeping: note the shape of every batch the feed hands out, by feed epoch and index.
     handed_out = {}
+    feed = feed.train  # the RelationDataFeed, on one device
 
     class RecordingFeed(type(feed)):
         def __getitem__(self, index):
@@ -299,7 +290,7 @@ def toolkit_trainer(args):
     def epoch():
         handed_out.clear()
         with expected_warnings_silenced():
-            extractor.training_model.fit(feed, epochs=1, verbose=0)
+            model.fit(feed, epochs=1, verbose=0)
         # `fit` first reads two batches to learn their shapes (and moves the feed to its next
         # epoch as it starts): the trained epoch is the last one whose every batch was handed out.
         trained = max(number for number, batches in handed_out.items() if len(batches) == len(feed))
@@ -307,9 +298,8 @@ def toolkit_trainer(args):
 
     def some_steps(count):
         with expected_warnings_silenced():
-            extractor.training_model.fit(feed, epochs=1, steps_per_epoch=count, verbose=0)
+            model.fit(feed, epochs=1, steps_per_epoch=count, verbose=0)
 
-    model = extractor.training_model
     info = {"predicates": len(data.predicates), "jit_compile": bool(model.jit_compile)}
     return epoch, some_steps, info, model
 
@@ -892,9 +882,8 @@ def render(args, rows, load, command) -> str:
         "the multi-label categorical crossentropy, TensorFlow graph mode without XLA on both sides "
         "(Keras 3 turns XLA off on a machine without a GPU; tf-keras does not turn it on).",
         "",
-        "The toolkit side runs the pipelines' own functions (`load_config`, `read_data`, `build_model`, "
-        "`encode_split` / `make_dataset` / `compile_model`; `build_training_targets` / `make_feed` / "
-        "`make_optimizer`) and `fit`; the bert4keras side is written as its examples are (`Tokenizer`, "
+        "The toolkit side runs the pipelines' own steps (`load_config`, then the task pipeline's "
+        "`read_data`, `build`, `training_feed` and `compile`) and `fit`; the bert4keras side is written as its examples are (`Tokenizer`, "
         "`DataGenerator` with `sequence_padding`, `build_transformer_model`, its "
         "`multilabel_categorical_crossentropy`, and for relations `LayerNormalization(conditional=True)` "
         "and a `Loss` layer as in `examples/task_relation_extraction.py`). Each side runs in a process of "

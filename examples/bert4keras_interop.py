@@ -4,8 +4,9 @@ Description: keep a bert4keras 0.11.5 script; swap in this toolkit's loss, metri
 
 What it does
 ------------
-Builds a BERT text classifier with bert4keras' own `build_transformer_model`
-from a Google-format checkpoint, trains it with the toolkit's multi-label
+Builds a BERT text classifier with bert4keras' own `build_transformer_model`,
+from a Google-format checkpoint or, by default, as a tiny BERT with random
+weights, and trains it with the toolkit's multi-label
 categorical crossentropy and its threshold-0 metrics (micro and macro F1,
 subset accuracy) on a small generated task: texts that mention 0 to 3 of five
 topics among filler words, with the topics as labels. It keeps the weights of
@@ -16,20 +17,23 @@ No threshold is tuned: a label applies when its logit is > 0.
 How to run
 ----------
     pip install "tf-keras==2.21.*" && pip install --no-deps bert4keras==0.11.5
-    python examples/bert4keras_interop.py               # writes a tiny random BERT first
+    python examples/bert4keras_interop.py               # a tiny random BERT: no download
     python examples/bert4keras_interop.py ~/models/uncased_L-2_H-128_A-2   # any Google-format BERT
 
 The first form runs anywhere in about a minute on 2 CPU cores: with no
-checkpoint given, a tiny random BERT (2 layers, hidden size 32) is written to
-a temporary folder. A checkpoint folder holds `bert_config.json`, `vocab.txt`
-and `bert_model.ckpt.*`.
+checkpoint folder given, the script writes the `bert_config.json` of a tiny
+BERT (2 layers, hidden size 32) and a `vocab.txt` of the task's words, and
+bert4keras builds that BERT with random weights
+(`build_transformer_model(config_path, checkpoint_path=None)`). A checkpoint
+folder holds `bert_config.json`, `vocab.txt` and `bert_model.ckpt.*`.
 
 Expected score
 --------------
 The tiny random BERT, trained from scratch (8 epochs, Adam at 1e-3), reaches
-validation micro F1 = 1.000, macro F1 = 1.000 and subset accuracy = 1.000 by
-its fifth epoch; the texts with no topic get no label. The task is keyword
-spotting: this checks that the pieces fit together, it is not a benchmark.
+validation micro F1 = 0.986 after its fourth epoch and micro F1 = 1.000,
+macro F1 = 1.000 and subset accuracy = 1.000 after its eighth; the texts with
+no topic get no label. The task is keyword spotting: this checks that the
+pieces fit together, it is not a benchmark.
 """
 
 import argparse
@@ -62,6 +66,19 @@ LABELS = list(TOPICS)
 FILLER_WORDS = ["the", "a", "today", "people", "said", "new", "about", "very", "with", "and", "after", "some"]
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 MAX_LENGTH = 32
+# The bert_config.json of the tiny BERT (its vocab_size is the vocabulary's).
+TINY_BERT_CONFIG = {
+    "attention_probs_dropout_prob": 0.1,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "hidden_size": 32,
+    "initializer_range": 0.02,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+    "type_vocab_size": 2,
+}
 
 
 # --------------------------------------------------------------------------
@@ -120,6 +137,7 @@ class ExampleGenerator(DataGenerator):
 
 
 def build_classifier(config_path, checkpoint_path, num_labels):
+    """bert4keras' BERT with a linear head; random weights when `checkpoint_path` is None."""
     bert = build_transformer_model(config_path, checkpoint_path)
     first_token = bert.output[:, 0]  # the [CLS] vector
     logits = keras.layers.Dense(num_labels, name="logits")(first_token)  # no sigmoid: the loss takes logits
@@ -169,10 +187,17 @@ class Evaluator(keras.callbacks.Callback):
 # --------------------------------------------------------------------------
 
 
-def tiny_checkpoint(directory):
-    """A random 2-layer BERT whose vocabulary holds every word of the task."""
+def write_tiny_bert_files(directory):
+    """`bert_config.json` and `vocab.txt` of a tiny BERT whose vocabulary holds every word of the task."""
     words = sorted(set(FILLER_WORDS) | {word for keywords in TOPICS.values() for word in keywords})
-    return zlpr.write_random_bert_checkpoint(directory, SPECIAL_TOKENS + words, hidden_size=32, seed=0)
+    vocabulary = SPECIAL_TOKENS + words
+    directory.mkdir(parents=True, exist_ok=True)
+    config_path = directory / "bert_config.json"
+    config = dict(TINY_BERT_CONFIG, vocab_size=len(vocabulary))
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    vocab_path = directory / "vocab.txt"
+    vocab_path.write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+    return str(config_path), str(vocab_path)
 
 
 def main(argv=None):
@@ -191,13 +216,15 @@ def main(argv=None):
         vocab_path = str(checkpoint_dir / "vocab.txt")
         learning_rate = args.learning_rate or 2e-5
     else:
-        config_path, checkpoint_path, vocab_path = tiny_checkpoint(output_dir / "tiny_bert")
+        config_path, vocab_path = write_tiny_bert_files(output_dir / "tiny_bert")
+        checkpoint_path = None  # bert4keras draws the weights at random
         learning_rate = args.learning_rate or 1e-3
 
     rng = np.random.default_rng(0)
     train_examples = make_examples(800, rng)
     validation_examples = make_examples(200, rng)
 
+    keras.utils.set_random_seed(0)  # the random BERT, the head and the batch order
     encoder = TextEncoder(Tokenizer(vocab_path, do_lower_case=True), MAX_LENGTH)
     model = build_classifier(config_path, checkpoint_path, len(LABELS))
     model.compile(

@@ -25,15 +25,9 @@ figure in the literature); that run takes tens of minutes on 2 CPU cores.
 
 import argparse
 import logging
-from pathlib import Path
 
-import keras
-
-from toolkit.classification import pipeline
-from toolkit.cli import make_demo_config
+from toolkit.classification.pipeline import ClassificationPipeline
 from toolkit.config import load_config
-from toolkit.runs import RunFolder
-from toolkit.training import dtype_policy
 
 
 def main():
@@ -49,45 +43,37 @@ def main():
     if args.config:
         config = load_config(args.config, overrides=args.overrides)
     else:
-        config = make_demo_config("multilabel_classification", Path("runs/demo_classification"), args.overrides, log)
-    run = RunFolder(config.output.dir).prepare(overwrite=config.output.overwrite)
-    config.save(run / "config.yaml")
-    keras.utils.set_random_seed(config.training.seed)
+        config = ClassificationPipeline.demo_config("runs/demo_classification", args.overrides, log=log)
+    pipeline = ClassificationPipeline(config, log=log)
 
-    # ## Data
-    # Train, dev and (optional) test splits; the label order is fixed here and saved with the model.
-    data = pipeline.read_data(config, log=log)
+    # The run folder: the resolved config is saved there, Keras is seeded, and the
+    # dtype policy of `training.mixed_precision` holds until the block ends.
+    with pipeline.training_run() as run:
+        # ## Data
+        # Train, dev and (optional) test splits; the label order is fixed here and saved with the model.
+        data = pipeline.read_data()
 
-    with dtype_policy(config.training.mixed_precision):
         # ## Model
         # The encoder from `model.encoder` (a checkpoint folder, or a random one), mean/CLS/max
-        # pooling, and one logit per label.
-        model, preprocessor = pipeline.build_model(config, num_labels=len(data.label_names))
-
-        # Tokenize once (cached in the run folder), then batch texts of similar length together.
-        train_encoded = pipeline.encode_split(preprocessor, data.train, data.label_names, run.cache)
-        dev_encoded = pipeline.encode_split(preprocessor, data.dev, data.label_names, run.cache)
-        batch_size = config.training.batch_size
-        train_set = pipeline.make_dataset(preprocessor, train_encoded, batch_size, shuffle=True, seed=config.training.seed)
-        dev_set = pipeline.make_dataset(preprocessor, dev_encoded, batch_size, shuffle=False)
+        # pooling, and one logit per label, in a predictor that also holds the tokenizer.
+        predictor = pipeline.build(data)
 
         # ## Training
-        # The loss needs no class weights and the metrics read logits at threshold 0.
-        pipeline.compile_model(model, config, int(train_set.cardinality()), len(data.label_names))
-        history, best = pipeline.fit(model, preprocessor, data.label_names, train_set, dev_set, config, run)
-    log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")
+        # Texts are tokenized once (cached in the run folder) and batched with texts of similar
+        # length. The loss needs no class weights and the metrics read logits at threshold 0;
+        # the best epoch by `training.monitor` is saved in run/best.
+        fitted = pipeline.fit(run, predictor, data)
 
     # ## Evaluation
-    # Scores of the saved best model on dev and test, computed from its predictions.
-    results = pipeline.evaluate_run(run, data, log=log, tune_threshold=config.loss.name == "binary_crossentropy")
-    run.write_json("metrics.json", results)
+    # Scores of the saved best model on dev and test, computed from its predictions (the BCE
+    # baseline's threshold is tuned on dev first: `calibrate`), then metrics.json.
+    results = pipeline.evaluate(run, data, calibrate=True)
+    pipeline.write_metrics(run, results, fitted, data)
 
     # ## Inference
     # The saved predictor holds the tokenizer and label names: texts in, label lists out.
-    from toolkit.predictors import MultilabelPredictor
-
-    predictor = MultilabelPredictor.load(run.best)
-    for text, labels in zip(data.dev.texts[:3], predictor.predict_labels(data.dev.texts[:3])):
+    best = pipeline.load_predictor(run)
+    for text, labels in zip(data.dev.texts[:3], best.predict_labels(data.dev.texts[:3])):
         log(f"{labels} <- {text[:80]!r}")
     log(f"everything is in {run.path}: best/ (the predictor), metrics.json, report.txt, plots/")
 

@@ -25,16 +25,9 @@ LIC2019 with Chinese BERT-base: configs/lic2019_full.yaml is that recipe.
 
 import argparse
 import logging
-import sys
-from pathlib import Path
 
-import keras
-
-from toolkit.cli import make_demo_config
 from toolkit.config import load_config
-from toolkit.relations import pipeline
-from toolkit.runs import RunFolder
-from toolkit.training import dtype_policy, expected_warnings_silenced, make_optimizer, run_callbacks
+from toolkit.relations.pipeline import RelationPipeline
 
 
 def main():
@@ -49,51 +42,33 @@ def main():
     if args.config:
         config = load_config(args.config, overrides=args.overrides)
     else:
-        config = make_demo_config("relation_extraction", Path("runs/demo_relations"), args.overrides, log)
-    run = RunFolder(config.output.dir).prepare(overwrite=config.output.overwrite)
-    config.save(run / "config.yaml")
-    keras.utils.set_random_seed(config.training.seed)
+        config = RelationPipeline.demo_config("runs/demo_relations", args.overrides, log=log)
+    pipeline = RelationPipeline(config, log=log)
 
-    # ## Data
-    # Sentences with their gold triples; the predicate order comes from the schema file.
-    data = pipeline.read_data(config, log=log)
+    with pipeline.training_run() as run:
+        # ## Data
+        # Sentences with their gold triples; the predicate order comes from the schema file.
+        data = pipeline.read_data()
 
-    with dtype_policy(config.training.mixed_precision):
         # ## Model
-        # Encoder, subject pointer, conditional layer norm on the chosen subject, object pointers.
-        extractor, tokenizer = pipeline.build_model(config, data.predicates)
-
-        # Gold triples become token spans; those not found in the text (or cut by maxlen) are counted.
-        targets, report = pipeline.build_training_targets(data.train, tokenizer, data.predicates, config, log)
-        # Each step draws one gold subject per sentence; sentences of similar length share a batch.
-        feed = pipeline.make_feed(targets, extractor, tokenizer, config)
+        # Encoder, subject pointer, conditional layer norm on the chosen subject, object pointers,
+        # in a predictor that also holds the tokenizer and the decoder settings.
+        predictor = pipeline.build(data)
 
         # ## Training
-        # The loss is inside the training graph; every epoch ends with a dev decode scored as triples.
-        extractor.compile(make_optimizer(config.training, len(feed)))
-        predictor = pipeline.RelationPredictor(extractor, tokenizer, config.model.maxlen, config.training.batch_size)
-        callbacks, best = run_callbacks(
-            run, config.training, predictor.save, evaluate=lambda: pipeline.dev_scores(predictor, data.dev)
-        )
-        with expected_warnings_silenced():
-            extractor.training_model.fit(
-                feed,
-                epochs=config.training.epochs,
-                callbacks=callbacks,
-                shuffle=False,  # the feed draws its own order from (seed, epoch)
-                verbose="auto" if sys.stdout.isatty() else 2,
-            )
-    best.require_model()
-    log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")
+        # Gold triples become token spans (those not found in the text, or cut by maxlen, are
+        # counted); each step draws one gold subject per sentence; the loss is inside the
+        # training graph; every epoch ends with a dev decode scored as exact triples.
+        fitted = pipeline.fit(run, predictor, data)
 
     # ## Evaluation
     # Decode dev and test with the saved best model: scores, per-predicate scores, predictions.
-    results = pipeline.evaluate_run(run, data, log=log)
-    run.write_json("metrics.json", results)
+    results = pipeline.evaluate(run, data)
+    pipeline.write_metrics(run, results, fitted, data)
 
     # ## Inference
-    best_predictor = pipeline.RelationPredictor.load(run.best)
-    for text, triples in zip(data.dev.texts[:3], best_predictor.predict(data.dev.texts[:3])):
+    best = pipeline.load_predictor(run)
+    for text, triples in zip(data.dev.texts[:3], best.predict(data.dev.texts[:3])):
         log(f"{triples} <- {text[:80]!r}")
     log(f"everything is in {run.path}: best/, metrics.json, predictions_dev.jsonl, plots/")
 

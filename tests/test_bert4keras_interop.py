@@ -129,6 +129,8 @@ def worker(output_path):
     from bert4keras.backend import K
     from bert4keras.models import build_transformer_model
 
+    from tests.encoder_reference import random_bert_weights, tiny_bert_config, write_google_checkpoint
+
     inputs = make_inputs()
     results = {}
 
@@ -188,11 +190,12 @@ def worker(output_path):
         assert type(metric).from_config(metric.get_config()).get_config() == metric.get_config()
     results["metric/subset_accuracy"] = np.float64(scores["subset_accuracy"])
 
-    # A bert4keras BERT built from the checkpoint written here reads its weights.
+    # A bert4keras BERT built from a Google-format checkpoint written here reads its weights.
     directory = Path(output_path).parent / "tiny_bert"
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]
-    config_path, checkpoint_path, _ = zlpr.write_random_bert_checkpoint(directory, vocabulary, seed=3)
-    bert = build_transformer_model(config_path, checkpoint_path)
+    config = tiny_bert_config(len(vocabulary))
+    checkpoint_path = write_google_checkpoint(directory, random_bert_weights(config, seed=3), config, vocabulary)
+    bert = build_transformer_model(str(directory / "bert_config.json"), checkpoint_path)
     for layer, variable in [
         ("Embedding-Token", "bert/embeddings/word_embeddings"),
         ("Transformer-1-FeedForward", "bert/encoder/layer_1/output/dense/kernel"),
@@ -222,8 +225,7 @@ def worker(output_path):
 
     results["doctest_failures"] = np.int64(doctest.testmod(_tf_keras).failed)
 
-    # bert4keras kept tf-keras, and Keras 3 was never imported (the predictor's
-    # base class imports `keras`, which bert4keras has pointed at tf-keras).
+    # bert4keras kept tf-keras, and Keras 3 was never imported.
     results["keras_module"] = np.array(sys.modules["keras"].__name__)
     np.savez(output_path, **results)
 
@@ -346,6 +348,21 @@ def test_imports_have_no_side_effects():
     for variable in ("TF_KERAS", "TF_USE_LEGACY_KERAS"):
         environment.pop(variable, None)
     run_python(["-c", script], environment, timeout=120)
+
+
+def test_predictor_module_imports_no_keras():
+    """`toolkit.compat._tf_keras` subclasses `MultilabelPredictor` when it is imported.
+
+    That is safe in a bert4keras process only while `toolkit.predictors`
+    imports neither Keras 3 nor TensorFlow at its top.
+    """
+    script = (
+        "import sys\n"
+        "import toolkit.predictors\n"
+        "loaded = {'keras', 'tensorflow', 'tf_keras'} & set(sys.modules)\n"
+        "assert not loaded, sorted(loaded)\n"
+    )
+    run_python(["-c", script], dict(os.environ, PYTHONPATH=str(REPO_ROOT)), timeout=120)
 
 
 @requires_bert4keras

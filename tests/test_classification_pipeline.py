@@ -28,12 +28,12 @@ TINY = [
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """One tiny training run shared by the tests of this module."""
-    from toolkit.classification import pipeline
+    from toolkit.classification.pipeline import ClassificationPipeline
 
     root = tmp_path_factory.mktemp("pipeline1")
     write_multilabel_demo(root / "data", n_train=240, n_dev=80, n_test=80, seed=3)
     config = default_config("multilabel_classification", data_dir=root / "data", output_dir=root / "run", overrides=TINY)
-    results = pipeline.train(config, log=lambda message: None)
+    results = ClassificationPipeline(config, log=lambda message: None).train()
     return config, results, Path(config.output.dir)
 
 
@@ -46,6 +46,14 @@ def test_run_folder_holds_every_output(tiny_run):
     assert sorted(p.name for p in (run / "best").iterdir()) == ["model.keras", "predictor.json", "tokenizer"]
     assert any((run / "logs").iterdir()), "TensorBoard logs"
     assert len((run / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+
+
+def test_the_logged_values_are_what_the_config_schema_lets_training_monitor(tiny_run):
+    from toolkit.config import MultilabelConfig
+
+    _, _, run = tiny_run
+    header = (run / "history.csv").read_text().splitlines()[0].split(",")
+    assert set(header) - {"epoch"} == set(MultilabelConfig.logged_metrics)
 
 
 def test_metrics_are_computed_from_the_saved_models_predictions(tiny_run):
@@ -67,13 +75,14 @@ def test_metrics_are_computed_from_the_saved_models_predictions(tiny_run):
 
 
 def test_predict_streams_json_lines_and_plain_text_and_keeps_output_on_error(tiny_run, tmp_path):
-    from toolkit.classification import pipeline
+    from toolkit.pipeline import Pipeline
 
     _, _, run = tiny_run
+    pipeline = Pipeline.from_run(run, log=lambda m: None)
     source = tmp_path / "texts.txt"
     source.write_text('{"text": "shares of the bank rose after the merger"}\nrain and storms hit the coast\n\n', encoding="utf-8")
     output = tmp_path / "out.jsonl"
-    assert pipeline.predict_file(run, source, output, chunk_size=1, log=lambda m: None) == 2
+    assert pipeline.predict_file(source, output, chunk_size=1) == 2
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [line["text"] for line in lines] == ["shares of the bank rose after the merger", "rain and storms hit the coast"]
     for line in lines:
@@ -82,7 +91,7 @@ def test_predict_streams_json_lines_and_plain_text_and_keeps_output_on_error(tin
     bad = tmp_path / "bad.txt"
     bad.write_text("first text\nsecond text\n{broken json\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.txt:3: invalid JSON"):
-        pipeline.predict_file(run, bad, output, chunk_size=1, log=lambda m: None)
+        pipeline.predict_file(bad, output, chunk_size=1)
     assert len(output.read_text(encoding="utf-8").splitlines()) == 2  # what was written before the error stays
 
 
@@ -97,14 +106,14 @@ def test_reloaded_predictor_gives_the_same_logits(tiny_run):
 
 
 def test_existing_run_folder_is_refused_without_overwrite(tiny_run):
-    from toolkit.classification import pipeline
+    from toolkit.classification.pipeline import ClassificationPipeline
     from toolkit.runs import RunFolderError
 
     config, _, _ = tiny_run
     refused = config.model_copy(deep=True)
     refused.output.overwrite = False
     with pytest.raises(RunFolderError, match="already holds a run"):
-        pipeline.train(refused, log=lambda m: None)
+        ClassificationPipeline(refused, log=lambda m: None).train()
 
 
 def run_cli(*args, backend="tensorflow", cwd=None):
@@ -142,6 +151,40 @@ def test_cli_reports_config_errors_with_the_key_and_writes_nothing(tmp_path):
     assert done.returncode == 2
     assert "training.epoch" in done.stderr and "did you mean 'epochs'" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("task, override, key", [
+    ("relation_extraction", "loss.name=binary_crossentropy", "loss"),
+    ("relation_extraction", "model.pooling=cls", "model.pooling"),
+    ("relation_extraction", "training.monitor=val_f1", "training.monitor"),
+    ("relation_extraction", "model.maxlen=2", "model.maxlen"),
+    ("multilabel_classification", "training.monitor=val_f1", "training.monitor"),
+    ("multilabel_classification", "training.epochs=true", "training.epochs"),
+    ("multilabel_classification", "training.batch_size=true", "training.batch_size"),
+    ("multilabel_classification", "training.epochs='3'", "training.epochs"),
+])
+def test_cli_refuses_a_bad_key_in_one_line_before_reading_data(tmp_path, task, override, key):
+    from toolkit.cli import main
+
+    # The data files do not exist: the config error must come first.
+    data = "{train: a.jsonl, dev: b.jsonl" + (", schema: s.json}" if task == "relation_extraction" else "}")
+    path = tmp_path / "config.yaml"
+    path.write_text(f"task: {task}\ndata: {data}\noutput: {{dir: {tmp_path / 'run'}}}\n", encoding="utf-8")
+    code = main(["train", str(path), "--set", override])
+    assert code == 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_bad_key_message_is_one_line(tmp_path, capsys):
+    from toolkit.cli import main
+
+    path = tmp_path / "config.yaml"
+    path.write_text("task: relation_extraction\ndata: {train: a.json, dev: b.json, schema: s.json}\n",
+                    encoding="utf-8")
+    assert main(["train", str(path), "--set", "training.monitor=val_f1"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --set training.monitor=val_f1: training.monitor: ")
+    assert "did you mean 'val_micro_f1'?" in lines[0]
 
 
 def test_cli_reports_a_missing_encoder_file_without_a_traceback(tmp_path):

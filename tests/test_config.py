@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from toolkit.config import (
-    Config,
+    TaskConfig,
     ConfigError,
     MultilabelConfig,
     RelationConfig,
@@ -51,7 +51,7 @@ def problems_of(excinfo) -> list:
 
 def test_minimal_config_gets_defaults_and_absolute_paths(tmp_path):
     config = load_config(write(tmp_path, MINIMAL))
-    assert isinstance(config, MultilabelConfig) and isinstance(config, Config)
+    assert isinstance(config, MultilabelConfig) and isinstance(config, TaskConfig)
     assert config.data.train == str(tmp_path / "data" / "train.jsonl")
     assert config.data.format == "jsonl"
     assert (config.data.text_field, config.data.labels_field) == ("text", "labels")
@@ -156,13 +156,14 @@ data:
   test: ${TOOLKIT_TEST_UNSET:-null}
 training:
   epochs: ${TOOLKIT_TEST_EPOCHS}
-  monitor: val_$${literal}
+output:
+  dir: runs/$${literal}
 """))
     assert config.data.train == "/data/set/train.jsonl"
     assert config.data.dev == str(tmp_path / "fallback" / "dev.jsonl")
     assert config.data.test is None
     assert config.training.epochs == 7
-    assert config.training.monitor == "val_${literal}"
+    assert config.output.dir.endswith("runs/${literal}")
 
 
 def test_unset_env_variable_names_key_and_variable(tmp_path, monkeypatch):
@@ -497,7 +498,7 @@ def test_config_error_is_a_value_error():
 def test_save_round_trips(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLKIT_TEST_DATA", str(tmp_path / "d"))
     config = load_config(write(tmp_path, MINIMAL.replace("data/train", "${TOOLKIT_TEST_DATA}/train")
-                               + "training: {ema: 0.999, monitor: 'val_$${x}'}\n"),
+                               + "training: {ema: 0.999}\noutput: {dir: 'runs/$${x}'}\n"),
                          overrides=["model.encoder.source=random"])
     saved = config.save(tmp_path / "run" / "config.yaml")
     monkeypatch.delenv("TOOLKIT_TEST_DATA")
@@ -507,7 +508,7 @@ def test_save_round_trips(tmp_path, monkeypatch):
     again = load_config(saved)
     assert again == config
     assert again.to_dict() == config.to_dict()
-    assert again.training.monitor == "val_${x}"
+    assert again.output.dir.endswith("runs/${x}")
     assert yaml.safe_load(config.to_yaml())["data"]["train"] == config.data.train
 
 
@@ -550,12 +551,12 @@ def test_default_config_unknown_task():
 
 
 def test_from_dict():
-    config = Config.from_dict({"task": "relation_extraction",
+    config = TaskConfig.from_dict({"task": "relation_extraction",
                                "data": {"train": "a", "dev": "b", "schema": "s"}}, source="<test>")
     assert isinstance(config, RelationConfig) and config.data.train == "a"
     with pytest.raises(ConfigError, match=r"^<test>: data\.dev: required key is missing; give a dev file, or "
                                           r"dev_fraction \(e\.g\. 0\.1\) to hold out that share of train as dev$"):
-        Config.from_dict({"task": "relation_extraction", "data": {"train": "a", "schema": "s"}},
+        TaskConfig.from_dict({"task": "relation_extraction", "data": {"train": "a", "schema": "s"}},
                          source="<test>")
 
 
@@ -580,6 +581,93 @@ def test_template_loads_and_documents_every_key(tmp_path):
 def test_docstring_examples_run():
     import doctest
 
-    import toolkit.config
+    import toolkit.config.loading
+    import toolkit.config.sections
 
-    assert doctest.testmod(toolkit.config).failed == 0
+    assert doctest.testmod(toolkit.config.loading).failed == 0
+    assert doctest.testmod(toolkit.config.sections).failed == 0
+
+
+# ----------------------------------------------------------------------------- one schema per task
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss.name=binary_crossentropy",
+     "loss: unknown key for task 'relation_extraction'; 'loss' is only used when task is "
+     "'multilabel_classification'"),
+    ("model.pooling=cls",
+     "model.pooling: unknown key for task 'relation_extraction'; 'pooling' is only used when task is "
+     "'multilabel_classification'"),
+    ("training.monitor=val_f1",
+     "training.monitor: expected one of the values task 'relation_extraction' logs (loss, subject_micro_f1, "
+     "object_micro_f1, val_micro_f1, val_precision, val_recall); got 'val_f1'; did you mean 'val_micro_f1'?"),
+    ("training.epochs=true", "training.epochs: expected a valid integer; got True"),
+    ("training.batch_size=true", "training.batch_size: expected a valid integer; got True"),
+    ("model.maxlen=2",
+     "model.maxlen: expected at least 3 ([CLS], [SEP] and the tokens this task needs); got 2"),
+])
+def test_a_relation_config_refuses_what_the_task_does_not_use(tmp_path, override, message):
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, RELATION), overrides=[override])
+    assert problems_of(excinfo) == [f"--set {override}: {message}"]
+
+
+def test_monitor_is_checked_against_what_the_classifier_logs(tmp_path):
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, MINIMAL + "training:\n  monitor: val_f1\n"))
+    (problem,) = problems_of(excinfo)
+    assert problem.startswith(f"{tmp_path / 'config.yaml'}: training.monitor: expected one of the values task "
+                              "'multilabel_classification' logs (loss, micro_f1, macro_f1,")
+    assert problem.endswith("got 'val_f1'; did you mean 'val_micro_f1'?")
+    for monitor in ("val_macro_f1", "val_loss", "val_subset_accuracy"):
+        assert load_config(write(tmp_path, MINIMAL), overrides=[f"training.monitor={monitor}"])
+
+
+@pytest.mark.parametrize("line, message", [
+    ("epochs: true", "training.epochs: expected a valid integer; got True"),
+    ("epochs: '3'", "training.epochs: expected a valid integer; got the string '3' (write it without quotes)"),
+    ("learning_rate: \"1e-3\"",
+     "training.learning_rate: expected a valid number; got the string '1e-3' (write it without quotes)"),
+    ("ema: 'false'", "training.ema: expected a valid number; got the string 'false' (write it without quotes)"),
+])
+def test_types_are_strict(tmp_path, line, message):
+    path = write(tmp_path, MINIMAL + f"training:\n  {line}\n")
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    assert problems_of(excinfo) == [f"{path}: {message}"]
+
+
+def test_numbers_read_as_yaml_1_2_and_set_values_stay_yaml(tmp_path, monkeypatch):
+    config = load_config(write(tmp_path, MINIMAL + "training:\n  learning_rate: 1e-3\n  weight_decay: 2E-2\n"),
+                         overrides=["training.epochs=4", "training.warmup_ratio=1e-1"])
+    assert config.training.learning_rate == 0.001 and config.training.weight_decay == 0.02
+    assert config.training.epochs == 4 and config.training.warmup_ratio == 0.1
+    monkeypatch.setenv("TOOLKIT_TEST_RATE", "3e-4")
+    config = load_config(write(tmp_path, MINIMAL + "training:\n  learning_rate: ${TOOLKIT_TEST_RATE}\n"))
+    assert config.training.learning_rate == 3e-4
+    # A value with text around the reference stays text.
+    monkeypatch.setenv("TOOLKIT_TEST_NAME", "7")
+    config = load_config(write(tmp_path, MINIMAL + "output:\n  dir: runs/${TOOLKIT_TEST_NAME}\n"))
+    assert config.output.dir.endswith("runs/7")
+
+
+def test_each_task_has_its_own_schema_in_a_discriminated_union():
+    from toolkit.config.loading import _adapter
+    from toolkit.tasks import config_class, task_names
+
+    assert [config_class(name).model_fields["task"].default for name in task_names()] == list(task_names())
+    schema = _adapter().json_schema()
+    assert set(schema["discriminator"]["mapping"]) == set(task_names())
+    assert "loss" not in RelationConfig.model_fields and "pooling" not in RelationConfig.model_fields["model"].annotation.model_fields
+
+
+def test_loading_a_config_imports_neither_keras_nor_the_tokenizer():
+    import subprocess
+    import sys
+
+    code = ("import sys; from toolkit.config import load_config; import toolkit.cli; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'keras', 'tensorflow', 'tokenizers', 'jax', "
+            "'torch', 'matplotlib'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

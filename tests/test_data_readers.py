@@ -560,7 +560,10 @@ def test_split_off_sizes_and_errors():
 
 
 def test_dev_fraction_through_a_config(tmp_path):
-    from toolkit.classification.pipeline import read_data
+    from toolkit.classification.pipeline import ClassificationPipeline
+
+    def read_data(config, log):
+        return ClassificationPipeline(config, log=log).read_data()
 
     write(tmp_path, "train.tsv", "".join(f"text {i}\t{i % 2}\n" for i in range(20)) + "\t0\n")
     write(tmp_path, "labels.txt", "pos\nneg\n")
@@ -581,7 +584,10 @@ def test_dev_fraction_through_a_config(tmp_path):
 
 
 def test_dev_fraction_for_relations(tmp_path):
-    from toolkit.relations.pipeline import read_data
+    from toolkit.relations.pipeline import RelationPipeline
+
+    def read_data(config, log):
+        return RelationPipeline(config, log=log).read_data()
 
     write(tmp_path, "all_50_schemas", LIC_SCHEMA)
     records = [lic_record(f"张{i}祖籍北京", (f"张{i}", "祖籍", "北京")) for i in range(11)]

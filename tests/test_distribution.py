@@ -27,13 +27,13 @@ from toolkit.data.synthetic import write_multilabel_demo, write_relation_demo
 from toolkit.distribution import Replicas, _even_out, check_backend, check_batch_size
 
 # No dropout, two epochs (so that the second epoch's order is checked too), no test split.
-SETTINGS = [*TINY_ENCODER, "model.dropout=0", "model.encoder.dropout=0", "training.epochs=2",
+SETTINGS = [*TINY_ENCODER, "model.encoder.dropout=0", "training.epochs=2",
             "training.batch_size=16", "training.learning_rate=0.003", "training.early_stopping_patience=null",
             "data.test=null", "output.overwrite=true"]
 # 192 train and 64 dev examples in batches of 16; 105 relation sentences of which 96 have a
 # usable triple at maxlen 64: every batch splits evenly over two devices. Texts cut to 8 tokens
 # give JAX a single batch shape to compile.
-CLASSIFICATION = [*SETTINGS, "model.maxlen=8"]
+CLASSIFICATION = [*SETTINGS, "model.dropout=0", "model.maxlen=8"]  # the head's dropout too
 RELATIONS = [*SETTINGS, "model.maxlen=64"]
 
 LAUNCHER = """
@@ -242,14 +242,14 @@ def test_strategy_that_does_not_fit_the_backend_is_refused(name, backend, expect
 def test_train_refuses_the_wrong_backend_before_writing_anything(tmp_path):
     import keras
 
-    from toolkit.classification import pipeline
+    from toolkit.classification.pipeline import ClassificationPipeline
 
     wrong = "data_parallel" if keras.backend.backend() != "jax" else "mirrored"
     write_multilabel_demo(tmp_path / "data", n_train=40, n_dev=10, n_test=10, seed=1)
     config = default_config("multilabel_classification", data_dir=tmp_path / "data", output_dir=tmp_path / "run",
                             overrides=[f"training.distribution={wrong}"])
     with pytest.raises(ConfigError, match=r"training\.distribution: .*needs the"):
-        pipeline.train(config, log=lambda message: None)
+        ClassificationPipeline(config, log=lambda message: None).train()
     assert not (tmp_path / "run").exists()
 
 

@@ -21,17 +21,17 @@ TINY = [
 @pytest.mark.parametrize("task", ["multilabel_classification", "relation_extraction"])
 def test_pipeline_trains_with_finite_loss(tmp_path, task, policy):
     if task == "multilabel_classification":
-        from toolkit.classification import pipeline
+        from toolkit.classification.pipeline import ClassificationPipeline as Pipeline
 
         write_multilabel_demo(tmp_path / "data", n_train=200, n_dev=40, n_test=40, seed=1)
     else:
-        from toolkit.relations import pipeline
+        from toolkit.relations.pipeline import RelationPipeline as Pipeline
 
         write_relation_demo(tmp_path / "data", n_train=200, n_dev=40, n_test=40, seed=1)
     config = default_config(
         task, data_dir=tmp_path / "data", output_dir=tmp_path / "run", overrides=[*TINY, f"training.mixed_precision={policy}"]
     )
-    results = pipeline.train(config, log=lambda message: None)
+    results = Pipeline(config, log=lambda message: None).train()
     with open(tmp_path / "run" / "history.csv", encoding="utf-8") as handle:
         losses = [float(row["loss"]) for row in csv.DictReader(handle)]
     assert losses and all(math.isfinite(loss) for loss in losses)

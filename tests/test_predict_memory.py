@@ -7,7 +7,6 @@ finely with tracemalloc, and the same measurement is shown to catch writers
 that keep every text or every record.
 """
 
-import importlib
 import json
 import os
 import random
@@ -19,6 +18,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, TINY_ENCODER
 from toolkit.config import default_config
+from toolkit.tasks import pipeline_class
 from toolkit.data.synthetic import write_multilabel_demo, write_relation_demo
 from toolkit.streaming import iter_texts, stream_predictions
 
@@ -47,10 +47,10 @@ TASKS = {
 # would carry over the parent's RSS (this test process, with TensorFlow loaded)
 # across fork and exec.
 _CHILD = """
-import importlib, json, sys
+import json, sys
+from toolkit.pipeline import Pipeline
 module, run_dir, input_path, output_path = sys.argv[1:]
-pipeline = importlib.import_module(f"toolkit.{module}.pipeline")
-count = pipeline.predict_file(run_dir, input_path, output_path, log=lambda message: None)
+count = Pipeline.from_run(run_dir, log=lambda message: None).predict_file(input_path, output_path)
 with open("/proc/self/status", encoding="ascii") as status:
     peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 print(json.dumps({"count": count, "peak_rss": peak}))
@@ -80,7 +80,7 @@ def tiny_run(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"memory_{module}")
     write_demo(root / "data", n_train=64, n_dev=16, n_test=16, seed=3)
     config = default_config(task, data_dir=root / "data", output_dir=root / "run", overrides=TINY)
-    importlib.import_module(f"toolkit.{module}.pipeline").train(config, log=lambda message: None)
+    pipeline_class(task)(config, log=lambda message: None).train()
     with open(config.data.train, encoding="utf-8") as handle:
         words = sorted({word for line in handle for word in json.loads(line)["text"].split()})
     # Plain text for one pipeline, JSON lines for the other: both input kinds stream.

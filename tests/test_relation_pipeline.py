@@ -22,12 +22,12 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from toolkit.relations import pipeline
+    from toolkit.relations.pipeline import RelationPipeline
 
     root = tmp_path_factory.mktemp("pipeline2")
     write_relation_demo(root / "data", n_train=160, n_dev=40, n_test=40, seed=2)
     config = default_config("relation_extraction", data_dir=root / "data", output_dir=root / "run", overrides=TINY)
-    results = pipeline.train(config, log=lambda message: None)
+    results = RelationPipeline(config, log=lambda message: None).train()
     return config, results, root / "run"
 
 
@@ -41,6 +41,14 @@ def test_run_folder_holds_every_output(tiny_run):
     assert sorted(p.name for p in (run / "best").iterdir()) == ["extractor.json", "model.keras", "tokenizer"]
     history = (run / "history.csv").read_text().splitlines()
     assert "val_micro_f1" in history[0] and len(history) == 3
+
+
+def test_the_logged_values_are_what_the_config_schema_lets_training_monitor(tiny_run):
+    from toolkit.config import RelationConfig
+
+    _, _, run = tiny_run
+    header = (run / "history.csv").read_text().splitlines()[0].split(",")
+    assert set(header) - {"epoch"} == set(RelationConfig.logged_metrics)
 
 
 def test_scores_are_computed_from_the_written_predictions(tiny_run):

@@ -458,6 +458,78 @@ def test_saved_model_reloads_with_the_same_outputs(trained, chinese_tokenizer, t
     np.testing.assert_array_equal(np.isneginf(heads), is_padding)
 
 
+
+@pytest.mark.parametrize("loss_in", ["layer", "compile"])
+def test_save_and_load_keep_every_constructor_argument(loss_in, tmp_path):
+    """A round trip gives back the same config (every argument) and the same outputs, on every backend."""
+    from toolkit.relations import RelationExtractor
+
+    keras.utils.set_random_seed(3)
+    vocabulary_size = 40
+    arguments = {
+        "pad_id": 3,
+        "loss_in": loss_in,
+        "condition_hidden_units": 8,
+        "subject_loss_weight": 1.5,
+        "object_loss_weight": 4.25,
+        "metrics": ["micro_recall", "micro_precision"],
+    }
+    extractor = RelationExtractor(tiny_backbone(vocabulary_size), PREDICATES, **arguments)
+    extractor.compile(keras.optimizers.Adam(1e-3))
+    extractor.optimizer.build(extractor.trainable_variables)  # saved with its slots, as after fit
+    path = tmp_path / "relation.keras"
+    extractor.save(path)
+    loaded = RelationExtractor.load(path)
+
+    config = loaded.get_config()
+    assert config == extractor.get_config()
+    assert {key: config[key] for key in arguments} == arguments and config["predicates"] == PREDICATES
+    assert (loaded.predicates, loaded.pad_id, loaded.loss_in) == (PREDICATES, 3, loss_in)
+    assert (loaded.subject_loss_weight, loaded.object_loss_weight) == (1.5, 4.25)
+    assert loaded.metric_names == ["micro_recall", "micro_precision"]
+    assert loaded.training_model is loaded and loaded.backbone.hidden_dim == 32
+    assert len(loaded.optimizer.variables) == len(extractor.optimizer.variables)
+    compiled = loaded.get_compile_config()
+    if loss_in == "compile":
+        assert compiled["loss_weights"] == {"subject_logits": 1.5, "object_logits": 4.25}
+        names = [metric["config"]["name"] for metric in compiled["metrics"]["subject_logits"]]
+        assert names == ["micro_recall", "micro_precision"]
+    else:
+        assert compiled["loss"] is None
+        for head, weight in [("subject", 1.5), ("object", 4.25)]:
+            layer = loaded.get_layer(f"{head}_metrics")
+            assert (layer.loss_weight, layer.metric_names) == (weight, ["micro_recall", "micro_precision"])
+    assert RelationExtractor.from_config(config).get_config() == config
+
+    rng = np.random.default_rng(0)
+    token_ids = rng.integers(4, vocabulary_size, size=(3, 12)).astype("int32")
+    token_ids[1, 8:] = 3  # padding, with pad_id=3
+    segment_ids = np.zeros_like(token_ids)
+    spans = np.array([[1, 2], [3, 3], [0, 5]], dtype="int32")
+    encoder_inputs = {"token_ids": token_ids, "segment_ids": segment_ids}
+
+    def numpy(outputs):
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+
+    before, after = numpy(extractor.subject_model(encoder_inputs)), numpy(loaded.subject_model(encoder_inputs))
+    keras.tree.map_structure(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), before, after)
+    assert np.isneginf(after["subject_logits"][1, :, 8:]).all() and np.isfinite(after["subject_logits"][0]).all()
+    object_inputs = {
+        "sequence_output": before["sequence_output"],
+        "padding_mask": (token_ids != 3).astype("int32"),
+        "subject_span": spans,
+    }
+    np.testing.assert_allclose(
+        numpy(extractor.object_model(object_inputs)), numpy(loaded.object_model(object_inputs)), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        numpy(extractor.encoder_object_model({**encoder_inputs, "subject_span": spans})),
+        numpy(loaded.object_model(object_inputs)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
 JAX_TRAINING = textwrap.dedent(
     """
     import json, keras, numpy as np

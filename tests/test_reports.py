@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from toolkit import reports
+from toolkit import atomic, plots
+from toolkit import scores as scoring
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -36,7 +37,7 @@ def sklearn_f1(targets, predictions, average):
 def test_scores_on_a_tiny_example_by_hand():
     y_true = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
     y_pred = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, 0]])
-    scores = reports.multilabel_scores(y_true, y_pred)
+    scores = scoring.multilabel_scores(y_true, y_pred)
     # tp = 3 (two in label 0, one in label 1), fp = 1, fn = 2
     assert scores["micro_precision"] == pytest.approx(3 / 4)
     assert scores["micro_recall"] == pytest.approx(3 / 5)
@@ -71,7 +72,7 @@ def test_scores_on_a_tiny_example_by_hand():
 def test_scores_match_sklearn_on_random_data(rng):
     targets, logits = random_multilabel(rng, rows=200, classes=9)
     predictions = (logits > 0).astype(np.int32)
-    scores = reports.multilabel_scores(targets, predictions)
+    scores = scoring.multilabel_scores(targets, predictions)
     for average in ("micro", "macro", "samples", "weighted"):
         assert scores[f"{average}_f1"] == pytest.approx(sklearn_f1(targets, predictions, average))
     for average in ("micro", "macro", "samples"):
@@ -96,14 +97,14 @@ def test_scores_match_sklearn_on_random_data(rng):
 )
 def test_scores_reject_bad_input_naming_the_argument(y_true, y_pred, message):
     with pytest.raises(ValueError, match=message):
-        reports.multilabel_scores(y_true, y_pred)
+        scoring.multilabel_scores(y_true, y_pred)
 
 
 def test_per_label_report_text_and_dict(rng):
     targets, logits = random_multilabel(rng, rows=50, classes=4)
     predictions = (logits > 0).astype(np.int32)
     names = ["earn", "acq", "money-fx", "never seen"]
-    text, report = reports.per_label_report(targets, predictions, names)
+    text, report = scoring.per_label_report(targets, predictions, names)
     for name in names + ["micro avg", "macro avg", "weighted avg", "samples avg"]:
         assert name in text and name in report
     for column, name in enumerate(names):
@@ -114,9 +115,9 @@ def test_per_label_report_text_and_dict(rng):
     assert report["never seen"]["f1-score"] == 0.0
     json.dumps(report)
     with pytest.raises(ValueError, match="label_names"):
-        reports.per_label_report(targets, predictions, names[:3])
+        scoring.per_label_report(targets, predictions, names[:3])
     with pytest.raises(ValueError, match="repeat"):
-        reports.per_label_report(targets, predictions, ["a", "b", "a", "c"])
+        scoring.per_label_report(targets, predictions, ["a", "b", "a", "c"])
 
 
 # --------------------------------------------------------------------------
@@ -128,10 +129,10 @@ def test_threshold_sweep_equals_a_brute_force_sklearn_loop(seed):
     rng = np.random.default_rng(seed)
     targets, logits = random_multilabel(rng, rows=30, classes=4)
     logits[5:10] = np.round(logits[5:10])  # ties between scores
-    thresholds = reports.threshold_grid(logits, max_points=36)
+    thresholds = scoring.threshold_grid(logits, max_points=36)
     extra = np.array([-np.inf, -10.0, logits.min(), 0.0, float(logits[7, 2]), logits.max(), 10.0])
     thresholds = np.concatenate([thresholds, extra])
-    sweep = reports.threshold_sweep(targets, logits, thresholds)
+    sweep = scoring.threshold_sweep(targets, logits, thresholds)
     assert sweep["thresholds"] == thresholds.tolist()
     for index, threshold in enumerate(thresholds):
         predictions = (logits > threshold).astype(np.int32)
@@ -141,43 +142,43 @@ def test_threshold_sweep_equals_a_brute_force_sklearn_loop(seed):
 
 def test_threshold_grid_holds_zero_midpoints_and_at_most_max_points(rng):
     logits = np.array([[-1.0, 3.0], [1.0, 3.0], [1.0, 5.0]])
-    assert reports.threshold_grid(logits).tolist() == [0.0, 2.0, 4.0]
+    assert scoring.threshold_grid(logits).tolist() == [0.0, 2.0, 4.0]
     many = rng.normal(size=(5000, 20))
-    grid = reports.threshold_grid(many)
+    grid = scoring.threshold_grid(many)
     assert 0.0 in grid and len(grid) <= 401
     assert np.all(np.diff(grid) > 0)
     assert grid[0] < np.quantile(many, 0.001) and grid[-1] > np.quantile(many, 0.999)
-    assert reports.threshold_grid(np.ones((3, 2))).tolist() == [0.0]
+    assert scoring.threshold_grid(np.ones((3, 2))).tolist() == [0.0]
 
 
 def test_best_threshold_picks_the_maximum(rng):
     targets, logits = random_multilabel(rng, rows=60, classes=5)
     shifted = logits - 1.3  # a model whose logits are off by a constant
     for metric in ("micro_f1", "macro_f1"):
-        sweep = reports.threshold_sweep(targets, shifted)
-        chosen = reports.best_threshold(targets, shifted, metric=metric)
+        sweep = scoring.threshold_sweep(targets, shifted)
+        chosen = scoring.best_threshold(targets, shifted, metric=metric)
         assert sweep[metric][sweep["thresholds"].index(chosen)] == max(sweep[metric])
         grid = np.linspace(-3.0, 1.0, 13)
         brute = [sklearn_f1(targets, (shifted > threshold).astype(int), metric[:5]) for threshold in grid]
-        assert reports.best_threshold(targets, shifted, metric=metric, thresholds=grid) == grid[np.argmax(brute)]
-    assert reports.best_threshold(targets, shifted) < 0
+        assert scoring.best_threshold(targets, shifted, metric=metric, thresholds=grid) == grid[np.argmax(brute)]
+    assert scoring.best_threshold(targets, shifted) < 0
 
 
 def test_best_threshold_is_zero_when_all_thresholds_score_the_same():
     targets = np.zeros((6, 3), dtype=int)  # F1 is 0 whatever is predicted
     logits = np.random.default_rng(3).normal(size=(6, 3))
-    assert reports.best_threshold(targets, logits) == 0.0
-    assert reports.best_threshold(targets, logits, thresholds=[-2.0, 0.5, -0.25, 1.0]) == -0.25
+    assert scoring.best_threshold(targets, logits) == 0.0
+    assert scoring.best_threshold(targets, logits, thresholds=[-2.0, 0.5, -0.25, 1.0]) == -0.25
     with pytest.raises(ValueError, match="metric"):
-        reports.best_threshold(targets, logits, metric="accuracy")
+        scoring.best_threshold(targets, logits, metric="accuracy")
 
 
 def test_threshold_sweep_is_fast_on_ten_thousand_rows_of_a_hundred_labels(rng):
     targets = (rng.random((10_000, 100)) < 0.05).astype(np.int8)
     logits = rng.normal(size=(10_000, 100)).astype(np.float32) + 3 * targets - 2
     start = time.perf_counter()
-    threshold = reports.best_threshold(targets, logits)
-    sweep = reports.threshold_sweep(targets, logits)
+    threshold = scoring.best_threshold(targets, logits)
+    sweep = scoring.threshold_sweep(targets, logits)
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0, elapsed
     assert len(sweep["thresholds"]) <= 401
@@ -206,17 +207,17 @@ def long_names(count):
 @pytest.mark.parametrize("classes", [3, 90])
 def test_per_label_plot_writes_a_png(tmp_path, rng, classes):
     targets, logits = random_multilabel(rng, rows=300, classes=classes)
-    _, report = reports.per_label_report(targets, (logits > 0).astype(int), long_names(classes))
-    path = reports.plot_per_label_f1(report, tmp_path / "plots" / f"per_label_f1_{classes}.png")
+    _, report = scoring.per_label_report(targets, (logits > 0).astype(int), long_names(classes))
+    path = plots.plot_per_label_f1(report, tmp_path / "plots" / f"per_label_f1_{classes}.png")
     assert path == tmp_path / "plots" / f"per_label_f1_{classes}.png"
     assert_png(path)
 
 
 def test_threshold_plot_writes_a_png(tmp_path, rng):
     targets, logits = random_multilabel(rng, rows=300, classes=8)
-    sweep = reports.threshold_sweep(targets, logits - 0.8)
-    chosen = reports.best_threshold(targets, logits - 0.8)
-    assert_png(reports.plot_threshold_curve(sweep, tmp_path / "threshold.png", chosen_threshold=chosen, title="dev"))
+    sweep = scoring.threshold_sweep(targets, logits - 0.8)
+    chosen = scoring.best_threshold(targets, logits - 0.8)
+    assert_png(plots.plot_threshold_curve(sweep, tmp_path / "threshold.png", chosen_threshold=chosen, title="dev"))
 
 
 @pytest.mark.parametrize(
@@ -239,23 +240,24 @@ def test_learning_curves_write_a_png_for_any_set_of_keys(tmp_path, keys):
         "learning_rate": np.full(12, 1e-3, dtype=np.float32),
     }
     history = {key: [np.float32(value) for value in curves[key]] for key in keys}
-    assert_png(reports.plot_learning_curves(history, tmp_path / "curves.png", title="run"))
+    assert_png(plots.plot_learning_curves(history, tmp_path / "curves.png", title="run"))
 
 
 def test_learning_curves_refuse_an_empty_history(tmp_path):
     with pytest.raises(ValueError, match="nothing to plot"):
-        reports.plot_learning_curves({"learning_rate": [0.1]}, tmp_path / "curves.png")
+        plots.plot_learning_curves({"learning_rate": [0.1]}, tmp_path / "curves.png")
 
 
 def test_plots_leave_global_matplotlib_state_alone(tmp_path, rng):
     import matplotlib
 
     before = (matplotlib.get_backend(), dict(matplotlib.rcParams))
-    reports.plot_learning_curves({"loss": [1.0, 0.5]}, tmp_path / "curves.png")
+    plots.plot_learning_curves({"loss": [1.0, 0.5]}, tmp_path / "curves.png")
     assert (matplotlib.get_backend(), dict(matplotlib.rcParams)) == before
-    source = open(reports.__file__, encoding="utf-8").read()
-    assert "pyplot" not in source.replace("no `pyplot`", "")
-    assert "import keras" not in source and "tensorflow" not in source
+    for module in (scoring, plots):
+        source = open(module.__file__, encoding="utf-8").read()
+        assert "pyplot" not in source.replace("no `pyplot`", "")
+        assert "import keras" not in source and "tensorflow" not in source
 
 
 # --------------------------------------------------------------------------
@@ -265,7 +267,7 @@ def test_plots_leave_global_matplotlib_state_alone(tmp_path, rng):
 def test_write_json_atomic_converts_numpy_and_leaves_no_tmp(tmp_path):
     path = tmp_path / "run" / "metrics.json"
     obj = {"f1": np.float32(0.5), "n": np.int64(3), "rows": np.arange(3), "nan": float("nan"), "名": "标签"}
-    assert reports.write_json_atomic(path, obj) == path
+    assert atomic.write_json_atomic(path, obj) == path
     text = path.read_text(encoding="utf-8")
     assert text.endswith("}\n") and '  "f1": 0.5' in text and "标签" in text
     assert json.loads(text) == {"f1": 0.5, "n": 3, "rows": [0, 1, 2], "nan": None, "名": "标签"}
@@ -274,21 +276,21 @@ def test_write_json_atomic_converts_numpy_and_leaves_no_tmp(tmp_path):
 
 def test_interrupted_writes_leave_the_old_file_intact(tmp_path, monkeypatch):
     path = tmp_path / "metrics.json"
-    reports.write_json_atomic(path, {"micro_f1": 0.9})
+    atomic.write_json_atomic(path, {"micro_f1": 0.9})
     old = path.read_bytes()
     with pytest.raises(TypeError):
-        reports.write_json_atomic(path, {"micro_f1": 0.1, "model": object()})
+        atomic.write_json_atomic(path, {"micro_f1": 0.1, "model": object()})
     assert path.read_bytes() == old
     assert os.listdir(tmp_path) == ["metrics.json"]
 
     def failing_replace(source, destination):
         raise OSError("disk full")
 
-    monkeypatch.setattr(reports.os, "replace", failing_replace)
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
-        reports.write_text_atomic(path, "half")
+        atomic.write_text_atomic(path, "half")
     with pytest.raises(OSError, match="disk full"):
-        reports.plot_learning_curves({"loss": [1.0, 0.5]}, tmp_path / "curves.png")
+        plots.plot_learning_curves({"loss": [1.0, 0.5]}, tmp_path / "curves.png")
     assert path.read_bytes() == old
     assert os.listdir(tmp_path) == ["metrics.json"]
 
@@ -296,7 +298,7 @@ def test_interrupted_writes_leave_the_old_file_intact(tmp_path, monkeypatch):
 def test_write_text_atomic(tmp_path):
     path = tmp_path / "report.txt"
     path.write_text("old", encoding="utf-8")
-    reports.write_text_atomic(path, "new report\n")
+    atomic.write_text_atomic(path, "new report\n")
     assert path.read_text(encoding="utf-8") == "new report\n"
     assert os.listdir(tmp_path) == ["report.txt"]
 
@@ -304,6 +306,7 @@ def test_write_text_atomic(tmp_path):
 def test_docstring_examples_run():
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    for test in finder.find(reports):
-        runner.run(test)
+    for module in (scoring, plots, atomic):
+        for test in finder.find(module):
+            runner.run(test)
     assert runner.failures == 0

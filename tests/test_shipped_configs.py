@@ -124,13 +124,13 @@ def test_smoke_real_data(path, tmp_path, capsys):
     if not (MINILM / "model.safetensors").is_file():
         pytest.skip(f"all-MiniLM-L6-v2 is not in {MINILM}: run `bash ../shared/scripts/get-minilm.sh` "
                     "(or set MINILM_DIR)")
-    from toolkit.classification import pipeline
+    from toolkit.classification.pipeline import ClassificationPipeline
 
     config = load_config(path, overrides=[
         "training.epochs=1", "data.max_examples=200", f"output.dir={tmp_path / 'run'}",
     ])
     messages = []
-    results = pipeline.train(config, log=messages.append)
+    results = ClassificationPipeline(config, log=messages.append).train()
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == json.loads(json.dumps(results))
     assert results["best_epoch"] == 1 and 0.0 <= results["dev"]["micro_f1"] <= 1.0
     with capsys.disabled():

@@ -7,14 +7,9 @@ import numpy as np
 import pytest
 
 from toolkit.config import TrainingConfig
-from toolkit.training import (
-    BestModelCheckpoint,
-    WarmupDecay,
-    ema_warning,
-    make_optimizer,
-    replace_directory,
-    resolve_directory,
-)
+from toolkit.atomic import replace_directory, resolve_directory
+from toolkit.callbacks import BestModelCheckpoint
+from toolkit.optimization import WarmupDecay, ema_warning, make_optimizer
 
 
 def test_warmup_then_linear_and_cosine_decay():

@@ -1,8 +1,17 @@
-"""Length-grouped batches: sequences of similar length share a batch, so padding stays small."""
+"""Length-grouped batches: sequences of similar length share a batch, so padding stays small.
+
+Hand-written because no library the toolkit uses does it for in-memory index
+lists: `tf.data.experimental.bucket_by_sequence_length` needs fixed bucket
+boundaries and a TensorFlow pipeline (the JAX and PyTorch backends have
+neither), and Keras' `PyDataset` batches in the order it is given. Pooled
+sorting (shuffle, sort inside pools of batches, shuffle the batches) keeps an
+epoch random while padding stays at about a tenth of the tokens
+(`docs/benchmarks.md`).
+"""
 
 import numpy as np
 
-__all__ = ["length_grouped_batches", "pad_sequences"]
+__all__ = ["length_grouped_batches"]
 
 
 def length_grouped_batches(lengths, batch_size, *, shuffle, seed=0, epoch=0, pool_batches=50):
@@ -37,12 +46,3 @@ def length_grouped_batches(lengths, batch_size, *, shuffle, seed=0, epoch=0, poo
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def pad_sequences(sequences, value=0, dtype="int32", length=None):
-    """Right-pad 1-D sequences into a `[n, length]` array (length: the longest)."""
-    length = max((len(sequence) for sequence in sequences), default=0) if length is None else length
-    padded = np.full((len(sequences), length), value, dtype=dtype)
-    for row, sequence in enumerate(sequences):
-        padded[row, : len(sequence)] = sequence[:length]
-    return padded

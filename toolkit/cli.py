@@ -1,28 +1,23 @@
-"""Command line: `python -m toolkit train|evaluate|predict|demo ...`.
+"""Command line: `python -m toolkit train|evaluate|predict|demo ...` (also installed as `zlpr`).
 
     python -m toolkit demo classification              # built-in demo, no downloads
     python -m toolkit train configs/reuters.yaml --set training.epochs=2
     python -m toolkit train configs/reuters.yaml --resume   # continue an interrupted run
     python -m toolkit evaluate runs/reuters
     python -m toolkit predict runs/reuters texts.jsonl predictions.jsonl
+
+Every command runs a task's pipeline (`toolkit.tasks`, `toolkit.pipeline`).
+Bad input (a config key, a data line, an encoder file, a run folder) is one
+line on stderr and exit status 2; nothing written before is lost.
 """
 
 import argparse
 import logging
 import sys
-from pathlib import Path
+
+from toolkit.tasks import TASKS, get_task, pipeline_class
 
 __all__ = ["main"]
-
-TASK_ALIASES = {"classification": "multilabel_classification", "relations": "relation_extraction"}
-
-
-def _pipeline(task):
-    if task == "multilabel_classification":
-        from toolkit.classification import pipeline
-    else:
-        from toolkit.relations import pipeline
-    return pipeline
 
 
 def _parser():
@@ -36,8 +31,9 @@ def _parser():
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in the same output folder")
 
+    tasks = ", ".join(f"{task.short_name} ({task.summary})" for task in TASKS)
     demo = commands.add_parser("demo", help="train on a built-in generated data set (no downloads)")
-    demo.add_argument("task", choices=sorted(TASK_ALIASES), help="which pipeline")
+    demo.add_argument("task", choices=[task.short_name for task in TASKS], help=f"which pipeline: {tasks}")
     demo.add_argument("--output", default=None, help="run folder (default runs/demo_<task>)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
@@ -58,40 +54,23 @@ def main(argv=None):
     from toolkit.config import ConfigError, load_config
     from toolkit.data import DataError
     from toolkit.encoders.errors import EncoderLoadError
+    from toolkit.pipeline import Pipeline
     from toolkit.runs import RunFolderError
 
     try:
         if args.command == "train":
             config = load_config(args.config, overrides=args.overrides)
-            _pipeline(config.task).train(config, resume=args.resume, log=log)
+            pipeline_class(config.task)(config, log=log).train(resume=args.resume)
         elif args.command == "demo":
-            task = TASK_ALIASES[args.task]
-            output = Path(args.output or f"runs/demo_{args.task}")
-            config = make_demo_config(task, output, args.overrides, log=log)
-            _pipeline(task).train(config, log=log)
+            task = pipeline_class(get_task(args.task).name)
+            config = task.demo_config(args.output or f"runs/demo_{args.task}", args.overrides, log=log)
+            task(config, log=log).train()
         elif args.command == "evaluate":
-            config = load_config(Path(args.run_dir) / "config.yaml")
-            pipeline = _pipeline(config.task)
-            pipeline.evaluate_run(args.run_dir, pipeline.read_data(config, log=log), log=log)
+            pipeline = Pipeline.from_run(args.run_dir, log=log)
+            pipeline.evaluate(pipeline.run_folder, pipeline.read_data())
         elif args.command == "predict":
-            config = load_config(Path(args.run_dir) / "config.yaml")
-            _pipeline(config.task).predict_file(args.run_dir, args.input, args.output, log=log)
+            Pipeline.from_run(args.run_dir, log=log).predict_file(args.input, args.output)
     except (ConfigError, DataError, EncoderLoadError, RunFolderError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-def make_demo_config(task, output, overrides=(), log=print):
-    """Write the built-in demo data into `<output>/data` and return its config."""
-    from toolkit.config import default_config
-    from toolkit.data import synthetic
-
-    output = Path(output)
-    data_dir = output.parent / (output.name + "_data")
-    if task == "multilabel_classification":
-        synthetic.write_multilabel_demo(data_dir)
-    else:
-        synthetic.write_relation_demo(data_dir)
-    log(f"demo data written to {data_dir}")
-    return default_config(task, data_dir=data_dir, output_dir=output, overrides=["output.overwrite=true", *overrides])

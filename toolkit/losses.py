@@ -27,7 +27,8 @@ exact values and gradients.
 """
 
 import keras
-from keras import ops
+
+from toolkit import _formulas
 
 __all__ = [
     "multilabel_categorical_crossentropy",
@@ -35,56 +36,6 @@ __all__ = [
     "MultilabelCategoricalCrossentropy",
     "SparseMultilabelCategoricalCrossentropy",
 ]
-
-
-def _compute_dtype(x):
-    """float32 for half precision inputs, the input's own float type otherwise."""
-    dtype = keras.backend.standardize_dtype(x.dtype)
-    if dtype in ("float16", "bfloat16") or not dtype.startswith("float"):
-        return "float32"
-    return dtype
-
-
-def _log1p_sum_exp(exponents, axis=-1):
-    """`log(1 + sum(exp(exponents)))` over `axis`, stable for any finite exponent.
-
-    Entries equal to -inf drop out (`exp(-inf)` is 0, and so is their gradient),
-    which is how masked classes, and the targets' weights, enter: see
-    `multilabel_categorical_crossentropy`. The maximum that is subtracted is
-    held constant for the gradient (the value does not depend on it), which
-    keeps the gradient exact where `logsumexp`'s own gradient loses digits for
-    large `|x|`.
-    """
-    # The "1 +" term is exp(0): including 0 in the maximum keeps the shift >= 0
-    # and finite even when every entry is -inf.
-    peak = ops.stop_gradient(ops.maximum(ops.max(exponents, axis=axis, keepdims=True), 0.0))
-    total = ops.sum(ops.exp(exponents - peak), axis=axis)
-    peak = ops.squeeze(peak, axis)
-    # peak + log(exp(-peak) + total), written with log1p/expm1 so that a loss
-    # near 0 (peak == 0, tiny total) keeps its digits.
-    return peak + ops.log1p(ops.expm1(-peak) + total)
-
-
-def _log_weight(weight, present):
-    """`log(weight)` where `present` (which must imply `weight > 0`), -inf elsewhere.
-
-    The -inf comes from log(0), so a single `where` does. Its derivative there
-    is infinite and meets a zero upstream gradient (0 * inf = NaN), but only on
-    the branch that `where` discards: the gradient with respect to the targets
-    stays finite.
-    """
-    return ops.log(ops.where(present, weight, 0.0))
-
-
-def _usable(y_pred, mask):
-    """True where a class takes part in the loss: not masked, logit not -inf.
-
-    NaN logits stay usable, so that they show in the loss instead of vanishing.
-    """
-    usable = ops.not_equal(y_pred, float("-inf"))
-    if mask is not None:
-        usable = ops.logical_and(usable, ops.cast(mask, "bool"))
-    return usable
 
 
 def multilabel_categorical_crossentropy(y_true, y_pred, mask=None):
@@ -111,27 +62,7 @@ def multilabel_categorical_crossentropy(y_true, y_pred, mask=None):
     >>> float(multilabel_categorical_crossentropy(y_true, logits)[0])  # doctest: +ELLIPSIS
     0.63...
     """
-    y_pred = ops.convert_to_tensor(y_pred)
-    dtype = _compute_dtype(y_pred)
-    y_pred = ops.cast(y_pred, dtype)
-    y_true = ops.cast(ops.convert_to_tensor(y_true), dtype)
-    usable = _usable(y_pred, mask)
-    # Masked logits become 0 so that -logits stays finite (-(-inf) + -inf is NaN).
-    logits = ops.where(usable, y_pred, 0.0)
-    # Each weight moves into the exponent, (1 - t) e^s = e^(s + log(1 - t)), and
-    # a class outside a sum (masked, or t == 1 for the negatives, t == 0 for
-    # the positives) gets the exponent -inf. The speed of the loss is set by
-    # its elementwise passes over [batch, classes]; this form needs about half
-    # as many as masking weights and exponentials one by one
-    # (benchmarks/loss_benchmark.py). `t < 1` is exactly `1 - t > 0` in floats.
-    log_negative = _log_weight(1.0 - y_true, ops.logical_and(usable, y_true < 1.0))
-    log_positive = _log_weight(y_true, ops.logical_and(usable, y_true > 0.0))
-    return _log1p_sum_exp(logits + log_negative) + _log1p_sum_exp(log_positive - logits)
-
-
-def _flatten_rows(tensor, trailing):
-    """Reshape `[..., trailing]` to `[rows, trailing]`."""
-    return ops.reshape(tensor, (-1, trailing))
+    return _formulas.multilabel_categorical_crossentropy(keras.ops, y_true, y_pred, mask=mask)
 
 
 def sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=False):
@@ -160,50 +91,7 @@ def sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=False):
     >>> float(sparse_multilabel_categorical_crossentropy(targets, logits)[0])  # doctest: +ELLIPSIS
     0.63...
     """
-    y_pred = ops.convert_to_tensor(y_pred)
-    y_true = ops.convert_to_tensor(y_true)
-    if not keras.backend.standardize_dtype(y_true.dtype).startswith(("int", "uint")):
-        y_true = ops.cast(y_true, "int32")
-    dtype = _compute_dtype(y_pred)
-    leading_shape = ops.shape(y_pred)[:-1]
-    num_classes = y_pred.shape[-1]
-    if num_classes is None:
-        raise ValueError(
-            "sparse_multilabel_categorical_crossentropy needs the number of classes "
-            f"(the last axis of y_pred) to be known; got y_pred of shape {y_pred.shape}."
-        )
-    logits = _flatten_rows(ops.cast(y_pred, dtype), num_classes)
-    indices = _flatten_rows(ops.cast(y_true, "int32"), ops.shape(y_true)[-1])
-
-    first_valid = 1 if mask_zero else 0
-    valid_index = ops.logical_and(indices >= first_valid, indices < num_classes)
-    # An index listed twice counts once: sort, then drop repeats of the previous one.
-    ordered = ops.sort(ops.where(valid_index, indices, -ops.ones_like(indices)), axis=-1)
-    repeat = ops.concatenate(
-        [ops.zeros_like(ordered[:, :1], dtype="bool"), ordered[:, 1:] == ordered[:, :-1]], axis=-1
-    )
-    valid_index = ops.logical_and(ordered >= first_valid, ops.logical_not(repeat))
-    safe_index = ops.where(valid_index, ordered, ops.zeros_like(ordered))
-
-    rows = ops.shape(logits)[0]
-    row_ids = ops.broadcast_to(ops.expand_dims(ops.arange(rows, dtype="int32"), -1), ops.shape(safe_index))
-    scatter_at = ops.stack([ops.reshape(row_ids, (-1,)), ops.reshape(safe_index, (-1,))], axis=-1)
-    is_target = ops.scatter(
-        scatter_at, ops.reshape(ops.cast(valid_index, dtype), (-1,)), (rows, num_classes)
-    )
-
-    usable = _usable(logits, None)
-    if mask_zero:
-        class_ids = ops.arange(num_classes, dtype="int32")
-        usable = ops.logical_and(usable, ops.expand_dims(class_ids > 0, 0))
-    # The weights are all 0 or 1 here, so a `where` to -inf is the whole mask.
-    is_negative = ops.logical_and(usable, ops.equal(is_target, 0.0))
-    negative = _log1p_sum_exp(ops.where(is_negative, logits, float("-inf")))
-
-    target_logits = ops.take_along_axis(logits, safe_index, axis=-1)
-    is_positive = ops.logical_and(valid_index, ops.take_along_axis(usable, safe_index, axis=-1))
-    positive = _log1p_sum_exp(ops.where(is_positive, -target_logits, float("-inf")))
-    return ops.reshape(negative + positive, leading_shape)
+    return _formulas.sparse_multilabel_categorical_crossentropy(keras.ops, y_true, y_pred, mask_zero=mask_zero)
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
@@ -259,6 +147,4 @@ class SparseMultilabelCategoricalCrossentropy(keras.losses.Loss):
         return sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=self.mask_zero)
 
     def get_config(self):
-        config = super().get_config()
-        config["mask_zero"] = self.mask_zero
-        return config
+        return {**super().get_config(), "mask_zero": self.mask_zero}

@@ -2,10 +2,11 @@
 
 import importlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from toolkit.atomic import replace_file, write_json_atomic
 
 __all__ = ["MultilabelPredictor"]
 
@@ -144,8 +145,8 @@ class MultilabelPredictor:
     def save(self, directory):
         """Write the model, the label names and the settings to a folder.
 
-        Files are written under temporary names and renamed into place, so an
-        interrupted save never leaves a half-written predictor behind.
+        Each file is written atomically (`toolkit.atomic`), so an interrupted
+        save never leaves a half-written file behind.
         """
         import keras
 
@@ -170,12 +171,18 @@ class MultilabelPredictor:
             if hasattr(self.preprocessor, "save_assets"):
                 self.preprocessor.save_assets(directory)
             meta["preprocessor"] = keras.saving.serialize_keras_object(self.preprocessor)
-        temporary_model = directory / (_MODEL_FILE + ".tmp.keras")
-        self.model.save(temporary_model)
-        os.replace(temporary_model, directory / _MODEL_FILE)
-        temporary_meta = directory / (_META_FILE + ".tmp")
-        temporary_meta.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(temporary_meta, directory / _META_FILE)
+        replace_file(directory / _MODEL_FILE, self.model.save)
+        write_json_atomic(directory / _META_FILE, meta)
+
+    @classmethod
+    def read_meta(cls, directory):
+        """The settings `save` wrote into `directory` (`predictor.json`); FileNotFoundError if none."""
+        meta_path = Path(directory) / _META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(
+                f"{meta_path} not found: {directory} is not a folder written by {cls.__name__}.save()."
+            )
+        return json.loads(meta_path.read_text(encoding="utf-8"))
 
     @classmethod
     def load(cls, directory, **overrides):
@@ -183,12 +190,7 @@ class MultilabelPredictor:
         import keras
 
         directory = Path(directory)
-        meta_path = directory / _META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(
-                f"{meta_path} not found: {directory} is not a folder written by MultilabelPredictor.save()."
-            )
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = cls.read_meta(directory)
         for module in meta.get("modules", []):
             if module.startswith("toolkit."):
                 importlib.import_module(module)

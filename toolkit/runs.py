@@ -1,12 +1,30 @@
-"""The run folder: where a training run writes everything, never half-written."""
+"""The run folder and its lifecycle: where a training run writes everything, never half-written.
 
+- `RunFolder`: the layout of one run, refusing a folder that holds another
+  run, and reading back what a run wrote (`history.csv`, JSON files);
+- `open_run_folder` / `close_run_folder`: the folder this process writes into,
+  on one process or as a worker of `multi_worker_mirrored` (a temporary
+  folder seeded with the chief's resume state).
+
+Every file goes through `toolkit.atomic`. This module imports neither Keras
+nor TensorFlow.
+
+```python
+run = open_run_folder(config, resume=False)
+run.write_json("metrics.json", results)
+run.read_history()["val_micro_f1"]       # one value per finished epoch
+```
+"""
+
+import csv
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
-from toolkit.reports import write_json_atomic, write_text_atomic
+from toolkit.atomic import write_json_atomic, write_text_atomic
 
-__all__ = ["RunFolder", "write_json_atomic", "write_text_atomic", "RunFolderError"]
+__all__ = ["RunFolder", "RunFolderError", "open_run_folder", "close_run_folder"]
 
 
 class RunFolderError(ValueError):
@@ -92,20 +110,47 @@ class RunFolder:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     def read_history(self):
-        """`history.csv` as `{column: [value per epoch]}` ({} before the first epoch)."""
+        """`history.csv` as `{column: [value per epoch]}` ({} before the first epoch).
+
+        Empty cells (a value missing in some epoch) read as NaN.
+        """
         path = self.path / "history.csv"
         if not path.is_file():
             return {}
-        rows = path.read_text(encoding="utf-8").strip().splitlines()
-        if len(rows) < 2:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows:
             return {}
-        names = rows[0].split(",")
-        columns = {name: [] for name in names if name != "epoch"}
-        for row in rows[1:]:
-            for name, value in zip(names, row.split(",")):
-                if name != "epoch":
-                    columns[name].append(float(value) if value else float("nan"))
-        return columns
+        names = [name for name in rows[0] if name not in ("epoch", None)]
+        return {name: [float(row[name]) if row[name] else float("nan") for row in rows] for name in names}
 
     def write_text(self, name, text):
         return write_text_atomic(self.path / name, text)
+
+
+def open_run_folder(config, replicas=None, *, resume=False):
+    """The run folder this process writes into.
+
+    `config.output.dir`, prepared (`RunFolder.prepare`), on a single process
+    and on the chief of `multi_worker_mirrored`. The other workers train in
+    step with the chief but write into a temporary folder, as Keras' own
+    checkpoint callbacks do on non-chief workers; with `resume` it starts with
+    a copy of the chief's resume state (`backup/`, `best.json`), so that every
+    worker continues from the same epoch. `close_run_folder` deletes it.
+    """
+    if replicas is None or replicas.is_chief:
+        return RunFolder(config.output.dir).prepare(overwrite=config.output.overwrite, resume=resume)
+    chief = RunFolder(config.output.dir)
+    run = RunFolder(tempfile.mkdtemp(prefix="toolkit-worker-")).prepare()
+    if resume:
+        if chief.backup.is_dir():
+            shutil.copytree(chief.backup, run.backup)
+        if (chief / "best.json").is_file():
+            shutil.copy2(chief / "best.json", run / "best.json")
+    return run
+
+
+def close_run_folder(run, replicas=None):
+    """Delete a non-chief worker's temporary run folder (see `open_run_folder`)."""
+    if replicas is not None and not replicas.is_chief:
+        shutil.rmtree(run.path, ignore_errors=True)

@@ -24,14 +24,14 @@ with TensorFlow ops for tf-keras:
 - `TFKerasMultilabelPredictor`: `toolkit.predictors.MultilabelPredictor` for a
   tf-keras model, saved in tf-keras' own format (or as a SavedModel), not as
   a Keras 3 `.keras` file.
-- `write_random_bert_checkpoint()`: a tiny random BERT in Google's checkpoint
-  format, for tests and examples that must run without a download.
+
+The loss and the metrics compute with the same code as `toolkit.losses` and
+`toolkit.metrics` (`toolkit._formulas`), run on TensorFlow ops instead of
+`keras.ops`.
 
 Importing this module is free of side effects: it imports neither
 TensorFlow nor any Keras. TensorFlow and tf-keras are imported the first time
-one of the objects above (other than `prepare_environment`) is used. Use
-`TFKerasMultilabelPredictor` after bert4keras is imported: its base class'
-module, `toolkit.predictors`, imports `keras` at its top.
+one of the objects above (other than `prepare_environment`) is used.
 
 Example (a bert4keras script; the marked lines are the change):
 
@@ -69,7 +69,6 @@ __all__ = [
     "MultilabelRecall",
     "SubsetAccuracy",
     "TFKerasMultilabelPredictor",
-    "write_random_bert_checkpoint",
 ]
 
 _TRUE = ("1", "true", "True")
@@ -188,13 +187,10 @@ def _implementation():
 
 
 def __getattr__(name):
-    if name == "TFKerasMultilabelPredictor":
-        value = _implementation().predictor_class()
-    elif name in __all__:
-        value = getattr(_implementation(), name)
-    else:
+    # Only the names not yet defined here arrive: the TensorFlow ones, on first use.
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
+    value = globals()[name] = getattr(_implementation(), name)
     return value
 
 

@@ -1,11 +1,11 @@
-"""Data readers shared by the pipelines, with ``path:line:`` errors.
+"""Data readers shared by the pipelines, with `path:line:` errors.
 
-- :func:`read_multilabel` (JSON lines, CSV, TSV) -> :class:`MultilabelDataset`
-- :func:`read_relations` (LIC2019, CasRel, custom JSON) -> :class:`RelationDataset`
-- :func:`read_splits` reads train, dev and test as a config's ``data`` section
-  describes (both pipelines call it); :func:`read_split` reads one of them.
-- :func:`split_off` holds out a seeded dev split of a train set (``data.dev_fraction``).
-- ``toolkit.data.synthetic`` generates the built-in demo data sets.
+- `read_multilabel` (JSON lines, CSV, TSV) -> `MultilabelDataset`
+- `read_relations` (LIC2019, CasRel, custom JSON) -> `RelationDataset`
+- `read_splits` reads train, dev and test as a config's `data` section
+  describes (both pipelines call it); `read_split` reads one of them.
+- `split_off` holds out a seeded dev split of a train set (`data.dev_fraction`).
+- `toolkit.data.synthetic` generates the built-in demo data sets.
 
 Importing this package reads nothing.
 """

@@ -2,7 +2,7 @@
 
 Files are read as bytes and decoded one line at a time, so invalid UTF-8 is
 reported with its line, a UTF-8 byte-order mark is dropped, and CRLF endings
-are accepted. Only ``\\n`` ends a line (Unicode line separators inside a text
+are accepted. Only `\\n` ends a line (Unicode line separators inside a text
 are kept).
 """
 
@@ -45,11 +45,11 @@ def _decode_line(path: PathType, number: int, raw: bytes) -> tuple[str, Optional
 
 
 def iter_lines(path: PathType) -> Iterator[tuple[int, str, Optional[DataError]]]:
-    """Yield ``(line_number, text, error)`` for every line of ``path``.
+    """Yield `(line_number, text, error)` for every line of `path`.
 
-    ``text`` has its line ending removed (``\\n`` or ``\\r\\n``); ``error`` is a
-    :class:`DataError` when the line is not valid UTF-8 (``text`` is then decoded
-    with replacement characters) and ``None`` otherwise. Raises ``DataError`` if
+    `text` has its line ending removed (`\\n` or `\\r\\n`); `error` is a
+    `DataError` when the line is not valid UTF-8 (`text` is then decoded
+    with replacement characters) and `None` otherwise. Raises `DataError` if
     the file cannot be opened or holds nothing but whitespace.
     """
     for number, text, error in iter_raw_lines(path):
@@ -61,9 +61,9 @@ def iter_lines(path: PathType) -> Iterator[tuple[int, str, Optional[DataError]]]
 
 
 def iter_raw_lines(path: PathType) -> Iterator[tuple[int, str, Optional[DataError]]]:
-    """Like :func:`iter_lines`, but keep each line's ending (for the csv module).
+    """Like `iter_lines`, but keep each line's ending (for the csv module).
 
-    Raises ``DataError`` if the file cannot be opened or holds nothing but whitespace.
+    Raises `DataError` if the file cannot be opened or holds nothing but whitespace.
     """
     try:
         handle = open(path, "rb")
@@ -111,12 +111,12 @@ class LineIndex:
         self._newlines = [i for i, char in enumerate(text) if char == "\n"]
 
     def line(self, offset: int) -> int:
-        """The 1-based line holding character ``offset``."""
+        """The 1-based line holding character `offset`."""
         return bisect.bisect_left(self._newlines, offset) + 1
 
 
 def parse_json(path: PathType, line: int, text: str) -> Any:
-    """``json.loads(text)`` with any failure turned into a DataError at ``line``."""
+    """`json.loads(text)` with any failure turned into a DataError at `line`."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -132,7 +132,7 @@ def _raise_json(path: PathType, line: int, message: str, column: int) -> Any:
 
 
 def iter_json_array(path: PathType, text: str) -> Iterator[tuple[int, int, Any]]:
-    """Yield ``(index, start_line, value)`` for each element of the JSON array in ``text``.
+    """Yield `(index, start_line, value)` for each element of the JSON array in `text`.
 
     Elements are decoded one at a time, so a syntax error is reported at its
     own line and every element knows the line where it starts.
@@ -189,7 +189,7 @@ def _expect_end(path: PathType, text: str, position: int, lines: LineIndex) -> N
 
 
 def first_character(path: PathType) -> Optional[str]:
-    """The first character of ``path`` that is not whitespace or a BOM, or None for a blank file."""
+    """The first character of `path` that is not whitespace or a BOM, or None for a blank file."""
     try:
         handle = open(path, "rb")
     except OSError as error:
@@ -209,9 +209,9 @@ def first_character(path: PathType) -> Optional[str]:
 
 
 def iter_json_lines(path: PathType) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, value)`` for each non-blank line of a JSON lines file.
+    """Yield `(line_number, value)` for each non-blank line of a JSON lines file.
 
-    ``value`` is the parsed JSON, or a :class:`DataError` for a line that is not
+    `value` is the parsed JSON, or a `DataError` for a line that is not
     valid UTF-8 or not valid JSON (the caller raises or skips it).
     """
     for number, line, error in iter_lines(path):

@@ -1,7 +1,7 @@
 """Checks on one JSON record, shared by the readers.
 
-A check raises :class:`RecordError` with the message and the reason; the reader
-knows the line and turns it into a ``DataError`` (``path:line: message``).
+A check raises `RecordError` with the message and the reason; the reader
+knows the line and turns it into a `DataError` (`path:line: message`).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ class RecordError(Exception):
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+    """`"; did you mean 'x'?"` for the closest of `choices`, or `""`."""
     matches = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean {matches[0]!r}?" if matches else ""
 
 
 def kind(value: Any) -> str:
-    """What a JSON value is, for messages: ``"a string"``, ``"null"``, ..."""
+    """What a JSON value is, for messages: `"a string"`, `"null"`, ..."""
     if value is None:
         return "null"
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
@@ -39,12 +39,12 @@ def kind(value: Any) -> str:
 
 
 def short(text: str, limit: int = 40) -> str:
-    """``repr(text)``, cut to ``limit`` characters."""
+    """`repr(text)`, cut to `limit` characters."""
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def check_text(value: Any, text_field: FieldType) -> str:
-    """``value`` if it is a non-blank string, else RecordError."""
+    """`value` if it is a non-blank string, else RecordError."""
     if not isinstance(value, str):
         raise RecordError(f"text field {text_field!r} must be a string, got {kind(value)}", "bad text")
     if not value.strip():
@@ -53,9 +53,9 @@ def check_text(value: Any, text_field: FieldType) -> str:
 
 
 def get_field(record: dict, name: str) -> Any:
-    """``record[name]``; a dotted name (``"meta.text"``) walks nested objects.
+    """`record[name]`; a dotted name (`"meta.text"`) walks nested objects.
 
-    Raises ``KeyError`` with a did-you-mean message when the field is missing.
+    Raises `KeyError` with a did-you-mean message when the field is missing.
     """
     if name in record:
         return record[name]
@@ -71,7 +71,7 @@ def get_field(record: dict, name: str) -> Any:
 
 
 def text_and_field(record: Any, text_field: str, other_field: str) -> tuple:
-    """``(text, value)`` of a JSON record: its checked text and its raw ``other_field``.
+    """`(text, value)` of a JSON record: its checked text and its raw `other_field`.
 
     RecordError when the record is not an object, a field is missing, or the
     text is not a non-blank string (checked in that order).
@@ -87,7 +87,7 @@ def text_and_field(record: Any, text_field: str, other_field: str) -> tuple:
 
 
 def split_path(data_config: Any, split: str):
-    """The file a config's data section names for ``split``, or a ValueError saying why there is none."""
+    """The file a config's data section names for `split`, or a ValueError saying why there is none."""
     path = getattr(data_config, split, None)
     if path is None:
         if split == "dev" and getattr(data_config, "dev_fraction", None):

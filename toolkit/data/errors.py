@@ -1,9 +1,9 @@
 """Errors that point at a file and line, and a report of the lines a reader skipped.
 
-A reader raises :class:`DataError` for the first bad record when
-``on_bad_line="error"`` (the default). With ``on_bad_line="skip"`` it records the
-error in a :class:`BadLineReport` instead and carries on; the pipeline logs
-``report.summary()``.
+A reader raises `DataError` for the first bad record when
+`on_bad_line="error"` (the default). With `on_bad_line="skip"` it records the
+error in a `BadLineReport` instead and carries on; the pipeline logs
+`report.summary()`.
 
 Example:
 
@@ -31,8 +31,8 @@ ON_BAD_LINE_CHOICES = ("error", "skip")
 class DataError(ValueError):
     """A problem in a data file, located by path and 1-based line number.
 
-    ``str(error)`` is ``"path:line: message"`` (``"path: message"`` when the
-    problem concerns the whole file, ``line=None``). ``reason`` is a short
+    `str(error)` is `"path:line: message"` (`"path: message"` when the
+    problem concerns the whole file, `line=None`). `reason` is a short
     category used to count skipped lines ("malformed JSON", "empty text", ...);
     it defaults to the message.
     """
@@ -54,7 +54,7 @@ class DataError(ValueError):
 
 
 def check_on_bad_line(value: str) -> str:
-    """Return ``value`` if it is a valid ``on_bad_line`` choice, else raise ValueError."""
+    """Return `value` if it is a valid `on_bad_line` choice, else raise ValueError."""
     if value not in ON_BAD_LINE_CHOICES:
         raise ValueError(
             f"on_bad_line must be one of {', '.join(map(repr, ON_BAD_LINE_CHOICES))}; "
@@ -67,10 +67,10 @@ def check_on_bad_line(value: str) -> str:
 class BadLineReport:
     """Counts of skipped lines by reason, and of kept records with a warning.
 
-    ``skipped`` counts records left out (``on_bad_line="skip"``); ``warnings``
+    `skipped` counts records left out (`on_bad_line="skip"`); `warnings`
     counts records kept with a note, such as a relation whose entity is not
-    found in the text (``on_missing_entity="count"``). The first
-    ``max_examples`` errors of each kind are kept for the log.
+    found in the text (`on_missing_entity="count"`). The first
+    `max_examples` errors of each kind are kept for the log.
     """
 
     path: str
@@ -94,25 +94,25 @@ class BadLineReport:
         return sum(self.warnings.values())
 
     def skip(self, error: DataError) -> None:
-        """Count ``error`` as a skipped record."""
+        """Count `error` as a skipped record."""
         self.skipped[error.reason] += 1
         if len(self.examples) < self.max_examples:
             self.examples.append(error)
 
     def warn(self, error: DataError) -> None:
-        """Count ``error`` as a warning on a record that is kept."""
+        """Count `error` as a warning on a record that is kept."""
         self.warnings[error.reason] += 1
         if len(self.warning_examples) < self.max_examples:
             self.warning_examples.append(error)
 
     def handle(self, error: DataError, on_bad_line: str) -> None:
-        """Raise ``error`` when ``on_bad_line == "error"``, else count it as skipped."""
+        """Raise `error` when `on_bad_line == "error"`, else count it as skipped."""
         if on_bad_line == "error":
             raise error
         self.skip(error)
 
     def summary(self) -> str:
-        """One line for the log; ``"<path>: no bad lines"`` when nothing happened."""
+        """One line for the log; `"<path>: no bad lines"` when nothing happened."""
         parts = []
         if self.skipped:
             n = self.num_skipped
@@ -132,4 +132,4 @@ class BadLineReport:
 
 
 BadLineCounter = BadLineReport
-"""Alias of :class:`BadLineReport`."""
+"""Alias of `BadLineReport`."""

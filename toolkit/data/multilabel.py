@@ -1,8 +1,8 @@
 """Read multi-label text classification data: JSON lines, CSV or TSV.
 
-Every problem is a :class:`~toolkit.data.errors.DataError` whose message starts
-with ``path:line:``. With ``on_bad_line="skip"`` bad records are left out and
-counted in ``dataset.report``.
+Every problem is a `toolkit.data.errors.DataError` whose message starts
+with `path:line:`. With `on_bad_line="skip"` bad records are left out and
+counted in `dataset.report`.
 
 Example (Reuters R90 as JSON lines, GoEmotions as headerless TSV):
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
+from sklearn.preprocessing import MultiLabelBinarizer
 
 from toolkit.data._io import iter_json_lines, iter_lines, iter_raw_lines
 from toolkit.data._records import DIGITS, RecordError, check_text, kind, short, split_path, suggest, text_and_field
@@ -48,8 +49,8 @@ _EXTENSION_FORMATS = {
 
 
 def infer_format(path: PathType) -> Optional[str]:
-    """The data format implied by a file name (``.jsonl``/``.json``/``.ndjson``,
-    ``.csv``, ``.tsv``/``.tab``), or None.
+    """The data format implied by a file name (`.jsonl`/`.json`/`.ndjson`,
+    `.csv`, `.tsv`/`.tab`), or None.
 
     >>> infer_format("train.tsv")
     'tsv'
@@ -57,13 +58,38 @@ def infer_format(path: PathType) -> Optional[str]:
     return _EXTENSION_FORMATS.get(Path(path).suffix.lower())
 
 
+def layout_defaults(format, *, header=None, text_field=None, labels_field=None, label_separator=None):
+    """The layout of a multi-label file with every unset setting filled in, the one place they are derived:
+    `(header, text_field, labels_field, label_separator)`.
+
+    JSON lines read fields `text` and `labels` (a list, no separator, no
+    header); CSV has a header and TSV none; with a header the columns are
+    named `text` and `labels`, without one they are 0 and 1; CSV/TSV labels
+    are split on `,`. The config's `data` section and `read_multilabel` both
+    call this.
+
+    >>> layout_defaults("tsv")
+    (False, 0, 1, ',')
+    >>> layout_defaults("jsonl", text_field="body")
+    (None, 'body', 'labels', None)
+    """
+    if format != "jsonl" and header is None:
+        header = format == "csv"
+    named = format == "jsonl" or bool(header)
+    text_field = ("text" if named else 0) if text_field is None else text_field
+    labels_field = ("labels" if named else 1) if labels_field is None else labels_field
+    if label_separator is None and format != "jsonl":
+        label_separator = ","
+    return header, text_field, labels_field, label_separator
+
+
 @dataclass
 class MultilabelDataset:
     """Texts and their label lists as read from one file.
 
-    ``lines[i]`` is the line where example ``i`` starts, for messages;
-    ``label_names`` is the label file's list when one was given; ``report``
-    counts the lines skipped with ``on_bad_line="skip"``.
+    `lines[i]` is the line where example `i` starts, for messages;
+    `label_names` is the label file's list when one was given; `report`
+    counts the lines skipped with `on_bad_line="skip"`.
     """
 
     path: str
@@ -77,7 +103,7 @@ class MultilabelDataset:
         if self.report is None:
             self.report = BadLineReport(self.path)
 
-    #: The fields with one entry per example (``split_off`` divides these).
+    #: The fields with one entry per example (`split_off` divides these).
     PER_EXAMPLE: ClassVar[tuple] = ("texts", "labels", "lines")
 
     def __len__(self) -> int:
@@ -238,7 +264,7 @@ def _column_index(path, name: FieldType, header: Optional[list], header_line: in
 
 
 def _table_rows(path, delimiter: str, header: bool) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line, fields)`` or ``(line, DataError)`` for each non-blank row."""
+    """Yield `(line, fields)` or `(line, DataError)` for each non-blank row."""
     if delimiter == "\t":
         for number, line, error in iter_lines(path):
             if error is not None:
@@ -319,28 +345,28 @@ def read_multilabel(
 
     Args:
         path: the file.
-        format: ``"jsonl"``, ``"csv"`` or ``"tsv"``; None infers it from the extension.
+        format: `"jsonl"`, `"csv"` or `"tsv"`; None infers it from the extension.
         text_field, labels_field: field names for JSON lines (a dotted name walks
             nested objects) and for CSV/TSV with a header, or column numbers
-            from 0. Defaults: ``"text"``/``"labels"`` for JSON lines and files
+            from 0. Defaults: `"text"`/`"labels"` for JSON lines and files
             with a header, columns 0 and 1 without one.
-        label_separator: splits a label string such as ``"a|b"``; None when
-            labels are a JSON list. CSV/TSV default to ``","``.
+        label_separator: splits a label string such as `"a|b"`; None when
+            labels are a JSON list. CSV/TSV default to `","`.
         header: whether a CSV/TSV file starts with a header row (default: yes
             for CSV, no for TSV); must be None for JSON lines.
         label_names: a label file path (one label a line) or a list of names.
             Labels must then be names from it, or integer ids (JSON integers,
             or digit strings that are not themselves names) indexing it.
         max_examples: stop after this many good examples.
-        on_bad_line: ``"error"`` raises DataError at the first bad record;
-            ``"skip"`` leaves bad records out and counts them in ``report``.
+        on_bad_line: `"error"` raises DataError at the first bad record;
+            `"skip"` leaves bad records out and counts them in `report`.
             A line of invalid UTF-8 counts as a bad record; an unreadable or
             empty file is always an error, and so is a file where every record
             is bad.
 
     Returns:
-        A :class:`MultilabelDataset` with ``texts``, ``labels`` (lists of label
-        names, duplicates removed, order kept), ``lines`` and ``report``.
+        A `MultilabelDataset` with `texts`, `labels` (lists of label
+        names, duplicates removed, order kept), `lines` and `report`.
 
     Example:
 
@@ -366,14 +392,9 @@ def read_multilabel(
         raise ValueError(f"max_examples must be a positive integer or None; got {max_examples!r}")
     if format == "jsonl" and header is not None:
         raise ValueError("header applies to csv and tsv files only; leave it None for jsonl")
-    if header is None:
-        header = format == "csv"
-    if text_field is None:
-        text_field = "text" if format == "jsonl" or header else 0
-    if labels_field is None:
-        labels_field = "labels" if format == "jsonl" or header else 1
-    if label_separator is None and format != "jsonl":
-        label_separator = ","
+    header, text_field, labels_field, label_separator = layout_defaults(
+        format, header=header, text_field=text_field, labels_field=labels_field, label_separator=label_separator
+    )
     if label_separator == "":
         raise ValueError("label_separator must not be empty")
 
@@ -411,10 +432,10 @@ def read_multilabel(
 
 
 def read_multilabel_split(data_config: Any, split: str = "train") -> MultilabelDataset:
-    """Read ``split`` (``"train"``, ``"dev"`` or ``"test"``) as a config's data section describes.
+    """Read `split` (`"train"`, `"dev"` or `"test"`) as a config's data section describes.
 
-    ``data_config`` is ``config.data`` of a multilabel
-    :class:`toolkit.config.Config`.
+    `data_config` is `config.data` of a multilabel
+    `toolkit.config.Config`.
 
     ```python
     train = read_multilabel_split(config.data, "train")
@@ -448,18 +469,16 @@ def build_label_vocabulary(
     >>> build_label_vocabulary([[["b"]]], label_names=["b", "a"])
     ['b', 'a']
     """
-    seen: set = set()
-    for dataset in datasets:
-        labels = dataset.labels if isinstance(dataset, MultilabelDataset) else dataset
-        for example_labels in labels:
-            seen.update(example_labels)
+    label_lists = [example for dataset in datasets
+                   for example in (dataset.labels if isinstance(dataset, MultilabelDataset) else dataset)]
+    seen = MultiLabelBinarizer().fit(label_lists).classes_.tolist()
     if label_names is None:
-        return sorted(seen)
+        return seen
     if isinstance(label_names, (str, PathLike)):
         names = read_label_names(label_names)
     else:
         names = [str(name) for name in label_names]
-    unknown = sorted(seen - set(names))
+    unknown = sorted(set(seen) - set(names))
     if unknown:
         shown = ", ".join(map(repr, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
         raise ValueError(f"{len(unknown)} labels are not in label_names: {shown}")
@@ -471,24 +490,23 @@ def to_multi_hot(
     vocabulary: Sequence[str],
     dtype: Any = "int8",
 ) -> np.ndarray:
-    """Encode label lists as a ``(n_examples, n_labels)`` 0/1 array in vocabulary order.
+    """Encode label lists as a `(n_examples, n_labels)` 0/1 array in vocabulary order.
 
     >>> to_multi_hot([["b"], ["a", "b"], []], ["a", "b"]).tolist()
     [[0, 1], [1, 1], [0, 0]]
     """
     if isinstance(labels, MultilabelDataset):
         labels = labels.labels
-    index = {name: i for i, name in enumerate(vocabulary)}
+    vocabulary = list(vocabulary)
+    index = set(vocabulary)
     if len(index) != len(vocabulary):
         raise ValueError("vocabulary has repeated labels")
-    matrix = np.zeros((len(labels), len(vocabulary)), dtype=dtype)
     for row, example_labels in enumerate(labels):
         for label in example_labels:
-            column = index.get(label)
-            if column is None:
+            if label not in index:
                 raise ValueError(
                     f"example {row}: label {label!r} is not in the vocabulary"
                     + suggest(str(label), index)
                 )
-            matrix[row, column] = 1
-    return matrix
+    binarizer = MultiLabelBinarizer(classes=vocabulary).fit([])
+    return binarizer.transform(labels).astype(dtype, copy=False)

@@ -2,16 +2,16 @@
 
 Layouts:
 
-- ``"lic2019"``: JSON lines ``{"text": ..., "spo_list": [{"subject": ...,
+- `"lic2019"`: JSON lines ``{"text": ..., "spo_list": [{"subject": ...,
   "predicate": ..., "object": ...}, ...]}`` (LIC2019 / DuIE); schema
-  ``all_50_schemas`` (JSON lines with ``"predicate"``).
-- ``"casrel"``: one JSON array ``[{"text": ..., "triple_list": [[s, p, o], ...]}]``
-  (CasRel's NYT / WebNLG files); schema ``rel2id.json``.
-- ``"custom"``: your own field names: ``text_field`` and ``triples_field``
+  `all_50_schemas` (JSON lines with `"predicate"`).
+- `"casrel"`: one JSON array `[{"text": ..., "triple_list": [[s, p, o], ...]}]`
+  (CasRel's NYT / WebNLG files); schema `rel2id.json`.
+- `"custom"`: your own field names: `text_field` and `triples_field`
   (dotted names walk nested objects), triples as objects with
-  ``subject_key``/``predicate_key``/``object_key`` or as ``[s, p, o]`` lists.
+  `subject_key`/`predicate_key`/`object_key` or as `[s, p, o]` lists.
 
-Whatever the layout, a file that starts with ``[`` is read as one JSON array
+Whatever the layout, a file that starts with `[` is read as one JSON array
 and any other as JSON lines. Errors name the file and the line where the bad
 record starts.
 
@@ -45,17 +45,30 @@ ON_MISSING_ENTITY_CHOICES = ("count", "error")
 _LAYOUT_FIELDS = {
     "lic2019": ("text", "spo_list"),
     "casrel": ("text", "triple_list"),
+    "custom": ("text", None),
 }
+
+
+def layout_fields(layout: str) -> tuple:
+    """`(text_field, triples_field)` of a layout; `custom` has no triples field of its own.
+
+    The one place these defaults live: the config's `data` section and
+    `read_relations` both read them here.
+
+    >>> layout_fields("casrel")
+    ('text', 'triple_list')
+    """
+    return _LAYOUT_FIELDS[layout]
 
 
 @dataclass
 class RelationDataset:
     """Texts with their triples, as read from one file.
 
-    ``triples[i]`` is a list of ``(subject, predicate, object)`` string tuples
-    (duplicates removed, order kept); ``predicates`` is the schema's list (or
-    the predicates seen, sorted, without a schema); ``lines[i]`` is where
-    record ``i`` starts; ``report`` counts skipped records and triples whose
+    `triples[i]` is a list of `(subject, predicate, object)` string tuples
+    (duplicates removed, order kept); `predicates` is the schema's list (or
+    the predicates seen, sorted, without a schema); `lines[i]` is where
+    record `i` starts; `report` counts skipped records and triples whose
     subject or object is not found in the text.
     """
 
@@ -70,7 +83,7 @@ class RelationDataset:
         if self.report is None:
             self.report = BadLineReport(self.path)
 
-    #: The fields with one entry per example (``split_off`` divides these).
+    #: The fields with one entry per example (`split_off` divides these).
     PER_EXAMPLE: ClassVar[tuple] = ("texts", "triples", "lines")
 
     def __len__(self) -> int:
@@ -80,9 +93,9 @@ class RelationDataset:
 def read_schema(path: PathType) -> list:
     """The predicate list of a schema file, in the file's order.
 
-    Understands LIC2019's ``all_50_schemas`` (JSON lines with ``"predicate"``;
+    Understands LIC2019's `all_50_schemas` (JSON lines with `"predicate"`;
     a predicate listed for several type pairs counts once), CasRel's
-    ``rel2id.json`` (``[id2rel, rel2id]``, ``[rel2id]`` or a bare mapping;
+    `rel2id.json` (`[id2rel, rel2id]`, `[rel2id]` or a bare mapping;
     ordered by id), a JSON list of names, or plain text with one predicate a
     line.
 
@@ -156,7 +169,7 @@ def _schema_from_document(path: PathType, document: Any) -> list:
 
 
 def _iter_records(path: str) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line, record)`` or ``(line, DataError)`` from JSON lines or a JSON array."""
+    """Yield `(line, record)` or `(line, DataError)` from JSON lines or a JSON array."""
     if first_character(path) == "[":
         text = read_text(path)
         for _, line, record in iter_json_array(path, text):
@@ -212,23 +225,23 @@ def read_relations(
 
     Args:
         path: a JSON lines file or a file holding one JSON array.
-        layout: ``"lic2019"``, ``"casrel"`` or ``"custom"``; picks the default
-            field names (``text``/``spo_list`` and ``text``/``triple_list``).
-        schema: a schema file (see :func:`read_schema`) or a list of
+        layout: `"lic2019"`, `"casrel"` or `"custom"`; picks the default
+            field names (`text`/`spo_list` and `text`/`triple_list`).
+        schema: a schema file (see `read_schema`) or a list of
             predicates. A predicate outside it is an error. None accepts any
             predicate and lists the ones seen, sorted.
-        text_field, triples_field: field names (``"custom"`` needs
-            ``triples_field``); they override the layout's.
+        text_field, triples_field: field names (`"custom"` needs
+            `triples_field`); they override the layout's.
         subject_key, predicate_key, object_key: keys of triples written as
-            objects (default ``subject``/``predicate``/``object``); triples
+            objects (default `subject`/`predicate`/`object`); triples
             written as lists use positions 0, 1, 2.
         max_examples: stop after this many good records.
-        on_bad_line: ``"error"`` raises DataError at the first bad record;
-            ``"skip"`` leaves it out and counts it in ``report``. A syntax
+        on_bad_line: `"error"` raises DataError at the first bad record;
+            `"skip"` leaves it out and counts it in `report`. A syntax
             error inside a JSON array ends the file, so it is always raised.
         on_missing_entity: a subject or object that is not a substring of its
-            text is counted in ``report.warnings`` and kept (``"count"``) or is
-            a bad record (``"error"``, then handled by ``on_bad_line``).
+            text is counted in `report.warnings` and kept (`"count"`) or is
+            a bad record (`"error"`, then handled by `on_bad_line`).
 
     Example:
 
@@ -247,7 +260,7 @@ def read_relations(
         )
     if max_examples is not None and max_examples < 1:
         raise ValueError(f"max_examples must be a positive integer or None; got {max_examples!r}")
-    default_text, default_triples = _LAYOUT_FIELDS.get(layout, ("text", None))
+    default_text, default_triples = layout_fields(layout)
     text_field = text_field or default_text
     triples_field = triples_field or default_triples
     if triples_field is None:
@@ -320,7 +333,7 @@ def read_relations(
 
 
 def read_relations_split(data_config: Any, split: str = "train") -> RelationDataset:
-    """Read ``split`` (``"train"``, ``"dev"`` or ``"test"``) as a relation config's data section describes.
+    """Read `split` (`"train"`, `"dev"` or `"test"`) as a relation config's data section describes.
 
     ```python
     dev = read_relations_split(config.data, "dev")

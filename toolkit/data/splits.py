@@ -1,7 +1,7 @@
-"""Train, dev and test as a config's ``data`` section names them, for either task.
+"""Train, dev and test as a config's `data` section names them, for either task.
 
-:func:`read_splits` is what both pipelines call: it reads each file, or holds
-dev out of train with ``data.dev_fraction`` (:func:`split_off`), logs what it
+`read_splits` is what both pipelines call: it reads each file, or holds
+dev out of train with `data.dev_fraction` (`split_off`), logs what it
 read and refuses an empty split.
 
 ```python
@@ -20,15 +20,15 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import numpy as np
 
 from toolkit.data.errors import DataError
-from toolkit.data.multilabel import MultilabelDataset, read_multilabel_split
-from toolkit.data.relations import RelationDataset, read_relations_split
+from toolkit.data.multilabel import MultilabelDataset
+from toolkit.data.relations import RelationDataset
 
 Dataset = Union[MultilabelDataset, RelationDataset]
 SPLITS = ("train", "dev", "test")
 
 
 class Splits(NamedTuple):
-    """The three splits; ``test`` is None when the config names no test file."""
+    """The three splits; `test` is None when the config names no test file."""
 
     train: Dataset
     dev: Dataset
@@ -36,7 +36,9 @@ class Splits(NamedTuple):
 
 
 def read_split(data_config: Any, split: str = "train") -> Dataset:
-    """Read one ``split`` of the data set that ``config.data`` describes, for either task.
+    """Read one `split` of the data set that `config.data` describes, for any task.
+
+    The task's data section knows its reader (`config.data.read(split)`).
 
     ```python
     config = load_config("configs/template_multilabel.yaml")
@@ -45,9 +47,7 @@ def read_split(data_config: Any, split: str = "train") -> Dataset:
     """
     if split not in SPLITS:
         raise ValueError(f"split must be 'train', 'dev' or 'test'; got {split!r}")
-    if hasattr(data_config, "schema_path"):
-        return read_relations_split(data_config, split)
-    return read_multilabel_split(data_config, split)
+    return data_config.read(split)
 
 
 def _unit(dataset: Dataset) -> str:
@@ -61,12 +61,12 @@ def _describe(dataset: Dataset) -> str:
 
 
 def read_splits(data_config: Any, seed: int, log: Callable[[str], None] = lambda message: None) -> Splits:
-    """Read train, dev and test as ``config.data`` says (either task).
+    """Read train, dev and test as `config.data` says (either task).
 
-    With ``data.dev_fraction`` instead of a dev file, dev is that share of
-    train held out with ``seed`` (pass ``config.training.seed``): the same
-    split on every run. Skipped lines (``data.on_bad_line: skip``) are counted
-    in the log; a split left with no example is a :class:`DataError` naming
+    With `data.dev_fraction` instead of a dev file, dev is that share of
+    train held out with `seed` (pass `config.training.seed`): the same
+    split on every run. Skipped lines (`data.on_bad_line: skip`) are counted
+    in the log; a split left with no example is a `DataError` naming
     its file.
     """
     read = {}
@@ -91,17 +91,17 @@ def read_splits(data_config: Any, seed: int, log: Callable[[str], None] = lambda
 
 
 def split_off(dataset: Dataset, fraction: float, seed: int) -> tuple:
-    """Hold out a seeded random ``fraction`` of ``dataset`` as dev: ``(train, dev)``.
+    """Hold out a seeded random `fraction` of `dataset` as dev: `(train, dev)`.
 
-    Works on a :class:`MultilabelDataset` or a :class:`RelationDataset`. Each
-    example gets a pseudo-random key from ``seed`` and the line it was read
-    from; the ``round(fraction * n)`` examples with the smallest keys (at least
+    Works on a `MultilabelDataset` or a `RelationDataset`. Each
+    example gets a pseudo-random key from `seed` and the line it was read
+    from; the `round(fraction * n)` examples with the smallest keys (at least
     1, and at least 1 left for train) form dev. The split is therefore the
     same on every run, machine and Python version for the same file, seed and
-    examples read (``max_examples``, ``on_bad_line``); adding or skipping other
+    examples read (`max_examples`, `on_bad_line`); adding or skipping other
     lines moves only examples near the cut. Both parts keep the file's
-    ``path``, their ``lines`` (messages still name the right line) and the
-    file order; ``train`` keeps the file's bad-line ``report``, ``dev`` gets
+    `path`, their `lines` (messages still name the right line) and the
+    file order; `train` keeps the file's bad-line `report`, `dev` gets
     an empty one, so skipped lines are counted once.
 
     >>> data = MultilabelDataset("t.jsonl", texts=list("abcdefghij"),

@@ -1,11 +1,11 @@
 """The built-in demo data sets, generated from a seed (nothing is downloaded).
 
-- :func:`make_multilabel_demo`: English product reviews tagged with the aspects
+- `make_multilabel_demo`: English product reviews tagged with the aspects
   they discuss (10 labels, 1-3 a review, co-occurring and rare labels). The
   evidence for each aspect is a clause somewhere in the review; other clauses
   are filler, overall sentiment, or "hard negatives" that name an aspect
   without discussing it ("I can't say anything about the battery yet").
-- :func:`make_relation_demo`: English sentences about invented people,
+- `make_relation_demo`: English sentences about invented people,
   companies, cities, countries and universities, with (subject, predicate,
   object) triples of 7 predicates: several triples a sentence, shared
   subjects, an entity that is the object of one triple and the subject of
@@ -13,8 +13,8 @@
   that mention entities without relating them. Names are built from
   syllables, so test sentences hold names never seen in training.
 
-``write_multilabel_demo`` / ``write_relation_demo`` write JSON lines files,
-the label list or schema, and a WordPiece ``vocab.txt``, in the formats the
+`write_multilabel_demo` / `write_relation_demo` write JSON lines files,
+the label list or schema, and a WordPiece `vocab.txt`, in the formats the
 readers read, so the demo runs through the real readers:
 
 ```python
@@ -346,9 +346,9 @@ def make_multilabel_demo(
 ) -> dict:
     """Generate the multi-label review demo.
 
-    Returns ``{"train": [...], "dev": [...], "test": [...]}``, each a list of
-    records ``{"id": "train-0", "text": "...", "labels": ["price", "quality"]}``
-    (labels in :data:`MULTILABEL_DEMO_LABELS` order). No text appears in two
+    Returns `{"train": [...], "dev": [...], "test": [...]}`, each a list of
+    records `{"id": "train-0", "text": "...", "labels": ["price", "quality"]}`
+    (labels in `MULTILABEL_DEMO_LABELS` order). No text appears in two
     splits. The same seed gives the same data.
 
     >>> demo = make_multilabel_demo(20, 5, 5, seed=1)
@@ -492,10 +492,10 @@ def make_relation_demo(
 ) -> dict:
     """Generate the relation extraction demo, records in the LIC2019 layout.
 
-    Returns ``{"train": [...], "dev": [...], "test": [...]}``, each a list of
+    Returns `{"train": [...], "dev": [...], "test": [...]}`, each a list of
     ``{"text": "...", "spo_list": [{"subject", "predicate", "object",
     "subject_type", "object_type"}]}``. Predicates: those of
-    :data:`RELATION_DEMO_SCHEMA`. Every subject and object occurs in its text;
+    `RELATION_DEMO_SCHEMA`. Every subject and object occurs in its text;
     some sentences have no triple.
 
     >>> demo = make_relation_demo(10, 2, 2, seed=3)
@@ -525,7 +525,7 @@ _WORDS = re.compile(r"\w+|[^\w\s]")
 
 def basic_tokens(text: str, lowercase: bool = True) -> list:
     """Split like BERT's basic tokenizer does on ASCII text: words and single
-    punctuation marks (``"it's $5!"`` -> ``["it", "'", "s", "$", "5", "!"]``)."""
+    punctuation marks (`"it's $5!"` -> `["it", "'", "s", "$", "5", "!"]`)."""
     return _WORDS.findall(text.lower() if lowercase else text)
 
 
@@ -537,13 +537,13 @@ def write_demo_vocab(
     min_count: int = 1,
     lowercase: bool = True,
 ) -> list:
-    """Write a WordPiece ``vocab.txt`` for ``texts`` and return its tokens.
+    """Write a WordPiece `vocab.txt` for `texts` and return its tokens.
 
-    Order: ``[PAD]`` (id 0), ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``; every
-    character seen, alone and as a ``##`` continuation (so any word of these
-    characters can be tokenised); ``pieces`` alone and as ``##`` continuations
+    Order: `[PAD]` (id 0), `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`; every
+    character seen, alone and as a `##` continuation (so any word of these
+    characters can be tokenised); `pieces` alone and as `##` continuations
     (e.g. the syllables that names are made of); then every word seen at
-    least ``min_count`` times, most frequent first.
+    least `min_count` times, most frequent first.
 
     ```python
     tokens = write_demo_vocab("vocab.txt", ["The box was crushed."])
@@ -592,12 +592,12 @@ def _write_jsonl(path: Path, records: Iterable[dict]) -> None:
 def write_multilabel_demo(
     folder: PathType, n_train: int = 4000, n_dev: int = 500, n_test: int = 500, seed: int = 0
 ) -> dict:
-    """Generate the review demo and write it into ``folder``.
+    """Generate the review demo and write it into `folder`.
 
-    Files (:data:`MULTILABEL_DEMO_FILES`): ``train.jsonl``, ``dev.jsonl``,
-    ``test.jsonl`` (``{"id", "text", "labels"}`` lines), ``labels.txt`` (one
-    label a line) and ``vocab.txt`` (built from the training texts). Returns
-    ``{"train": path, "dev": ..., "test": ..., "labels": ..., "vocab": ...}``.
+    Files (`MULTILABEL_DEMO_FILES`): `train.jsonl`, `dev.jsonl`,
+    `test.jsonl` (`{"id", "text", "labels"}` lines), `labels.txt` (one
+    label a line) and `vocab.txt` (built from the training texts). Returns
+    `{"train": path, "dev": ..., "test": ..., "labels": ..., "vocab": ...}`.
 
     ```python
     paths = write_multilabel_demo("demo_data", n_train=4000, seed=0)
@@ -618,13 +618,13 @@ def write_multilabel_demo(
 def write_relation_demo(
     folder: PathType, n_train: int = 3000, n_dev: int = 400, n_test: int = 400, seed: int = 0
 ) -> dict:
-    """Generate the relation demo and write it into ``folder``, LIC2019-style.
+    """Generate the relation demo and write it into `folder`, LIC2019-style.
 
-    Files (:data:`RELATION_DEMO_FILES`): ``train.jsonl``, ``dev.jsonl``,
-    ``test.jsonl`` (``{"text", "spo_list"}`` lines), ``schema.jsonl`` (like
-    ``all_50_schemas``) and ``vocab.txt`` (words seen three times or more in
+    Files (`RELATION_DEMO_FILES`): `train.jsonl`, `dev.jsonl`,
+    `test.jsonl` (`{"text", "spo_list"}` lines), `schema.jsonl` (like
+    `all_50_schemas`) and `vocab.txt` (words seen three times or more in
     training, plus the name syllables as word pieces, so unseen names split
-    into pieces). Returns ``{"train": path, ..., "schema": ..., "vocab": ...}``.
+    into pieces). Returns `{"train": path, ..., "schema": ..., "vocab": ...}`.
 
     ```python
     paths = write_relation_demo("demo_re")

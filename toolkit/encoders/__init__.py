@@ -4,9 +4,10 @@
 folders, keras-hub presets, or builds a random BERT; `WordPieceTokenizer`
 tokenizes fast with character offsets into the original text.
 
-The tokenizer imports without Keras; the loading names (`load_encoder`,
-`LoadedEncoder`, `BertEncoderBackbone`) import Keras and
-keras-hub the first time they are used. Import `toolkit.encoders.backbone` before
+Importing the package imports neither Keras nor `tokenizers` (so that
+`toolkit.config` can use `EncoderSpec` alone): the tokenizer names import
+`tokenizers`, and the loading names (`load_encoder`, `LoadedEncoder`,
+`BertEncoderBackbone`) Keras and keras-hub, the first time they are used. Import `toolkit.encoders.backbone` before
 deserialising a saved model that holds a `BertEncoderBackbone`.
 
 Example:
@@ -25,9 +26,10 @@ from importlib import import_module
 
 from toolkit.encoders.errors import EncoderLoadError
 from toolkit.encoders.spec import EncoderSpec
-from toolkit.encoders.tokenizer import Encoding, WordPieceTokenizer
 
 _LAZY = {
+    "Encoding": "toolkit.encoders.tokenizer",
+    "WordPieceTokenizer": "toolkit.encoders.tokenizer",
     "load_encoder": "toolkit.encoders.loader",
     "LoadedEncoder": "toolkit.encoders.loader",
     "detect_source": "toolkit.encoders.loader",

@@ -20,6 +20,8 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+
+from toolkit.atomic import write_text_atomic
 from tokenizers.models import WordPiece
 
 REQUIRED_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
@@ -226,18 +228,18 @@ class WordPieceTokenizer:
         tokens = [""] * self.vocabulary_size
         for token, index in vocab.items():
             tokens[index] = token
-        (directory / VOCAB_FILE).write_text(
-            "".join(token + "\n" for token in tokens), encoding="utf-8"
-        )
+        write_text_atomic(directory / VOCAB_FILE, "".join(token + "\n" for token in tokens))
         settings = {
             "do_lower_case": self.lowercase,
             "strip_accents": self.strip_accents,
             "tokenize_chinese_chars": True,
         }
-        (directory / HF_TOKENIZER_CONFIG_FILE).write_text(
-            json.dumps(settings, indent=2) + "\n", encoding="utf-8"
-        )
+        write_text_atomic(directory / HF_TOKENIZER_CONFIG_FILE, json.dumps(settings, indent=2) + "\n")
         return directory / VOCAB_FILE
+
+    def to_json(self) -> str:
+        """The whole tokenizer (vocabulary, normalisation, special tokens) as Hugging Face's JSON."""
+        return self._tokenizer.to_str()
 
     def __getstate__(self) -> dict:
         return {

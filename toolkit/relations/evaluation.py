@@ -16,9 +16,10 @@ write_predictions_jsonl("dev_pred.json", texts, predicted)
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from typing import Optional, Sequence
+
+from toolkit.atomic import replace_file
 
 __all__ = ["evaluate_triples", "per_predicate_scores", "triple_scores", "write_predictions_jsonl"]
 
@@ -128,7 +129,7 @@ def write_predictions_jsonl(
     Each line is `{"text": ..., "spo_list": [{"subject", "predicate",
     "object"}, ...]}`, the layout `toolkit.data.read_relations` reads; with
     `references`, a `"spo_list_gold"` list in the same form is added, for
-    error analysis.
+    error analysis. The file is written atomically (`toolkit.atomic`).
     """
     if len(texts) != len(predictions) or (references is not None and len(references) != len(texts)):
         raise ValueError("texts, predictions (and references) must have one entry per sentence.")
@@ -136,12 +137,12 @@ def write_predictions_jsonl(
     def spo_list(triples):
         return [{"subject": s, "predicate": p, "object": o} for s, p, o in triples]
 
-    directory = os.path.dirname(os.fspath(path))
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for index, (text, triples) in enumerate(zip(texts, predictions)):
-            record = {"text": text, "spo_list": spo_list(triples)}
-            if references is not None:
-                record["spo_list_gold"] = spo_list(references[index])
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for index, (text, triples) in enumerate(zip(texts, predictions)):
+                record = {"text": text, "spo_list": spo_list(triples)}
+                if references is not None:
+                    record["spo_list_gold"] = spo_list(references[index])
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    replace_file(path, write)

@@ -19,29 +19,37 @@ of bert4keras's GPLinker): `subject_loss_weight` defaults to 2 and
 `object_loss_weight` to `2 * num_predicates`, the row counts, applied to the
 row means that the metrics layer (or a compiled Keras loss) computes.
 
-Three Keras models share the layers:
+`RelationExtractor` is itself a functional `keras.Model`: the training graph.
+`extractor.training_model` is the extractor itself, kept as a name for the
+model that `fit` trains. Its inputs are `token_ids`, `segment_ids`,
+`subject_span` and (with `loss_in="layer"`) `subject_labels`,
+`object_labels`; its outputs `{"subject_logits", "object_logits"}`. With
+`loss_in="layer"` the loss and the `subject_micro_f1` / `object_micro_f1`
+metrics are built into the graph by `toolkit.layers.MultilabelMetrics`:
+compile with an optimizer only. With `loss_in="compile"` the labels are fed as
+`y` and `compile` adds the loss (this works on JAX, where the metrics layer
+cannot run).
 
-- `training_model`: inputs `token_ids`, `segment_ids`, `subject_span` and (with
-  `loss_in="layer"`) `subject_labels`, `object_labels`; outputs
-  `{"subject_logits", "object_logits"}`. With `loss_in="layer"` the loss and
-  the `subject_micro_f1` / `object_micro_f1` metrics are built into the graph by
-  `toolkit.layers.MultilabelMetrics`: compile with an optimizer only. With
-  `loss_in="compile"` the labels are fed as `y` and `compile` adds the loss
-  (this works on JAX, where the metrics layer cannot run).
+Three inference models share its layers (and so its weights):
+
 - `subject_model`: `token_ids`, `segment_ids` -> `{"subject_logits",
   "sequence_output"}`: the encoder, run once per sentence when decoding.
 - `object_model`: `sequence_output`, `padding_mask`, `subject_span` ->
   `object_logits`: the head only, for any number of subjects.
+- `encoder_object_model`: `token_ids`, `segment_ids`, `subject_span` ->
+  `object_logits`; it re-runs the encoder, for the bert4keras-style reference
+  decode.
 
-A fourth, `encoder_object_model` (`token_ids`, `segment_ids`, `subject_span`
--> `object_logits`), re-runs the encoder; it exists for the bert4keras-style
-reference decode.
+`save` writes one `.keras` file; its config holds the backbone's config and
+every constructor argument, so `load` rebuilds the extractor through
+`__init__` (the inference models included) and then reads the weights (and,
+with `compile=True`, the compile arguments and optimizer state).
 
 Example:
 
 ```python
 encoder = load_encoder({"source": "random", "vocab": "vocab.txt"}, maxlen=128)
-extractor = RelationExtractor(encoder.backbone, predicates)
+extractor = RelationExtractor(encoder.backbone, predicates, pad_id=encoder.tokenizer.pad_id)
 extractor.compile(keras.optimizers.Adam(2e-5))
 extractor.training_model.fit(RelationDataFeed(targets, batch_size=16), epochs=3)
 extractor.save("relation.keras")
@@ -51,20 +59,20 @@ extractor = RelationExtractor.load("relation.keras")
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import keras
 
-from toolkit.layers import ConditionalLayerNormalization, MultilabelMetrics
+import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone for loading)
+from toolkit.layers import ConditionalLayerNormalization, MultilabelMetrics, metric_from_name
 from toolkit.losses import MultilabelCategoricalCrossentropy
-from toolkit.metrics import MultilabelF1Score
 from toolkit.relations.layers import PaddingMask, SpanPointer, SubjectGather
 
 __all__ = ["RelationExtractor"]
 
 LOSS_IN = ("layer", "compile")
 
-# Layer names: the models are rebuilt from a loaded training model by these.
 PADDING_MASK = "padding_mask"
 SUBJECT_LOGITS = "subject_logits"
 OBJECT_LOGITS = "object_logits"
@@ -72,8 +80,43 @@ SUBJECT_GATHER = "subject_gather"
 SUBJECT_CONDITION = "subject_condition"
 
 
-class RelationExtractor:
+def _encoder_inputs():
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    segment_ids = keras.Input((None,), dtype="int32", name="segment_ids")
+    return token_ids, segment_ids
+
+
+def _span_input():
+    return keras.Input((2,), dtype="int32", name="subject_span")
+
+
+def _encode(backbone, padding_mask_layer, token_ids, segment_ids):
+    """The token vectors and the padding mask."""
+    padding_mask = padding_mask_layer(token_ids)
+    outputs = backbone({"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask})
+    return outputs["sequence_output"], padding_mask
+
+
+def _objects(subject_gather, subject_condition, object_head, sequence, padding_mask, subject_span):
+    """The object logits of one subject per row, from the token vectors."""
+    conditioned = subject_condition(sequence, subject_gather(sequence, subject_span))
+    return object_head(conditioned, padding_mask)
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class RelationExtractor(keras.Model):
     """A semi-pointer semi-tagging relation extractor over a BERT backbone.
+
+    A functional `keras.Model` (the training graph; see the module
+    docstring) with `subject_model`, `object_model` and
+    `encoder_object_model` sharing its layers. `get_config` holds the
+    serialized backbone and every argument below, so a `save` / `load` round
+    trip gives back the same extractor.
+
+    The heads take the backbone's dtype policy (as keras-hub's task heads
+    do), so that under mixed precision they compute in float16 / bfloat16
+    like the encoder; the logits are float32 and the in-graph loss and
+    metrics (`loss_in="layer"`) are computed in float32.
 
     Args:
         backbone: a `keras_hub.models.BertBackbone` (for instance
@@ -87,15 +130,35 @@ class RelationExtractor:
             object rows and is saved with the model.
         pad_id: the padding token id of the tokenizer.
         loss_in: `"layer"` (loss and metrics inside the training graph,
-            TensorFlow and PyTorch) or `"compile"` (loss through
-            `compile(loss=...)`, labels fed as `y`; any backend, JAX included).
+            TensorFlow and PyTorch) or `"compile"` (loss and metrics through
+            `compile`, labels fed as `y`; any backend, JAX included).
         condition_hidden_units: if set, the subject vector goes through a
             dense layer of this size inside the conditional layer norm.
         subject_loss_weight, object_loss_weight: multipliers of the mean loss
             per row of each head; None means the number of rows (2 and
-            `2 * len(predicates)`), i.e. the loss summed over rows.
+            `2 * len(predicates)`), i.e. the loss summed over rows. The
+            config stores the resolved numbers.
         metrics: metric names reported for each head (see
-            `toolkit.layers.metric_from_name`), prefixed `subject_` / `object_`.
+            `toolkit.layers.metric_from_name`), named `subject_<name>` /
+            `object_<name>` with `loss_in="layer"` and
+            `subject_logits_<name>` / `object_logits_<name>` with
+            `loss_in="compile"`.
+        name, trainable: as for any Keras model.
+
+    Example:
+
+    ```python
+    extractor = RelationExtractor(
+        backbone, ["father", "wife"], pad_id=0, loss_in="compile",
+        condition_hidden_units=128, metrics=["micro_f1", "macro_f1"],
+    )
+    extractor.compile(keras.optimizers.Adam(2e-5))
+    extractor.fit(RelationDataFeed(targets, batch_size=16, targets_as="y"), epochs=3)
+    extractor.save("relation.keras")
+    loaded = RelationExtractor.load("relation.keras")
+    assert loaded.get_config() == extractor.get_config()
+    encoded = loaded.subject_model({"token_ids": token_ids, "segment_ids": segment_ids})
+    ```
     """
 
     def __init__(
@@ -109,93 +172,117 @@ class RelationExtractor:
         subject_loss_weight: Optional[float] = None,
         object_loss_weight: Optional[float] = None,
         metrics: Sequence[str] = ("micro_f1",),
+        name: str = "relation_extractor",
+        **kwargs,
     ):
         if loss_in not in LOSS_IN:
             raise ValueError(f"loss_in must be 'layer' or 'compile'; got {loss_in!r}.")
-        predicates = [str(name) for name in predicates]
+        if isinstance(predicates, str):
+            raise ValueError("predicates must be a list of names, not one string.")
+        predicates = [str(predicate) for predicate in predicates]
         if not predicates:
             raise ValueError("predicates must name at least one predicate.")
         if len(set(predicates)) != len(predicates):
             raise ValueError("predicates must not repeat a name.")
+        metric_names = [metrics] if isinstance(metrics, str) else [str(metric) for metric in metrics]
+        for metric in metric_names:
+            metric_from_name(metric)  # an unknown name fails here, before anything is built
+        pad_id = int(pad_id)
+        condition_hidden_units = None if condition_hidden_units is None else int(condition_hidden_units)
+        subject_loss_weight = 2.0 if subject_loss_weight is None else float(subject_loss_weight)
+        object_loss_weight = 2.0 * len(predicates) if object_loss_weight is None else float(object_loss_weight)
+
+        # === Layers (shared by the training graph and the inference models) ===
+        # Locals until `super().__init__`: the torch backend takes no sub-layer before it.
+        dtype = backbone.dtype_policy
+        padding_mask_layer = PaddingMask(pad_id, dtype=dtype, name=PADDING_MASK)
+        subject_head = SpanPointer(dtype=dtype, name=SUBJECT_LOGITS)
+        subject_gather = SubjectGather(dtype=dtype, name=SUBJECT_GATHER)
+        subject_condition = ConditionalLayerNormalization(
+            hidden_units=condition_hidden_units, dtype=dtype, name=SUBJECT_CONDITION
+        )
+        object_head = SpanPointer(len(predicates), labels=predicates, dtype=dtype, name=OBJECT_LOGITS)
+
+        # === Training graph: this model ===
+        token_ids, segment_ids = _encoder_inputs()
+        subject_span = _span_input()
+        sequence, padding_mask = _encode(backbone, padding_mask_layer, token_ids, segment_ids)
+        subject_logits = subject_head(sequence, padding_mask)
+        object_logits = _objects(subject_gather, subject_condition, object_head, sequence, padding_mask, subject_span)
+        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "subject_span": subject_span}
+        if loss_in == "layer":
+            subject_labels = keras.Input((2, None), name="subject_labels")
+            object_labels = keras.Input((len(predicates), 2, None), name="object_labels")
+            inputs.update(subject_labels=subject_labels, object_labels=object_labels)
+            subject_logits = MultilabelMetrics(
+                metric_names, prefix="subject_", loss_weight=subject_loss_weight,
+                dtype="float32", name="subject_metrics",
+            )(subject_logits, subject_labels)
+            object_logits = MultilabelMetrics(
+                metric_names, prefix="object_", loss_weight=object_loss_weight,
+                dtype="float32", name="object_metrics",
+            )(object_logits, object_labels)
+        outputs = {"subject_logits": subject_logits, "object_logits": object_logits}
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+
         self.backbone = backbone
+        self.padding_mask = padding_mask_layer
+        self.subject_head = subject_head
+        self.subject_gather = subject_gather
+        self.subject_condition = subject_condition
+        self.object_head = object_head
+
+        # === Config ===
         self.predicates = predicates
-        self.pad_id = int(pad_id)
+        self.pad_id = pad_id
         self.loss_in = loss_in
-        self.subject_loss_weight = 2.0 if subject_loss_weight is None else float(subject_loss_weight)
-        self.object_loss_weight = (
-            2.0 * len(predicates) if object_loss_weight is None else float(object_loss_weight)
-        )
-        self.metric_names = list(metrics)
-        self.padding_mask = PaddingMask(self.pad_id, name=PADDING_MASK)
-        self.subject_head = SpanPointer(name=SUBJECT_LOGITS)
-        self.subject_gather = SubjectGather(name=SUBJECT_GATHER)
-        self.subject_condition = ConditionalLayerNormalization(
-            hidden_units=condition_hidden_units, name=SUBJECT_CONDITION
-        )
-        self.object_head = SpanPointer(len(predicates), labels=predicates, name=OBJECT_LOGITS)
-        self.training_model = self._build_training_model()
+        self.condition_hidden_units = condition_hidden_units
+        self.subject_loss_weight = subject_loss_weight
+        self.object_loss_weight = object_loss_weight
+        self.metric_names = metric_names
+
+        # === Inference models ===
         self._build_inference_models()
+
+    @property
+    def training_model(self):
+        """The model that `fit` trains: the extractor itself."""
+        return self
+
+    def __dir__(self):
+        # Keras's saving walks `dir(model)` for weights to load, and marks a model as
+        # visited only after its children: `training_model` (the model itself) would
+        # send the walk round in circles.
+        return [attribute for attribute in super().__dir__() if attribute != "training_model"]
 
     # --- Graphs ----------------------------------------------------------------
 
-    def _encoder_inputs(self):
-        token_ids = keras.Input((None,), dtype="int32", name="token_ids")
-        segment_ids = keras.Input((None,), dtype="int32", name="segment_ids")
-        return token_ids, segment_ids
-
     def _encode(self, token_ids, segment_ids):
-        padding_mask = self.padding_mask(token_ids)
-        outputs = self.backbone(
-            {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
-        )
-        return outputs["sequence_output"], padding_mask
+        return _encode(self.backbone, self.padding_mask, token_ids, segment_ids)
 
     def _objects(self, sequence, padding_mask, subject_span):
-        condition = self.subject_gather(sequence, subject_span)
-        conditioned = self.subject_condition(sequence, condition)
-        return self.object_head(conditioned, padding_mask)
-
-    def _build_training_model(self):
-        token_ids, segment_ids = self._encoder_inputs()
-        subject_span = keras.Input((2,), dtype="int32", name="subject_span")
-        sequence, padding_mask = self._encode(token_ids, segment_ids)
-        subject_logits = self.subject_head(sequence, padding_mask)
-        object_logits = self._objects(sequence, padding_mask, subject_span)
-        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "subject_span": subject_span}
-        if self.loss_in == "layer":
-            subject_labels = keras.Input((2, None), name="subject_labels")
-            object_labels = keras.Input((len(self.predicates), 2, None), name="object_labels")
-            inputs.update(subject_labels=subject_labels, object_labels=object_labels)
-            subject_logits = MultilabelMetrics(
-                self.metric_names, prefix="subject_", loss_weight=self.subject_loss_weight,
-                name="subject_metrics",
-            )(subject_logits, subject_labels)
-            object_logits = MultilabelMetrics(
-                self.metric_names, prefix="object_", loss_weight=self.object_loss_weight,
-                name="object_metrics",
-            )(object_logits, object_labels)
-        outputs = {"subject_logits": subject_logits, "object_logits": object_logits}
-        return keras.Model(inputs, outputs, name="relation_extractor")
+        return _objects(
+            self.subject_gather, self.subject_condition, self.object_head, sequence, padding_mask, subject_span
+        )
 
     def _build_inference_models(self):
-        token_ids, segment_ids = self._encoder_inputs()
+        token_ids, segment_ids = _encoder_inputs()
         sequence, padding_mask = self._encode(token_ids, segment_ids)
         self.subject_model = keras.Model(
             {"token_ids": token_ids, "segment_ids": segment_ids},
             {"subject_logits": self.subject_head(sequence, padding_mask), "sequence_output": sequence},
             name="relation_subject_model",
         )
-        hidden = self.backbone.hidden_dim
-        sequence_input = keras.Input((None, hidden), name="sequence_output")
+        sequence_input = keras.Input((None, self.backbone.hidden_dim), name="sequence_output")
         mask_input = keras.Input((None,), dtype="int32", name="padding_mask")
-        span_input = keras.Input((2,), dtype="int32", name="subject_span")
+        span_input = _span_input()
         self.object_model = keras.Model(
             {"sequence_output": sequence_input, "padding_mask": mask_input, "subject_span": span_input},
             self._objects(sequence_input, mask_input, span_input),
             name="relation_object_model",
         )
-        token_ids, segment_ids = self._encoder_inputs()
-        span_input = keras.Input((2,), dtype="int32", name="subject_span")
+        token_ids, segment_ids = _encoder_inputs()
+        span_input = _span_input()
         sequence, padding_mask = self._encode(token_ids, segment_ids)
         self.encoder_object_model = keras.Model(
             {"token_ids": token_ids, "segment_ids": segment_ids, "subject_span": span_input},
@@ -206,17 +293,20 @@ class RelationExtractor:
     # --- Training ----------------------------------------------------------------
 
     def compile(self, optimizer="adam", **kwargs):
-        """Compile the training model.
+        """Compile the extractor (its training graph).
 
         With `loss_in="layer"` the loss is already in the graph (`loss=None`);
-        with `loss_in="compile"` this adds the loss and `micro_f1` metrics on
-        the two outputs, weighted as described in the class docstring. Other
-        keyword arguments go to `keras.Model.compile`.
+        with `loss_in="compile"` this adds, on the two outputs, the loss
+        weighted by `subject_loss_weight` / `object_loss_weight` and the
+        `metrics` named at construction, unless `loss`, `loss_weights` or
+        `metrics` are passed. Other keyword arguments go to
+        `keras.Model.compile`.
         """
         if self.loss_in == "layer":
             if kwargs.get("loss") is not None:
                 raise ValueError("loss_in='layer' puts the loss in the graph; do not pass loss=.")
-            self.training_model.compile(optimizer=optimizer, loss=None, **kwargs)
+            kwargs["loss"] = None
+            super().compile(optimizer=optimizer, **kwargs)
             return
         kwargs.setdefault(
             "loss",
@@ -232,53 +322,59 @@ class RelationExtractor:
         kwargs.setdefault(
             "metrics",
             {
-                "subject_logits": [MultilabelF1Score(average="micro", name="micro_f1")],
-                "object_logits": [MultilabelF1Score(average="micro", name="micro_f1")],
+                "subject_logits": [metric_from_name(name) for name in self.metric_names],
+                "object_logits": [metric_from_name(name) for name in self.metric_names],
             },
         )
-        self.training_model.compile(optimizer=optimizer, **kwargs)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        """Compile from a saved compile config (loss, weights, metrics, optimizer) and build the optimizer.
+
+        Keras's own version skips models whose `compile` is overridden;
+        this one calls `compile` with the saved arguments, so
+        `load(path, compile=True)` restores the optimizer state too.
+        """
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     # --- Saving ------------------------------------------------------------------
 
-    def save(self, path):
-        """Save the training model as a `.keras` file (predicates included)."""
-        self.training_model.save(path)
+    def get_config(self):
+        return {
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "predicates": list(self.predicates),
+            "pad_id": self.pad_id,
+            "loss_in": self.loss_in,
+            "condition_hidden_units": self.condition_hidden_units,
+            "subject_loss_weight": self.subject_loss_weight,
+            "object_loss_weight": self.object_loss_weight,
+            "metrics": list(self.metric_names),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+    def save(self, path, **kwargs):
+        """Save the extractor as one `.keras` file: config (predicates included), weights, optimizer."""
+        super().save(path, **kwargs)
 
     @classmethod
     def load(cls, path, compile: bool = True):
-        """Load a `.keras` file written by `save` and rebuild the three models."""
-        import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone)
+        """Load a `.keras` file written by `save`: the extractor and its inference models.
 
-        return cls.from_training_model(keras.saving.load_model(path, compile=compile))
-
-    @classmethod
-    def from_training_model(cls, model):
-        """Wrap a (loaded) training model, sharing its layers and weights."""
-        import keras_hub
-
-        extractor = cls.__new__(cls)
-        backbones = [layer for layer in model.layers if isinstance(layer, keras_hub.models.Backbone)]
-        if len(backbones) != 1:
-            raise ValueError("The model is not a RelationExtractor training model: it has no BERT backbone.")
-        extractor.backbone = backbones[0]
-        extractor.padding_mask = model.get_layer(PADDING_MASK)
-        extractor.subject_head = model.get_layer(SUBJECT_LOGITS)
-        extractor.subject_gather = model.get_layer(SUBJECT_GATHER)
-        extractor.subject_condition = model.get_layer(SUBJECT_CONDITION)
-        extractor.object_head = model.get_layer(OBJECT_LOGITS)
-        extractor.predicates = list(extractor.object_head.labels)
-        extractor.pad_id = extractor.padding_mask.pad_id
-        names = [layer.name for layer in model.layers]
-        extractor.loss_in = "layer" if "subject_metrics" in names else "compile"
-        if extractor.loss_in == "layer":
-            subject_metrics = model.get_layer("subject_metrics")
-            extractor.subject_loss_weight = subject_metrics.loss_weight
-            extractor.object_loss_weight = model.get_layer("object_metrics").loss_weight
-            extractor.metric_names = list(subject_metrics.metric_names)
-        else:
-            extractor.subject_loss_weight = 2.0
-            extractor.object_loss_weight = 2.0 * len(extractor.predicates)
-            extractor.metric_names = ["micro_f1"]
-        extractor.training_model = model
-        extractor._build_inference_models()
-        return extractor
+        With `compile=True` the extractor comes back compiled as it was saved
+        (loss, weights, metrics, optimizer state); with `compile=False` it is
+        ready for decoding, and `compile` can be called again to train.
+        """
+        model = keras.saving.load_model(path, compile=compile)
+        if not isinstance(model, cls):
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}.")
+        return model

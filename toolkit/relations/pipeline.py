@@ -1,55 +1,33 @@
-"""Pipeline 2 from a config: read, build targets, train, decode, evaluate, save, predict.
+"""Pipeline 2, `task: relation_extraction`: what differs from `toolkit.pipeline.Pipeline`.
 
-The same run folder, optimizer, schedule, EMA and best-model machinery as
-pipeline 1 (`toolkit.runs`, `toolkit.training`); the model is
-`RelationExtractor` and the dev score is the micro F1 of exact
-(subject, predicate, object) triples after decoding, logged as
-`val_micro_f1` (with `val_precision` and `val_recall`) at every epoch end.
+The data are sentences with gold (subject, predicate, object) triples; the
+model is `RelationExtractor` (bert4keras's semi-pointer semi-tagging design)
+inside a `RelationPredictor`; the gold triples become token-span targets and
+each training step feeds one sampled subject per sentence; every epoch ends
+by decoding dev and scoring exact triples, logged as `val_micro_f1` (with
+`val_precision` and `val_recall`); the saved model's predictions are written
+in the input layout.
+
+```python
+pipeline = RelationPipeline(load_config("configs/lic2019_sample.yaml"))
+results = pipeline.train()                    # metrics.json's scores
+pipeline.predict_file("texts.jsonl", "triples.jsonl")
+```
 """
 
 import copy
 import json
-import logging
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-
-from toolkit import reports
+from toolkit.atomic import replace_file, write_json_atomic
 from toolkit.data import read_schema, read_splits
-from toolkit.distribution import distributed_batches, local_evaluation
-from toolkit.encoders import WordPieceTokenizer, load_encoder
+from toolkit.encoders import WordPieceTokenizer
+from toolkit.pipeline import Pipeline, TrainingFeed
 from toolkit.relations.decoder import decode_relations
 from toolkit.relations.evaluation import evaluate_triples, write_predictions_jsonl
-from toolkit.relations.targets import build_targets
-from toolkit.runs import RunFolder, write_json_atomic
-from toolkit.streaming import stream_predictions
-from toolkit.training import (
-    dtype_policy,
-    expected_warnings_silenced,
-    make_optimizer,
-    resolve_directory,
-    run_callbacks,
-    training_run,
-)
 
-__all__ = [
-    "RelationData",
-    "read_data",
-    "build_model",
-    "RelationPredictor",
-    "build_training_targets",
-    "make_feed",
-    "distribute_feed",
-    "dev_scores",
-    "train",
-    "evaluate_run",
-    "predict_file",
-]
-
-logger = logging.getLogger("toolkit")
+__all__ = ["RelationData", "RelationPredictor", "distribute_feed", "dev_scores", "RelationPipeline"]
 
 _MODEL_FILE = "model.keras"
 _META_FILE = "extractor.json"
@@ -64,32 +42,6 @@ class RelationData:
     dev: object
     test: object
     predicates: list
-
-
-def read_data(config, log=logger.info):
-    """Read train, dev and test as `config.data` says; the predicates come from the schema.
-
-    With `data.dev_fraction`, dev is that share of train, held out with
-    `training.seed` (`toolkit.data.split_off`): the same split every time.
-    """
-    predicates = read_schema(config.data.schema_path)
-    return RelationData(*read_splits(config.data, config.training.seed, log=log), predicates)
-
-
-def _loss_placement():
-    # The metrics layer cannot update state inside JAX's stateless step.
-    return "compile" if keras.backend.backend() == "jax" else "layer"
-
-
-def build_model(config, predicates):
-    """The encoder named by `model.encoder` and the semi-pointer semi-tagging extractor on it."""
-    from toolkit.relations.model import RelationExtractor
-
-    encoder = load_encoder(config.model.encoder, maxlen=config.model.maxlen)
-    extractor = RelationExtractor(
-        encoder.backbone, predicates, pad_id=encoder.tokenizer.pad_id, loss_in=_loss_placement()
-    )
-    return extractor, encoder.tokenizer
 
 
 class RelationPredictor:
@@ -120,9 +72,10 @@ class RelationPredictor:
         )
 
     def save(self, directory):
+        """Write the extractor, the tokenizer and the settings to a folder (each file atomically)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.extractor.save(directory / _MODEL_FILE)
+        replace_file(directory / _MODEL_FILE, self.extractor.save)
         self.tokenizer.save(directory / _TOKENIZER)
         write_json_atomic(
             directory / _META_FILE,
@@ -131,6 +84,7 @@ class RelationPredictor:
 
     @classmethod
     def load(cls, directory, batch_size=None):
+        """Load a predictor written by `save`; `batch_size` overrides the saved one."""
         from toolkit.relations.model import RelationExtractor
 
         directory = Path(directory)
@@ -141,37 +95,6 @@ class RelationPredictor:
         extractor = RelationExtractor.load(directory / _MODEL_FILE, compile=False)
         tokenizer = WordPieceTokenizer.from_directory(directory / _TOKENIZER, maxlen=meta["maxlen"])
         return cls(extractor, tokenizer, meta["maxlen"], batch_size or meta["batch_size"])
-
-
-def build_training_targets(dataset, tokenizer, predicates, config, log=logger.info):
-    """Gold triples as token spans; the ones that cannot be placed are counted (or raise)."""
-    targets, report = build_targets(
-        dataset.texts,
-        dataset.triples,
-        tokenizer,
-        predicates,
-        config.model.maxlen,
-        on_missing="error" if config.data.on_missing_entity == "error" else "count",
-    )
-    if report.num_dropped:
-        log(f"{dataset.path}: {report.summary()}")
-    return targets, report
-
-
-def make_feed(targets, extractor, tokenizer, config):
-    """Training batches: one sampled subject per sentence, re-drawn every epoch, similar lengths together."""
-    from toolkit.relations.feed import RelationDataFeed
-
-    return RelationDataFeed(
-        targets,
-        config.training.batch_size,
-        shuffle=True,
-        seed=config.training.seed,
-        group_by_length=True,
-        targets_as="inputs" if extractor.loss_in == "layer" else "y",
-        pad_id=tokenizer.pad_id,
-        length_multiple=8,
-    )
 
 
 def _feed_signature(feed):
@@ -187,13 +110,16 @@ def _feed_signature(feed):
 
 
 def distribute_feed(feed, replicas):
-    """`make_feed`'s batches for training on several devices (`toolkit.distribution`).
+    """A `RelationDataFeed`'s batches for training on several devices (`toolkit.distribution`).
 
     The same batches, epoch by epoch, as Keras draws from `feed` on one device
     (it calls `on_epoch_end` once before the first epoch, then after each), as
     an endless stream split over `replicas`; pass `len(feed)` to `fit` as the
     steps per epoch.
     """
+    import keras
+
+    from toolkit.distribution import distributed_batches
 
     def endless():
         epochs = copy.copy(feed)  # its own epoch counter; the sentences are shared
@@ -213,65 +139,6 @@ def dev_scores(predictor, dataset):
     return {"val_micro_f1": micro["f1"], "val_precision": micro["precision"], "val_recall": micro["recall"]}
 
 
-def _build_and_fit(config, data, run, replicas, resume, log):
-    """Build, compile and train inside the distribution scope; returns `(best, target_report)`."""
-    extractor, tokenizer = build_model(config, data.predicates)
-    targets, target_report = build_training_targets(data.train, tokenizer, data.predicates, config, log)
-    feed = make_feed(targets, extractor, tokenizer, config)
-    steps = {} if replicas.name == "none" else {"steps_per_epoch": len(feed)}
-    inputs = feed if replicas.name == "none" else distribute_feed(feed, replicas)
-    extractor.compile(make_optimizer(config.training, len(feed)))
-    predictor = RelationPredictor(extractor, tokenizer, config.model.maxlen, batch_size=config.training.batch_size)
-
-    def evaluate():
-        with local_evaluation(replicas):
-            return dev_scores(predictor, data.dev)
-
-    callbacks, best = run_callbacks(run, config.training, predictor.save, evaluate=evaluate, resume=resume, log=log)
-    with expected_warnings_silenced():
-        extractor.training_model.fit(
-            inputs,
-            epochs=config.training.epochs,
-            callbacks=callbacks,
-            shuffle=False,  # the feed draws its own order from (seed, epoch)
-            verbose="auto" if sys.stdout.isatty() else 2,
-            **steps,
-        )
-    return best, target_report
-
-
-def train(config, *, resume=False, log=logger.info):
-    """Run the whole pipeline for a config; returns the scores written to metrics.json.
-
-    With `training.distribution`, the extractor is built, compiled and trained
-    on every device (`toolkit.distribution`); decoding (dev at each epoch end,
-    then dev and test with the saved best model) runs on one. A non-chief
-    worker of `multi_worker_mirrored` only trains, and returns `{}`.
-    """
-    started = time.time()
-    with training_run(config, resume=resume) as (run, replicas):
-        data = read_data(config, log=log)
-        with dtype_policy(config.training.mixed_precision):
-            best, target_report = _build_and_fit(config, data, run, replicas, resume, log)
-    best.require_model()
-    if not replicas.is_chief:
-        log(f"worker done (best epoch {best.best_epoch}); the chief writes the run folder {config.output.dir}")
-        return {}
-    log(f"best epoch {best.best_epoch}: {config.training.monitor} {best.best_score:.4f}")
-    results = evaluate_run(run, data, log=log)
-    results.update(
-        best_epoch=best.best_epoch,
-        monitor={config.training.monitor: best.best_score},
-        stopped_on_nan=best.stopped_on_nan,
-        train_seconds=round(time.time() - started, 1),
-        train_sentences=len(data.train),
-        train_triples_dropped=target_report.as_dict(),
-    )
-    run.write_json("metrics.json", results)
-    log(f"run folder: {run.path} (best model in {run.best})")
-    return results
-
-
 def _per_predicate_report(per_predicate):
     """The per-predicate scores in the shape of scikit-learn's classification report."""
     return {
@@ -280,54 +147,137 @@ def _per_predicate_report(per_predicate):
     }
 
 
-def evaluate_run(run, data, log=logger.info):
-    """Decode dev and test with the best model; write scores, predictions and plots."""
-    run = run if isinstance(run, RunFolder) else RunFolder(run)
-    predictor = RelationPredictor.load(resolve_directory(run.best))
-    results = {"predicate_count": len(predictor.predicates)}
-    lines = []
-    for split in ("dev", "test"):
-        dataset = getattr(data, split)
-        if dataset is None:
-            continue
-        predictions = predictor.predict(dataset.texts)
-        scores = evaluate_triples(predictions, dataset.triples, predicates=predictor.predicates)
-        results[split] = scores["micro"]
-        run.write_json(f"per_predicate_{split}.json", scores["per_predicate"])
-        write_predictions_jsonl(run / f"predictions_{split}.jsonl", dataset.texts, predictions, references=dataset.triples)
-        reports.plot_per_label_f1(
-            _per_predicate_report(scores["per_predicate"]),
-            run.plots / f"per_predicate_f1_{split}.png",
-            title=f"Per-predicate F1 ({split})",
-        )
-        micro = scores["micro"]
-        lines.append(
-            f"{split}: precision {micro['precision']:.4f} recall {micro['recall']:.4f} f1 {micro['f1']:.4f} "
-            f"({micro['num_correct']} correct of {micro['num_predicted']} predicted, {micro['num_gold']} gold)\n"
-        )
-        log(lines[-1].strip())
-    history = run.read_history()
-    if history:
-        reports.plot_learning_curves(history, run.plots / "learning_curves.png", title="Learning curves")
-    run.write_text("report.txt", "".join(lines))
-    return results
+class RelationPipeline(Pipeline):
+    """Relation extraction from a config (`toolkit.config.RelationConfig`).
 
+    Example:
 
-def predict_file(run_dir, input_path, output_path, *, text_field="text", chunk_size=256, log=logger.info):
-    """Extract triples from every text of a file, streaming; write LIC2019-layout JSON lines.
-
-    Input: JSON lines with a `text_field`, or plain text, one text a line.
-    Lines are written as they are decoded, so an error (with file and line)
-    keeps everything written before it.
+    ```python
+    pipeline = RelationPipeline(config)
+    with pipeline.training_run() as run:
+        data = pipeline.read_data()
+        predictor = pipeline.build(data)
+        fitted = pipeline.fit(run, predictor, data)
+    pipeline.evaluate(run, data)
+    ```
     """
-    predictor = RelationPredictor.load(resolve_directory(Path(run_dir) / "best"))
 
-    def records(texts):
+    task = "relation_extraction"
+    predictor_class = RelationPredictor
+    prediction_chunk_size = 256
+
+    @staticmethod
+    def write_demo_data(data_dir):
+        from toolkit.data.synthetic import write_relation_demo
+
+        write_relation_demo(data_dir)
+
+    def read_data(self):
+        """Read train, dev and test as `config.data` says; the predicates come from the schema.
+
+        With `data.dev_fraction`, dev is that share of train, held out with
+        `training.seed` (`toolkit.data.split_off`): the same split every time.
+        """
+        predicates = read_schema(self.config.data.schema_path)
+        return RelationData(*read_splits(self.config.data, self.config.training.seed, log=self.log), predicates)
+
+    def build(self, data):
+        """The encoder `model.encoder` names and the semi-pointer semi-tagging extractor on it.
+
+        The loss sits in the training graph (`loss_in="layer"`) except on JAX,
+        whose stateless training step cannot update the metrics layer's state.
+        """
+        import keras
+
+        from toolkit.encoders import load_encoder
+        from toolkit.relations.model import RelationExtractor
+
+        settings = self.config.model
+        encoder = load_encoder(settings.encoder, maxlen=settings.maxlen)
+        loss_in = "compile" if keras.backend.backend() == "jax" else "layer"
+        extractor = RelationExtractor(encoder.backbone, data.predicates, pad_id=encoder.tokenizer.pad_id,
+                                      loss_in=loss_in)
+        return RelationPredictor(extractor, encoder.tokenizer, settings.maxlen,
+                                 batch_size=self.config.training.batch_size)
+
+    def training_feed(self, predictor, data, run=None):
+        """Gold triples as token spans (those that cannot be placed are counted, or raise with
+        `data.on_missing_entity: error`); one sampled subject per sentence, re-drawn every
+        epoch, similar lengths together; a dev decode at every epoch end."""
+        from toolkit.distribution import local_evaluation
+        from toolkit.relations.feed import RelationDataFeed
+        from toolkit.relations.targets import build_targets
+
+        config, replicas = self.config, self.replicas
+        extractor, tokenizer = predictor.extractor, predictor.tokenizer
+        targets, report = build_targets(
+            data.train.texts, data.train.triples, tokenizer, data.predicates, config.model.maxlen,
+            on_missing="error" if config.data.on_missing_entity == "error" else "count",
+        )
+        if report.num_dropped:
+            self.log(f"{data.train.path}: {report.summary()}")
+        feed = RelationDataFeed(
+            targets,
+            config.training.batch_size,
+            shuffle=True,
+            seed=config.training.seed,
+            group_by_length=True,
+            targets_as="inputs" if extractor.loss_in == "layer" else "y",
+            pad_id=tokenizer.pad_id,
+            length_multiple=8,
+        )
+
+        def evaluate():
+            with local_evaluation(replicas):
+                return dev_scores(predictor, data.dev)
+
+        distributed = replicas is not None and replicas.name != "none"
+        return TrainingFeed(
+            extractor.training_model,
+            distribute_feed(feed, replicas) if distributed else feed,
+            len(feed) if distributed else None,
+            evaluate=evaluate,
+            summary={"train_triples_dropped": report.as_dict()},
+        )
+
+    def compile(self, predictor, feed):
+        """AdamW + warmup/decay; the loss is already in the graph (or added by the extractor)."""
+        from toolkit.optimization import make_optimizer
+
+        steps = feed.steps_per_epoch if feed.steps_per_epoch is not None else len(feed.train)
+        predictor.extractor.compile(make_optimizer(self.config.training, steps))
+
+    def score(self, run, predictor, data, *, calibrate=False):
+        """Decode dev and test; triple scores, per-predicate scores and plots, predictions in JSON lines."""
+        from toolkit.plots import plot_per_label_f1
+
+        results = {"predicate_count": len(predictor.predicates)}
+        lines = []
+        for split in ("dev", "test"):
+            dataset = getattr(data, split)
+            if dataset is None:
+                continue
+            predictions = predictor.predict(dataset.texts)
+            scores = evaluate_triples(predictions, dataset.triples, predicates=predictor.predicates)
+            micro = results[split] = scores["micro"]
+            run.write_json(f"per_predicate_{split}.json", scores["per_predicate"])
+            write_predictions_jsonl(run / f"predictions_{split}.jsonl", dataset.texts, predictions,
+                                    references=dataset.triples)
+            plot_per_label_f1(_per_predicate_report(scores["per_predicate"]),
+                              run.plots / f"per_predicate_f1_{split}.png", title=f"Per-predicate F1 ({split})")
+            lines.append(
+                f"{split}: precision {micro['precision']:.4f} recall {micro['recall']:.4f} f1 {micro['f1']:.4f} "
+                f"({micro['num_correct']} correct of {micro['num_predicted']} predicted, {micro['num_gold']} gold)\n"
+            )
+            self.log(lines[-1].strip())
+        return results, "".join(lines)
+
+    def training_summary(self, data, feed_summary):
+        return {"train_sentences": len(data.train), **feed_summary}
+
+    def prediction_records(self, predictor, texts):
+        """LIC2019-layout records: `{"text", "spo_list": [{"subject", "predicate", "object"}]}`."""
         return [
             {"text": text, "spo_list": [{"subject": s, "predicate": p, "object": o} for s, p, o in triples]}
             for text, triples in zip(texts, predictor.predict(texts))
         ]
-
-    count = stream_predictions(input_path, output_path, records, text_field=text_field, chunk_size=chunk_size)
-    log(f"wrote {count} predictions to {output_path}")
-    return count

@@ -1,0 +1,95 @@
+"""The config of `task: relation_extraction` (see `configs/lic2019_sample.yaml`).
+
+Sections: `data` (`RelationDataConfig`), `model` (`RelationModelConfig`),
+`training` and `output`; there is no `loss` section (the loss is this
+toolkit's, over sequence positions) and no pooling.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Optional
+
+from pydantic import Field, model_validator
+
+from toolkit.config.errors import problems
+from toolkit.data.relations import layout_fields
+from toolkit.config.sections import DataConfig, EncoderModelConfig, TaskConfig, demo_config
+
+__all__ = ["RelationDataConfig", "RelationModelConfig", "RelationConfig"]
+
+
+class RelationDataConfig(DataConfig):
+    """`data` for `task: relation_extraction`.
+
+    `schema` is the predicate list (LIC2019 `all_50_schemas`, CasRel
+    `rel2id.json`, or one predicate a line). `layout: custom` reads your
+    own field names; the other layouts fix them.
+    """
+
+    schema_path: str = Field(alias="schema")
+    layout: Literal["lic2019", "casrel", "custom"] = "lic2019"
+    text_field: Optional[str] = None
+    triples_field: Optional[str] = None
+    subject_key: Optional[str] = None
+    predicate_key: Optional[str] = None
+    object_key: Optional[str] = None
+    on_missing_entity: Literal["count", "error"] = "count"
+
+    def read(self, split: str = "train"):
+        """Read one split with `toolkit.data.read_relations_split`."""
+        from toolkit.data.relations import read_relations_split
+
+        return read_relations_split(self, split)
+
+    @model_validator(mode="after")
+    def _check_layout(self) -> "RelationDataConfig":
+        custom_keys = ("text_field", "triples_field", "subject_key", "predicate_key", "object_key")
+        found = self.dev_problems()
+        if self.layout != "custom":
+            for name in custom_keys:
+                if getattr(self, name) is not None:
+                    found.append((name, f"only used with layout 'custom' (layout {self.layout!r} "
+                                        f"fixes the field names); got {getattr(self, name)!r}"))
+        else:
+            if self.triples_field is None:
+                found.append(("triples_field", "required with layout 'custom': the field holding "
+                                               "the list of triples"))
+            if self.text_field is None:
+                self.text_field = layout_fields(self.layout)[0]
+        problems(*found)
+        return self
+
+
+class RelationModelConfig(EncoderModelConfig):
+    """`model` for `task: relation_extraction`: the encoder and the token length.
+
+    `maxlen` is at least 3: `[CLS]`, `[SEP]` and one token for an entity.
+    """
+
+    min_maxlen: ClassVar[int] = 3
+
+
+class RelationConfig(TaskConfig):
+    """Config for `task: relation_extraction`.
+
+    `training.monitor` names one of the logged values: `loss`,
+    `subject_micro_f1` and `object_micro_f1` (the two heads on train), and
+    `val_micro_f1`, `val_precision`, `val_recall` (decoded dev triples).
+    """
+
+    logged_metrics: ClassVar[tuple] = (
+        "loss", "subject_micro_f1", "object_micro_f1", "val_micro_f1", "val_precision", "val_recall",
+    )
+    path_keys: ClassVar[tuple] = (("data", "schema"),)
+
+    task: Literal["relation_extraction"] = "relation_extraction"
+    data: RelationDataConfig
+    model: RelationModelConfig = Field(default_factory=RelationModelConfig)
+
+    @staticmethod
+    def demo(data_dir: str) -> dict:
+        """The demo's config (before output.dir) over what `toolkit.data.synthetic` writes into `data_dir`."""
+        from toolkit.data.synthetic import RELATION_DEMO_FILES
+
+        return demo_config("relation_extraction", data_dir, RELATION_DEMO_FILES, data={"schema": "schema"},
+                           model={"maxlen": 96}, epochs=25)

@@ -1,0 +1,345 @@
+"""`Pipeline`: the steps every task has, for a config; a task subclasses it with what differs.
+
+A run, step by step (what `Pipeline.train` does, and what an example script
+writes out):
+
+```python
+pipeline = ClassificationPipeline(config)        # or pipeline_class(config.task)(config)
+with pipeline.training_run() as run:             # folder, saved config, seed, devices, precision
+    data = pipeline.read_data()                  # splits, checked; label or predicate order
+    predictor = pipeline.build(data)             # encoder + task head, untrained
+    fitted = pipeline.fit(run, predictor, data)  # best model kept in run/best by training.monitor
+results = pipeline.evaluate(run, data, calibrate=True)   # the saved best model on dev and test
+pipeline.write_metrics(run, results, fitted, data)       # metrics.json
+pipeline.predict_file("texts.jsonl", "predictions.jsonl")
+```
+
+A task subclass sets `task` (its registry name), `predictor_class` (with
+`load(folder)` and `save(folder)`) and `write_demo_data`, and implements:
+
+- `read_data()`: the splits and whatever order the outputs follow;
+- `build(data)`: the untrained predictor (its model and preprocessing);
+- `training_feed(predictor, data, run)`: a `TrainingFeed`, what Keras fits;
+- `compile(predictor, feed)`: optimiser (`toolkit.optimization`), loss, metrics;
+- `score(run, predictor, data, calibrate)`: scores, reports and plots of the
+  saved model, and the text of `report.txt`;
+- `prediction_records(predictor, texts)`: the JSON lines `predict_file` writes;
+- `training_summary(data, feed_summary)`: what `metrics.json` says about the data.
+
+The base owns the rest: the run folder's lifecycle, distribution and mixed
+precision, the callbacks, the fit loop, learning curves, `metrics.json`,
+streaming prediction and the demo. `toolkit.tasks` maps `task:` to the subclass.
+"""
+
+import contextlib
+import logging
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional
+
+from toolkit.atomic import resolve_directory
+from toolkit.runs import RunFolder, close_run_folder, open_run_folder
+
+__all__ = ["Pipeline", "TrainingFeed", "Fitted", "dtype_policy", "expected_warnings_silenced"]
+
+logger = logging.getLogger("toolkit")
+
+
+@contextlib.contextmanager
+def dtype_policy(policy):
+    """Use a Keras dtype policy (e.g. "mixed_float16") inside the block only."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    if policy:
+        keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+@contextlib.contextmanager
+def expected_warnings_silenced():
+    """Silence the one warning every fine-tuning run raises by design.
+
+    The BERT backbone's `[CLS]` pooler (`pooled_dense`) is not used by the
+    pipelines' heads, so Keras warns that it gets no gradient.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"Gradients do not exist for variables \['pooled_dense", category=UserWarning
+        )
+        yield
+
+
+@dataclass
+class TrainingFeed:
+    """What `Pipeline.fit` hands to Keras.
+
+    Attributes:
+        model: the `keras.Model` that `fit` trains.
+        train: the training batches (a `tf.data.Dataset`, a `PyDataset`, a generator).
+        steps_per_epoch: batches in one epoch (needed for endless streams), or None.
+        validation: dev batches for Keras' own validation metrics, or None.
+        validation_steps: batches in one pass over `validation`.
+        evaluate: a function returning extra epoch-end scores (`{"val_micro_f1": ...}`), or None.
+        summary: what `metrics.json` should say about the training data (see
+            `Pipeline.training_summary`).
+    """
+
+    model: Any
+    train: Any
+    steps_per_epoch: Optional[int] = None
+    validation: Any = None
+    validation_steps: Optional[int] = None
+    evaluate: Optional[Callable[[], dict]] = None
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class Fitted:
+    """The outcome of `Pipeline.fit`: the best epoch (from 1), its score, a NaN stop, the feed's summary."""
+
+    best_epoch: Optional[int]
+    best_score: Optional[float]
+    stopped_on_nan: Optional[dict]
+    summary: dict
+
+
+class Pipeline:
+    """The steps of one task's runs for a config (see the module docstring).
+
+    Args:
+        config: the task's config (`toolkit.config.load_config`).
+        log: where progress lines go (a `logging` call by default).
+
+    Example:
+
+    ```python
+    from toolkit.config import load_config
+    from toolkit.tasks import pipeline_class
+
+    config = load_config("configs/reuters.yaml")
+    results = pipeline_class(config.task)(config).train()   # the scores in metrics.json
+    ```
+    """
+
+    task: ClassVar[str] = ""
+    predictor_class: ClassVar[type] = object
+    # Texts predicted at a time by `predict_file`.
+    prediction_chunk_size: ClassVar[int] = 256
+
+    def __init__(self, config, *, log: Callable[[str], None] = logger.info):
+        if self.task and config.task != self.task:
+            raise ValueError(f"{type(self).__name__} runs task {self.task!r}; the config is for {config.task!r}")
+        self.config = config
+        self.log = log
+        self.replicas = None
+        self._started = None
+
+    # --- finding a pipeline ------------------------------------------------------
+
+    @staticmethod
+    def from_run(run_dir, *, log: Callable[[str], None] = logger.info) -> "Pipeline":
+        """The pipeline of a run folder, from the `config.yaml` it saved.
+
+        The folder may have moved since: `output.dir` is set to `run_dir`.
+        """
+        from toolkit.config import load_config
+        from toolkit.tasks import pipeline_class
+
+        config = load_config(Path(run_dir) / "config.yaml", overrides=[f"output.dir={Path(run_dir).absolute()}"])
+        return pipeline_class(config.task)(config, log=log)
+
+    @classmethod
+    def demo_config(cls, output, overrides=(), *, log: Callable[[str], None] = logger.info):
+        """Write the built-in demo data beside `output` (`<output>_data`) and return the demo's config.
+
+        The run folder `output` is overwritten by a demo run.
+        """
+        from toolkit.config import default_config
+
+        output = Path(output)
+        data_dir = output.parent / (output.name + "_data")
+        cls.write_demo_data(data_dir)
+        log(f"demo data written to {data_dir}")
+        return default_config(cls.task, data_dir=data_dir, output_dir=output,
+                              overrides=["output.overwrite=true", *overrides])
+
+    @staticmethod
+    def write_demo_data(data_dir) -> None:
+        """Write the task's generated demo data set into `data_dir`."""
+        raise NotImplementedError
+
+    @property
+    def run_folder(self) -> RunFolder:
+        """The run folder the config names (`output.dir`)."""
+        return RunFolder(self.config.output.dir)
+
+    # --- the steps ---------------------------------------------------------------
+
+    def read_data(self):
+        """Read and check the splits the config names; returns the task's data."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def training_run(self, *, resume: bool = False):
+        """Where one training run happens: yields its `RunFolder`.
+
+        Opens `training.distribution`'s scope (`self.replicas` then says which
+        devices train), prepares this process's run folder (`open_run_folder`),
+        saves the resolved config there (the chief), seeds Keras with
+        `training.seed` and applies `training.mixed_precision`; on the way out
+        the policy is restored, a worker's temporary folder deleted and the
+        scope left. Build, compile and fit inside it.
+        """
+        import keras
+
+        from toolkit.distribution import config_source, distribution_scope
+
+        config = self.config
+        self._started = time.time()
+        with distribution_scope(config.training, source=config_source(config)) as replicas:
+            self.replicas = replicas
+            run = open_run_folder(config, replicas, resume=resume)
+            try:
+                if replicas.is_chief:
+                    config.save(run / "config.yaml")
+                keras.utils.set_random_seed(config.training.seed)
+                with dtype_policy(config.training.mixed_precision):
+                    yield run
+            finally:
+                close_run_folder(run, replicas)
+
+    def build(self, data):
+        """The untrained predictor: the encoder `model.encoder` names and the task's head."""
+        raise NotImplementedError
+
+    def training_feed(self, predictor, data, run: Optional[RunFolder] = None) -> TrainingFeed:
+        """What Keras fits: the model, the batches and the epoch-end scores (`run` for caches)."""
+        raise NotImplementedError
+
+    def compile(self, predictor, feed: TrainingFeed) -> None:
+        """Compile `feed.model` with the optimiser, the loss and the metrics."""
+        raise NotImplementedError
+
+    def fit(self, run: RunFolder, predictor, data, *, resume: bool = False) -> Fitted:
+        """Train; keep the best model by `training.monitor` in `run/best` (`predictor.save`).
+
+        Call it inside `training_run`. With `resume`, Keras continues from the
+        last finished epoch of `run`'s backup. Raises RuntimeError when no
+        model was ever saved (a NaN loss at the start, a monitor never finite).
+        """
+        from toolkit.callbacks import run_callbacks
+
+        feed = self.training_feed(predictor, data, run)
+        self.compile(predictor, feed)
+        callbacks, best = run_callbacks(
+            run, self.config.training, predictor.save, evaluate=feed.evaluate, resume=resume, log=self.log
+        )
+        with expected_warnings_silenced():
+            feed.model.fit(
+                feed.train,
+                validation_data=feed.validation,
+                epochs=self.config.training.epochs,
+                steps_per_epoch=feed.steps_per_epoch,
+                validation_steps=feed.validation_steps,
+                callbacks=callbacks,
+                shuffle=False,  # the feeds draw their own order from (seed, epoch)
+                verbose="auto" if sys.stdout.isatty() else 2,
+            )
+        best.require_model()
+        self.log(f"best epoch {best.best_epoch}: {self.config.training.monitor} {best.best_score:.4f}")
+        return Fitted(best.best_epoch, best.best_score, best.stopped_on_nan, feed.summary)
+
+    def load_predictor(self, run: Optional[RunFolder] = None):
+        """The best model a run saved, ready to predict (`run` defaults to `output.dir`)."""
+        run = run if run is not None else self.run_folder
+        return self.predictor_class.load(resolve_directory(run.best))
+
+    def score(self, run: RunFolder, predictor, data, *, calibrate: bool = False):
+        """Scores of `predictor` on dev and test, with the task's reports and plots written to
+        `run`; returns `(results, report_text)`."""
+        raise NotImplementedError
+
+    def evaluate(self, run: RunFolder, data, *, calibrate: bool = False) -> dict:
+        """Score the saved best model on dev and test; write reports, plots and `report.txt`.
+
+        Scores come from the saved model's predictions, not from training logs.
+        With `calibrate`, a task whose decision rule has settings (the BCE
+        baseline's threshold) chooses them on dev first and saves them with
+        the model; the loss of this toolkit has none.
+        """
+        from toolkit.plots import plot_learning_curves
+
+        run = run if isinstance(run, RunFolder) else RunFolder(run)
+        results, report = self.score(run, self.load_predictor(run), data, calibrate=calibrate)
+        history = run.read_history()
+        if history:
+            plot_learning_curves(history, run.plots / "learning_curves.png", title="Learning curves")
+        run.write_text("report.txt", report)
+        return results
+
+    def training_summary(self, data, feed_summary: dict) -> dict:
+        """What `metrics.json` records about the training data, beside the scores."""
+        return dict(feed_summary)
+
+    def write_metrics(self, run: RunFolder, results: dict, fitted: Fitted, data) -> dict:
+        """`results` with the training's outcome, written to `run/metrics.json`; returns them."""
+        results = dict(results)
+        results.update(
+            best_epoch=fitted.best_epoch,
+            monitor={self.config.training.monitor: fitted.best_score},
+            stopped_on_nan=fitted.stopped_on_nan,
+            train_seconds=round(time.time() - self._started, 1) if self._started else None,
+            **self.training_summary(data, fitted.summary),
+        )
+        run.write_json("metrics.json", results)
+        self.log(f"run folder: {run.path} (best model in {run.best})")
+        return results
+
+    def train(self, *, resume: bool = False) -> dict:
+        """Every step for the config; returns the scores written to `metrics.json`.
+
+        With `training.distribution` the model is built, compiled and trained
+        on every device; the saved best model is then scored on one. A
+        non-chief worker of `multi_worker_mirrored` only trains, and returns `{}`.
+        """
+        with self.training_run(resume=resume) as run:
+            data = self.read_data()
+            predictor = self.build(data)
+            fitted = self.fit(run, predictor, data, resume=resume)
+        if not self.replicas.is_chief:
+            self.log(f"worker done; the chief writes the run folder {self.config.output.dir}")
+            return {}
+        results = self.evaluate(run, data, calibrate=True)
+        return self.write_metrics(run, results, fitted, data)
+
+    # --- prediction --------------------------------------------------------------
+
+    def prediction_records(self, predictor, texts) -> list:
+        """One JSON-ready record per text, as `predict_file` writes them."""
+        raise NotImplementedError
+
+    def predict_file(self, input_path, output_path, *, text_field: str = "text",
+                     chunk_size: Optional[int] = None) -> int:
+        """Predict for every text of a file with the run's best model, streaming; returns the count.
+
+        Input: JSON lines with a `text_field`, or plain text, one text a line.
+        Output: one JSON line per input (`prediction_records`). Lines are
+        written as they are predicted, so an error (reported with file and
+        line) keeps everything written before it.
+        """
+        from toolkit.streaming import stream_predictions
+
+        predictor = self.load_predictor()
+        count = stream_predictions(
+            input_path, output_path, lambda texts: self.prediction_records(predictor, texts),
+            text_field=text_field, chunk_size=chunk_size or self.prediction_chunk_size,
+        )
+        self.log(f"wrote {count} predictions to {output_path}")
+        return count
