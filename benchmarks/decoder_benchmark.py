@@ -51,7 +51,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _docs import cpu_model, write_section  # benchmarks/ is on the path (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +177,10 @@ def fit_heads(extractor, tokenizer, dataset, maxlen, sentences, epochs, seed):
     )
     heads.compile(
         keras.optimizers.Adam(2e-3),
-        loss={"subject_logits": MultilabelCategoricalCrossentropy(), "object_logits": MultilabelCategoricalCrossentropy()},
+        loss={
+            "subject_logits": MultilabelCategoricalCrossentropy(),
+            "object_logits": MultilabelCategoricalCrossentropy(),
+        },
         loss_weights={"subject_logits": 2.0, "object_logits": 2.0 * predicates},
     )
     heads.fit(
@@ -257,7 +259,9 @@ def calibrate_heads(extractor, tokenizer, texts, triples, maxlen):
         ]
     )
     subject_scores = subject_scores[np.isfinite(subject_scores)]
-    subject_shift = _matching_shift(lambda value: np.sum(subject_scores + value > 0) / len(targets), subjects_per_sentence)
+    subject_shift = _matching_shift(
+        lambda value: np.sum(subject_scores + value > 0) / len(targets), subjects_per_sentence
+    )
     _add_to_bias(extractor.subject_head, subject_shift)
 
     object_scores, found = [], 0
@@ -287,9 +291,7 @@ def calibrate_heads(extractor, tokenizer, texts, triples, maxlen):
         scores = _span_scores(flat[:, 0], flat[:, 1], lengths).ravel()
         object_scores.append(scores[np.isfinite(scores)])
     object_scores = np.concatenate(object_scores) if object_scores else np.zeros(0)
-    object_shift = _matching_shift(
-        lambda value: np.sum(object_scores + value > 0) / max(1, found), objects_per_subject
-    )
+    object_shift = _matching_shift(lambda value: np.sum(object_scores + value > 0) / max(1, found), objects_per_subject)
     _add_to_bias(extractor.object_head, object_shift)
     return subjects_per_sentence, objects_per_subject
 
@@ -334,9 +336,7 @@ def run_dataset(name: str, args) -> dict:
     tokenizer = encoder.tokenizer
     extractor = RelationExtractor(encoder.backbone, dev.predicates, pad_id=tokenizer.pad_id)
     fit_report = fit_heads(extractor, tokenizer, train, args.maxlen, args.head_sentences, args.head_epochs, args.seed)
-    subjects_rate, objects_rate = calibrate_heads(
-        extractor, tokenizer, texts, dev.triples[: len(texts)], args.maxlen
-    )
+    subjects_rate, objects_rate = calibrate_heads(extractor, tokenizer, texts, dev.triples[: len(texts)], args.maxlen)
 
     def batched():
         return decode_relations(extractor, tokenizer, texts, maxlen=args.maxlen, batch_size=args.batch_size)
@@ -378,7 +378,6 @@ def run_dataset(name: str, args) -> dict:
 
 
 # --- Report ----------------------------------------------------------------------------------
-
 
 
 TITLES = {"lic2019": "LIC2019 dev sample", "webnlg": "WebNLG* val"}
@@ -426,7 +425,7 @@ def render(rows, args, load) -> str:
         + ", ".join(f"{row['gold_objects_per_subject']:.2f}" for row in rows)
         + "). The last columns are what the decoders then found (subjects: spans the subject "
         "head found); the F1 is low because the encoder is random (LIC2019) or frozen with "
-        "heads fitted on little data: this measures speed, not accuracy. \"Same triples\" is the "
+        'heads fitted on little data: this measures speed, not accuracy. "Same triples" is the '
         "share of sentences for which both decoders return the same triples; a difference "
         "comes from a logit within float rounding of 0 (a batched row is padded, a single "
         "sentence is not, which changes the last bits).",

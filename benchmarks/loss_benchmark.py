@@ -22,6 +22,7 @@ per-repeat ratios of two adjacent calls, with its interquartile range in bracket
 """
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -220,7 +221,10 @@ def run_worker(args):
             baseline = mode.compile(sigmoid_binary_crossentropy)
             contender = mode.compile(multilabel_categorical_crossentropy)
             seconds = time_alternating(
-                lambda: baseline(targets, logits), lambda: contender(targets, logits), mode.wait, args.repeats
+                functools.partial(baseline, targets, logits),
+                functools.partial(contender, targets, logits),
+                mode.wait,
+                args.repeats,
             )
             rows.append(dict(table="dense", mode=mode_name, **summarize(*seconds)))
         if sparse is not None:
@@ -228,7 +232,10 @@ def run_worker(args):
             baseline = mode.compile(multilabel_categorical_crossentropy)
             contender = mode.compile(sparse_multilabel_categorical_crossentropy)
             seconds = time_alternating(
-                lambda: baseline(multi_hot, logits), lambda: contender(indices, logits), mode.wait, args.repeats
+                functools.partial(baseline, multi_hot, logits),
+                functools.partial(contender, indices, logits),
+                mode.wait,
+                args.repeats,
             )
             label_bytes = dict(dense_label_bytes=int(sparse[2].nbytes), sparse_label_bytes=int(sparse[1].nbytes))
             rows.append(dict(table="sparse", mode=mode_name, **summarize(*seconds), **label_bytes))
@@ -331,8 +338,7 @@ def format_section(args, results, load_averages, command):
     ]
     if dense:
         lines += [
-            f"Logits `[{args.batch}, {args.classes}]` float32, random targets with "
-            f"{args.positive_rate:.0%} positives.",
+            f"Logits `[{args.batch}, {args.classes}]` float32, random targets with {args.positive_rate:.0%} positives.",
             "",
             "| mode | sigmoid BCE ms | this loss ms | this loss / BCE | target |",
             "|---|---:|---:|---:|---|",
@@ -408,7 +414,9 @@ def main(argv=None):
     if args.worker:
         run_worker(args)
         return
-    command = " ".join(["python benchmarks/loss_benchmark.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    command = " ".join(
+        ["python benchmarks/loss_benchmark.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]
+    )
     load_at_start = os.getloadavg()[0]
     results = [run_backend(args, backend) for backend in args.backends]
     markdown = format_section(args, results, (load_at_start, os.getloadavg()[0]), command)

@@ -30,7 +30,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from _docs import cpu_model  # benchmarks/ is on the path (run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,9 +122,7 @@ def threshold_scores(targets, logits, metric, seed=0):
     crossed = np.zeros_like(targets)
     half_thresholds = []
     for tune_rows, score_rows in (halves, halves[::-1]):
-        threshold = scoring.best_threshold(
-            targets[tune_rows], logits[tune_rows], metric=metric, thresholds=THRESHOLDS
-        )
+        threshold = scoring.best_threshold(targets[tune_rows], logits[tune_rows], metric=metric, thresholds=THRESHOLDS)
         half_thresholds.append(threshold)
         crossed[score_rows] = logits[score_rows] > threshold
     return {
@@ -207,8 +204,11 @@ def main(argv=None):
             rules = [
                 ("0 (sigmoid 0.5)" if loss == "sigmoid BCE" else "0 (no tuning)", "0", scored["zero"]),
                 (f"tuned on dev for {metric}", f"{scored['tuned']['threshold']:.2f}", scored["tuned"]),
-                ("cross-tuned on dev halves", ", ".join(f"{t:.2f}" for t in scored["cross"]["thresholds"]),
-                 scored["cross"]),
+                (
+                    "cross-tuned on dev halves",
+                    ", ".join(f"{t:.2f}" for t in scored["cross"]["thresholds"]),
+                    scored["cross"],
+                ),
             ]
             for rule, threshold, values in rules:
                 lines.append(

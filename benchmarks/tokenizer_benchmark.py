@@ -80,13 +80,9 @@ def run_ours(texts, vocab, maxlen, repeats, mode):
         tokenizer._set_truncation(maxlen, pair=False)
         seconds, cpu_seconds = best_time(lambda: rust.encode_batch(texts), repeats)
     elif mode == "batch":
-        seconds, cpu_seconds = best_time(
-            lambda: tokenizer.encode_batch(texts, maxlen=maxlen), repeats
-        )
+        seconds, cpu_seconds = best_time(lambda: tokenizer.encode_batch(texts, maxlen=maxlen), repeats)
     else:
-        seconds, cpu_seconds = best_time(
-            lambda: [tokenizer.encode(text, maxlen=maxlen) for text in texts], repeats
-        )
+        seconds, cpu_seconds = best_time(lambda: [tokenizer.encode(text, maxlen=maxlen) for text in texts], repeats)
     encodings = tokenizer.encode_batch(texts, maxlen=maxlen)
     return {
         "seconds": seconds,
@@ -117,10 +113,7 @@ def run_bert4keras(texts, vocab, maxlen, repeats, mode):
         "cpu_seconds": cpu_seconds,
         "token_ids": [token_ids for token_ids, _, _ in results],
         # Character index lists -> (start, end) like ours; (0, 0) for specials.
-        "offsets": [
-            [[chars[0], chars[-1] + 1] if chars else [0, 0] for chars in mapping]
-            for _, _, mapping in results
-        ],
+        "offsets": [[[chars[0], chars[-1] + 1] if chars else [0, 0] for chars in mapping] for _, _, mapping in results],
     }
 
 
@@ -155,7 +148,6 @@ def launch(args, side: str, mode: str, extra_env: dict, result: Path) -> dict:
     return json.loads(result.read_text(encoding="utf-8"))
 
 
-
 def agreement(ours: dict, theirs: dict) -> tuple[float, float]:
     """Share of sentences with identical token ids, and with identical offsets."""
     same_ids = sum(a == b for a, b in zip(ours["token_ids"], theirs["token_ids"]))
@@ -182,10 +174,7 @@ def render(rows, sentences, args, agree, load) -> str:
     baseline = next((row["rate"] for row in rows if row["side"] == "bert4keras"), None)
     for row in rows:
         ratio = f"{row['rate'] / baseline:.1f}x" if baseline else "n/a"
-        lines.append(
-            f"| {row['name']} | {row['call']} | {row['rate']:,.0f} | {ratio} | "
-            f"{row['cpu_us']:.0f} |"
-        )
+        lines.append(f"| {row['name']} | {row['call']} | {row['rate']:,.0f} | {ratio} | {row['cpu_us']:.0f} |")
     lines += [
         "",
         "Wall-clock rates move with how busy the cores are (load average below); the "
@@ -213,10 +202,7 @@ def render(rows, sentences, args, agree, load) -> str:
         lines.append("")
 
     if agree is not None:
-        lines.append(
-            f"Same token ids as bert4keras for {agree[0]:.1%} of sentences, same offsets "
-            f"for {agree[1]:.1%}."
-        )
+        lines.append(f"Same token ids as bert4keras for {agree[0]:.1%} of sentences, same offsets for {agree[1]:.1%}.")
         lines.append("")
     lines += [
         f"Command: `{args.command}`",

@@ -87,8 +87,12 @@ def parse_args(argv=None):
     parser.add_argument("--intermediate", type=int, default=1024)
     parser.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n @ n x n reference matmul")
     parser.add_argument("--matmul-repeats", type=int, default=5, help="reference matmuls timed per round")
-    parser.add_argument("--profile-steps", type=int, default=4,
-                        help="steps traced with TensorFlow's profiler after the rounds, per side (0: none)")
+    parser.add_argument(
+        "--profile-steps",
+        type=int,
+        default=4,
+        help="steps traced with TensorFlow's profiler after the rounds, per side (0: none)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write-doc", action="store_true", help=f"replace {SECTION} in {DOC}")
     parser.add_argument("--json", type=Path, help="also write every round's measurements to this file")
@@ -253,7 +257,9 @@ def toolkit_trainer(args):
         pad = preprocessor.pad
 
         def recording_pad(token_id_lists):
-            generated.append(batch_record([len(ids) for ids in token_id_lists], max(len(ids) for ids in token_id_lists)))
+            generated.append(
+                batch_record([len(ids) for ids in token_id_lists], max(len(ids) for ids in token_id_lists))
+            )
             return pad(token_id_lists)
 
         preprocessor.pad = recording_pad
@@ -622,7 +628,7 @@ class Worker:
         else:
             env["KERAS_BACKEND"] = "tensorflow"
         self.name = f"{pipeline}/{side}"
-        self.stderr = open(folder / f"{pipeline}_{side}.log", "w+", encoding="utf-8")
+        self.stderr = open(folder / f"{pipeline}_{side}.log", "w+", encoding="utf-8")  # noqa: SIM115 (the worker's lifetime)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1
         )
@@ -812,9 +818,10 @@ OP_NOTES = {
 
 def top_other_ops(profile, count=5):
     total = sum(profile["types"].values())
-    others = sorted(((time, op_type) for op_type, time in profile["types"].items() if not is_matmul(op_type)), reverse=True)
+    others = sorted(
+        ((time, op_type) for op_type, time in profile["types"].items() if not is_matmul(op_type)), reverse=True
+    )
     return ", ".join(f"{OP_NOTES.get(op_type, op_type)} {time / total:.0%}" for time, op_type in others[:count])
-
 
 
 TITLES = {"classification": "classification", "relations": "relation extraction"}
@@ -917,12 +924,12 @@ def render(args, rows, load, command) -> str:
         "number of matmul weights a token goes through in the encoder, `T` the tokens of the batch and "
         "the second term the attention scores and their product with the values (3 forward passes per "
         "training step); embeddings, norms, softmax, GELU, dropout, the loss and the optimizer update are "
-        "not counted (see `training_flops` in the script). \"Step\" counts the padded tokens (the work "
-        "done), \"useful\" the real ones. The reference is a float32 "
+        'not counted (see `training_flops` in the script). "Step" counts the padded tokens (the work '
+        'done), "useful" the real ones. The reference is a float32 '
         f"`[{args.matmul_size}, {args.matmul_size}] @ [{args.matmul_size}, {args.matmul_size}]` "
         f"`tf.linalg.matmul`, timed {args.matmul_repeats} times in the same process just before and just "
         "after each round; the utilisation of a round is its FLOP/s over the mean of those two (medians "
-        "over rounds). \"Model-shape matmul\" is a product at this model's size, "
+        'over rounds). "Model-shape matmul" is a product at this model\'s size, '
         f"`[{args.batch_size * 64}, {args.hidden}] @ [{args.hidden}, {args.intermediate}]` (a batch of "
         f"{args.batch_size} rows of 64 tokens through the feed-forward layer), timed before each round, as a "
         "share of the reference: the most a step made only of such matmuls could reach.",
@@ -986,7 +993,9 @@ def main(argv=None) -> None:
     if args.worker:
         run_worker(args)
         return
-    command = " ".join(["python benchmarks/training_benchmark.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    command = " ".join(
+        ["python benchmarks/training_benchmark.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]
+    )
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="training_benchmark_") as name:
         folder = Path(name)

@@ -75,9 +75,7 @@ def random_bert_weights(config: dict, seed: int = 0, scale: float = 0.3) -> dict
     return {SCOPE + name: value for name, value in weights.items()}
 
 
-def write_google_checkpoint(
-    folder: Path, weights: dict, config: dict, vocab_tokens=None, extra=None
-) -> str:
+def write_google_checkpoint(folder: Path, weights: dict, config: dict, vocab_tokens=None, extra=None) -> str:
     """Write `bert_config.json`, `bert_model.ckpt.*` (and `vocab.txt`) as Google does.
 
     `tf.compat.v1.train.Saver` keeps the variable names exactly, as in Google's
@@ -88,12 +86,9 @@ def write_google_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bert_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     if vocab_tokens is not None:
-        (folder / "vocab.txt").write_text(
-            "".join(token + "\n" for token in vocab_tokens), encoding="utf-8"
-        )
+        (folder / "vocab.txt").write_text("".join(token + "\n" for token in vocab_tokens), encoding="utf-8")
     variables = {
-        name: tf.Variable(value, name=name.replace("/", "_"))
-        for name, value in {**weights, **(extra or {})}.items()
+        name: tf.Variable(value, name=name.replace("/", "_")) for name, value in {**weights, **(extra or {})}.items()
     }
     saver = tf.compat.v1.train.Saver(var_list=variables)
     prefix = str(folder / "bert_model.ckpt")
@@ -106,7 +101,7 @@ def google_to_hf(weights: dict, prefix: str = "bert.") -> dict:
     are stored `[out, in]`, LayerNorm as weight/bias)."""
     state = {}
     for name, value in weights.items():
-        name = name[len(SCOPE):]
+        name = name[len(SCOPE) :]
         parts = name.split("/")
         if parts[0] == "encoder":
             parts = ["encoder", "layer", parts[1].split("_")[1]] + parts[2:]
@@ -131,7 +126,7 @@ def hf_to_google(state: dict) -> dict:
     without the `bert.` prefix) -> Google names; other tensors are dropped."""
     weights = {}
     for name, value in state.items():
-        name = name[len("bert."):] if name.startswith("bert.") else name
+        name = name[len("bert.") :] if name.startswith("bert.") else name
         parts = name.split(".")
         if parts[0] not in ("embeddings", "encoder", "pooler") or parts[-1] not in (
             "weight",
@@ -170,7 +165,7 @@ def numpy_bert(weights: dict, config: dict, token_ids, segment_ids, padding_mask
 
     Returns `(sequence_output [batch, length, hidden], pooled_output [batch, hidden])`.
     """
-    w = {name[len(SCOPE):]: np.asarray(value, "float64") for name, value in weights.items()}
+    w = {name[len(SCOPE) :]: np.asarray(value, "float64") for name, value in weights.items()}
     token_ids = np.asarray(token_ids)
     segment_ids = np.asarray(segment_ids)
     mask = np.asarray(padding_mask, "float64")

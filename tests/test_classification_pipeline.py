@@ -32,7 +32,9 @@ def tiny_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pipeline1")
     write_multilabel_demo(root / "data", n_train=240, n_dev=80, n_test=80, seed=3)
-    config = default_config("multilabel_classification", data_dir=root / "data", output_dir=root / "run", overrides=TINY)
+    config = default_config(
+        "multilabel_classification", data_dir=root / "data", output_dir=root / "run", overrides=TINY
+    )
     results = ClassificationPipeline(config, log=lambda message: None).train()
     return config, results, Path(config.output.dir)
 
@@ -67,8 +69,12 @@ def test_metrics_are_computed_from_the_saved_models_predictions(tiny_run):
         data = read_multilabel(getattr(config.data, split), format="jsonl", text_field="text", labels_field="labels")
         targets = to_multi_hot(data.labels, predictor.label_names)
         decisions = predictor.predict(data.texts)
-        assert metrics[split]["micro_f1"] == pytest.approx(skm.f1_score(targets, decisions, average="micro", zero_division=0))
-        assert metrics[split]["macro_f1"] == pytest.approx(skm.f1_score(targets, decisions, average="macro", zero_division=0))
+        assert metrics[split]["micro_f1"] == pytest.approx(
+            skm.f1_score(targets, decisions, average="micro", zero_division=0)
+        )
+        assert metrics[split]["macro_f1"] == pytest.approx(
+            skm.f1_score(targets, decisions, average="macro", zero_division=0)
+        )
         assert metrics[split]["subset_accuracy"] == pytest.approx(skm.accuracy_score(targets, decisions))
     assert metrics["decision_threshold"] == 0.0
     assert metrics["best_epoch"] in (1, 2)
@@ -80,11 +86,16 @@ def test_predict_streams_json_lines_and_plain_text_and_keeps_output_on_error(tin
     _, _, run = tiny_run
     pipeline = Pipeline.from_run(run, log=lambda m: None)
     source = tmp_path / "texts.txt"
-    source.write_text('{"text": "shares of the bank rose after the merger"}\nrain and storms hit the coast\n\n', encoding="utf-8")
+    source.write_text(
+        '{"text": "shares of the bank rose after the merger"}\nrain and storms hit the coast\n\n', encoding="utf-8"
+    )
     output = tmp_path / "out.jsonl"
     assert pipeline.predict_file(source, output, chunk_size=1) == 2
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
-    assert [line["text"] for line in lines] == ["shares of the bank rose after the merger", "rain and storms hit the coast"]
+    assert [line["text"] for line in lines] == [
+        "shares of the bank rose after the merger",
+        "rain and storms hit the coast",
+    ]
     for line in lines:
         assert set(line["labels"]) == set(line["scores"]) and all(score > 0 for score in line["scores"].values())
 
@@ -136,7 +147,9 @@ def test_cli_trains_evaluates_and_predicts(tmp_path, backend):
     done = run_cli("evaluate", str(tmp_path / "run"), backend=backend)
     assert done.returncode == 0, done.stderr[-3000:]
     (tmp_path / "in.txt").write_text("markets rallied on strong earnings\n", encoding="utf-8")
-    done = run_cli("predict", str(tmp_path / "run"), str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"), backend=backend)
+    done = run_cli(
+        "predict", str(tmp_path / "run"), str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"), backend=backend
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((tmp_path / "out.jsonl").read_text())["text"] == "markets rallied on strong earnings"
 
@@ -153,16 +166,19 @@ def test_cli_reports_config_errors_with_the_key_and_writes_nothing(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("task, override, key", [
-    ("relation_extraction", "loss.name=binary_crossentropy", "loss"),
-    ("relation_extraction", "model.pooling=cls", "model.pooling"),
-    ("relation_extraction", "training.monitor=val_f1", "training.monitor"),
-    ("relation_extraction", "model.maxlen=2", "model.maxlen"),
-    ("multilabel_classification", "training.monitor=val_f1", "training.monitor"),
-    ("multilabel_classification", "training.epochs=true", "training.epochs"),
-    ("multilabel_classification", "training.batch_size=true", "training.batch_size"),
-    ("multilabel_classification", "training.epochs='3'", "training.epochs"),
-])
+@pytest.mark.parametrize(
+    "task, override, key",
+    [
+        ("relation_extraction", "loss.name=binary_crossentropy", "loss"),
+        ("relation_extraction", "model.pooling=cls", "model.pooling"),
+        ("relation_extraction", "training.monitor=val_f1", "training.monitor"),
+        ("relation_extraction", "model.maxlen=2", "model.maxlen"),
+        ("multilabel_classification", "training.monitor=val_f1", "training.monitor"),
+        ("multilabel_classification", "training.epochs=true", "training.epochs"),
+        ("multilabel_classification", "training.batch_size=true", "training.batch_size"),
+        ("multilabel_classification", "training.epochs='3'", "training.epochs"),
+    ],
+)
 def test_cli_refuses_a_bad_key_in_one_line_before_reading_data(tmp_path, task, override, key):
     from toolkit.cli import main
 
@@ -179,8 +195,7 @@ def test_cli_bad_key_message_is_one_line(tmp_path, capsys):
     from toolkit.cli import main
 
     path = tmp_path / "config.yaml"
-    path.write_text("task: relation_extraction\ndata: {train: a.json, dev: b.json, schema: s.json}\n",
-                    encoding="utf-8")
+    path.write_text("task: relation_extraction\ndata: {train: a.json, dev: b.json, schema: s.json}\n", encoding="utf-8")
     assert main(["train", str(path), "--set", "training.monitor=val_f1"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --set training.monitor=val_f1: training.monitor: ")

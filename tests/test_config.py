@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from toolkit.config import (
-    TaskConfig,
     ConfigError,
     MultilabelConfig,
     RelationConfig,
+    TaskConfig,
     default_config,
     load_config,
 )
@@ -67,10 +67,15 @@ def test_minimal_config_gets_defaults_and_absolute_paths(tmp_path):
 
 
 def test_tsv_defaults_read_goemotions_layout(tmp_path):
-    config = load_config(write(tmp_path, """\
+    config = load_config(
+        write(
+            tmp_path,
+            """\
 task: multilabel_classification
 data: {train: g/train.tsv, dev: g/dev.tsv, label_names: g/labels.txt}
-"""))
+""",
+        )
+    )
     data = config.data
     assert (data.format, data.header, data.text_field, data.labels_field) == ("tsv", False, 0, 1)
     assert data.label_separator == ","
@@ -78,14 +83,12 @@ data: {train: g/train.tsv, dev: g/dev.tsv, label_names: g/labels.txt}
 
 
 def test_csv_defaults_to_header_and_named_columns(tmp_path):
-    config = load_config(write(tmp_path, "task: multilabel_classification\n"
-                                         "data: {train: a.csv, dev: b.csv}\n"))
+    config = load_config(write(tmp_path, "task: multilabel_classification\ndata: {train: a.csv, dev: b.csv}\n"))
     assert (config.data.header, config.data.text_field, config.data.labels_field) == (True, "text", "labels")
 
 
 def test_headerless_column_number_given_as_text_becomes_int(tmp_path):
-    config = load_config(write(tmp_path, MINIMAL.replace("jsonl", "tsv")),
-                         overrides=["data.text_field='2'"])
+    config = load_config(write(tmp_path, MINIMAL.replace("jsonl", "tsv")), overrides=["data.text_field='2'"])
     assert config.data.text_field == 2
 
 
@@ -98,25 +101,36 @@ def test_relation_config(tmp_path):
 
 
 def test_custom_relation_layout(tmp_path):
-    config = load_config(write(tmp_path, RELATION + """\
+    config = load_config(
+        write(
+            tmp_path,
+            RELATION
+            + """\
   layout: custom
   triples_field: relations
   subject_key: head
   predicate_key: type
   object_key: tail
-"""))
+""",
+        )
+    )
     assert config.data.text_field == "text"
     assert (config.data.subject_key, config.data.object_key) == ("head", "tail")
 
 
 def test_paths_absolute_home_and_urls(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    config = load_config(write(tmp_path, """\
+    config = load_config(
+        write(
+            tmp_path,
+            """\
 task: multilabel_classification
 data: {train: /abs/train.jsonl, dev: ~/dev.jsonl, test: ../test.jsonl}
 model: {encoder: {source: huggingface, path: hf://org/model, vocab: enc/vocab.txt}}
 output: {dir: out}
-"""))
+""",
+        )
+    )
     assert config.data.train == "/abs/train.jsonl"
     assert config.data.dev == str(tmp_path / "home" / "dev.jsonl")
     assert config.data.test == str(tmp_path.parent / "test.jsonl")
@@ -133,8 +147,7 @@ def test_empty_file_with_base(tmp_path):
 
 def test_file_values_win_over_base(tmp_path):
     base = default_config("multilabel_classification", data_dir=tmp_path / "demo").to_dict()
-    config = load_config(write(tmp_path, "training: {epochs: 9}\nmodel: {encoder: {num_layers: 1}}\n"),
-                         base=base)
+    config = load_config(write(tmp_path, "training: {epochs: 9}\nmodel: {encoder: {num_layers: 1}}\n"), base=base)
     assert config.training.epochs == 9
     assert config.model.encoder.num_layers == 1
     assert config.model.encoder.hidden_dim == base["model"]["encoder"]["hidden_dim"]
@@ -148,7 +161,10 @@ def test_env_interpolation(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLKIT_TEST_DATA", "/data/set")
     monkeypatch.setenv("TOOLKIT_TEST_EPOCHS", "7")
     monkeypatch.delenv("TOOLKIT_TEST_UNSET", raising=False)
-    config = load_config(write(tmp_path, """\
+    config = load_config(
+        write(
+            tmp_path,
+            """\
 task: multilabel_classification
 data:
   train: ${TOOLKIT_TEST_DATA}/train.jsonl
@@ -158,7 +174,9 @@ training:
   epochs: ${TOOLKIT_TEST_EPOCHS}
 output:
   dir: runs/$${literal}
-"""))
+""",
+        )
+    )
     assert config.data.train == "/data/set/train.jsonl"
     assert config.data.dev == str(tmp_path / "fallback" / "dev.jsonl")
     assert config.data.test is None
@@ -189,9 +207,15 @@ def test_malformed_env_reference(tmp_path):
 def test_overrides_are_yaml_scalars(tmp_path):
     config = load_config(
         write(tmp_path, MINIMAL),
-        overrides=["training.epochs=3", "model.encoder.num_layers=4", "training.ema=0.999",
-                   "training.early_stopping_patience=null", "output.overwrite=true",
-                   "training.learning_rate=1e-3", "loss.name=binary_crossentropy"],
+        overrides=[
+            "training.epochs=3",
+            "model.encoder.num_layers=4",
+            "training.ema=0.999",
+            "training.early_stopping_patience=null",
+            "output.overwrite=true",
+            "training.learning_rate=1e-3",
+            "loss.name=binary_crossentropy",
+        ],
     )
     assert config.training.epochs == 3
     assert config.model.encoder.num_layers == 4
@@ -214,26 +238,36 @@ def test_override_paths_are_relative_to_working_directory(tmp_path, monkeypatch)
 def test_override_of_unknown_key(tmp_path):
     with pytest.raises(ConfigError) as excinfo:
         load_config(write(tmp_path, MINIMAL), overrides=["training.epoch=3"])
-    assert problems_of(excinfo) == [
-        "--set training.epoch=3: training.epoch: unknown key; did you mean 'epochs'?"
-    ]
+    assert problems_of(excinfo) == ["--set training.epoch=3: training.epoch: unknown key; did you mean 'epochs'?"]
 
 
 def test_override_errors(tmp_path):
     path = write(tmp_path, MINIMAL)
     with pytest.raises(ConfigError, match=r"^--set training\.epochs: expected section\.key=value$"):
         load_config(path, overrides=["training.epochs"])
-    with pytest.raises(ConfigError, match=r"--set training\.epochs\.x=1: training\.epochs: is not a "
-                                          r"section; it holds 3"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--set training\.epochs\.x=1: training\.epochs: is not a "
+        r"section; it holds 3",
+    ):
         load_config(path, overrides=["training.epochs=3", "training.epochs.x=1"])
-    with pytest.raises(ConfigError, match=r"--set training\.\.x=1: expected section\.key=value; got "
-                                          r"the key 'training\.\.x'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--set training\.\.x=1: expected section\.key=value; got "
+        r"the key 'training\.\.x'",
+    ):
         load_config(path, overrides=["training..x=1"])
-    with pytest.raises(ConfigError, match=r"--set model\.maxlen=\[: model\.maxlen: the value is not "
-                                          r"valid YAML"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--set model\.maxlen=\[: model\.maxlen: the value is not "
+        r"valid YAML",
+    ):
         load_config(path, overrides=["model.maxlen=["])
-    with pytest.raises(ConfigError, match=r"^--set model\.maxlen=x: model\.maxlen: expected a valid "
-                                          r"integer.*; got 'x'$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^--set model\.maxlen=x: model\.maxlen: expected a valid "
+        r"integer.*; got 'x'$",
+    ):
         load_config(path, overrides=["model.maxlen=x"])
 
 
@@ -264,7 +298,9 @@ def test_unknown_section_and_nested_encoder_key(tmp_path):
 
 
 def test_every_problem_is_listed(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
 task: multilabel_classification
 data:
   train: a.jsonl
@@ -277,7 +313,8 @@ training:
   decay: cosin
   ema: 1.5
   mixed_precision: float16
-""")
+""",
+    )
     with pytest.raises(ConfigError) as excinfo:
         load_config(path)
     problems = problems_of(excinfo)
@@ -307,9 +344,13 @@ def test_keys_of_the_other_task_are_rejected_with_a_reason(tmp_path):
         "used when task is 'relation_extraction'",
     }
     path = write(tmp_path, RELATION + "  label_separator: '|'\n", "relation.yaml")
-    with pytest.raises(ConfigError, match=re.escape(
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
             f"{path}: data.label_separator: unknown key for task 'relation_extraction'; "
-            "'label_separator' is only used when task is 'multilabel_classification'")):
+            "'label_separator' is only used when task is 'multilabel_classification'"
+        ),
+    ):
         load_config(path)
 
 
@@ -340,12 +381,15 @@ def test_dev_and_dev_fraction_exactly_one(tmp_path):
     assert load_config(both, overrides=["data.dev=null"]).data.dev_fraction == 0.2
 
 
-@pytest.mark.parametrize("value, message", [
-    ("0", "expected greater than 0; got 0"),
-    ("0.5", "expected less than 0.5; got 0.5"),
-    ("-0.1", "expected greater than 0; got -0.1"),
-    ("a", "expected a valid number, unable to parse string as a number; got 'a'"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "expected greater than 0; got 0"),
+        ("0.5", "expected less than 0.5; got 0.5"),
+        ("-0.1", "expected greater than 0; got -0.1"),
+        ("a", "expected a valid number, unable to parse string as a number; got 'a'"),
+    ],
+)
 def test_dev_fraction_bounds(tmp_path, value, message):
     path = write(tmp_path, MINIMAL.replace("  dev: data/dev.jsonl\n", ""))
     with pytest.raises(ConfigError) as excinfo:
@@ -356,8 +400,9 @@ def test_dev_fraction_bounds(tmp_path, value, message):
 def test_home_inside_an_env_default_is_expanded(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ENCODER_DIR", raising=False)
-    path = write(tmp_path, MINIMAL + "model:\n  encoder:\n    source: huggingface\n"
-                                     "    path: ${ENCODER_DIR:-~/models/minilm}\n")
+    path = write(
+        tmp_path, MINIMAL + "model:\n  encoder:\n    source: huggingface\n    path: ${ENCODER_DIR:-~/models/minilm}\n"
+    )
     assert load_config(path).model.encoder.path == str(tmp_path / "home" / "models" / "minilm")
     monkeypatch.setenv("ENCODER_DIR", "~/other")
     assert load_config(path).model.encoder.path == str(tmp_path / "home" / "other")
@@ -368,8 +413,7 @@ def test_relation_layout_rules(tmp_path):
     with pytest.raises(ConfigError) as excinfo:
         load_config(path)
     assert problems_of(excinfo) == [
-        f"{path}: data.subject_key: only used with layout 'custom' (layout 'lic2019' fixes the field "
-        "names); got 'head'"
+        f"{path}: data.subject_key: only used with layout 'custom' (layout 'lic2019' fixes the field names); got 'head'"
     ]
     path = write(tmp_path, RELATION + "  layout: custom\n")
     with pytest.raises(ConfigError) as excinfo:
@@ -377,8 +421,11 @@ def test_relation_layout_rules(tmp_path):
     assert problems_of(excinfo) == [
         f"{path}: data.triples_field: required with layout 'custom': the field holding the list of triples"
     ]
-    with pytest.raises(ConfigError, match=r"data\.on_missing_entity: expected one of 'count' or "
-                                          r"'error'; got 'drop'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.on_missing_entity: expected one of 'count' or "
+        r"'error'; got 'drop'",
+    ):
         load_config(write(tmp_path, RELATION), overrides=["data.on_missing_entity=drop"])
     with pytest.raises(ConfigError, match=r"data\.schema: required key is missing"):
         load_config(write(tmp_path, RELATION.replace("  schema: re/all_50_schemas\n", "")))
@@ -393,21 +440,32 @@ def test_multilabel_format_rules(tmp_path):
         f"{path}: data.text_field: a JSON lines file needs a field name; got the column number 0",
     }
     path = write(tmp_path, MINIMAL.replace("jsonl", "tsv") + "  text_field: sentence\n")
-    with pytest.raises(ConfigError, match=re.escape(
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
             f"{path}: data.text_field: the file has no header (header: false), so give a column "
-            "number from 0; got 'sentence'")):
+            "number from 0; got 'sentence'"
+        ),
+    ):
         load_config(path)
     path = write(tmp_path, MINIMAL.replace("jsonl", "dat"))
-    with pytest.raises(ConfigError, match=re.escape(
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
             f"{path}: data.format: cannot tell the format of '{tmp_path / 'data' / 'train.dat'}' from "
-            "its extension; set format to 'jsonl', 'csv' or 'tsv'")):
+            "its extension; set format to 'jsonl', 'csv' or 'tsv'"
+        ),
+    ):
         load_config(path)
     with pytest.raises(ConfigError, match=r"data\.label_separator: expected a non-empty string or null"):
         load_config(write(tmp_path, MINIMAL), overrides=["data.label_separator=''"])
     with pytest.raises(ConfigError, match=r"data\.labels_field: is the same as text_field \('text'\)"):
         load_config(write(tmp_path, MINIMAL), overrides=["data.labels_field=text"])
-    with pytest.raises(ConfigError, match=r"data\.on_bad_line: expected one of 'error' or 'skip'; "
-                                          r"got 'ignore'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.on_bad_line: expected one of 'error' or 'skip'; "
+        r"got 'ignore'",
+    ):
         load_config(write(tmp_path, MINIMAL), overrides=["data.on_bad_line=ignore"])
     with pytest.raises(ConfigError, match=r"data\.max_examples: expected greater than or equal to 1; got 0"):
         load_config(write(tmp_path, MINIMAL), overrides=["data.max_examples=0"])
@@ -415,17 +473,26 @@ def test_multilabel_format_rules(tmp_path):
 
 def test_cross_field_rules(tmp_path):
     path = write(tmp_path, MINIMAL + "training: {warmup_ratio: 0.1, warmup_steps: 10}\n")
-    with pytest.raises(ConfigError, match=re.escape(
-            f"{path}: training.warmup_steps: give warmup_ratio (0.1) or warmup_steps (10), not both")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(f"{path}: training.warmup_steps: give warmup_ratio (0.1) or warmup_steps (10), not both"),
+    ):
         load_config(path)
     path = write(tmp_path, MINIMAL)
-    with pytest.raises(ConfigError, match=re.escape(
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
             "--set training.warmup_steps=100: training.warmup_steps: give warmup_ratio (0.1) or "
-            "warmup_steps (100), not both")):
+            "warmup_steps (100), not both"
+        ),
+    ):
         load_config(path, overrides=["training.warmup_ratio=0.1", "training.warmup_steps=100"])
-    with pytest.raises(ConfigError, match=re.escape(
-            "--set model.maxlen=600: model.maxlen: expected at most "
-            "model.encoder.max_sequence_length (512); got 600")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "--set model.maxlen=600: model.maxlen: expected at most model.encoder.max_sequence_length (512); got 600"
+        ),
+    ):
         load_config(path, overrides=["model.maxlen=600"])
 
 
@@ -440,21 +507,29 @@ def test_text_field_of_wrong_type_is_one_problem(tmp_path):
 
 def test_section_that_is_not_a_mapping(tmp_path):
     path = write(tmp_path, MINIMAL + "training: 3\n")
-    with pytest.raises(ConfigError, match=re.escape(
-            f"{path}: training: expected a section (a mapping of keys); got 3")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{path}: training: expected a section (a mapping of keys); got 3")
+    ):
         load_config(path)
 
 
 def test_task_errors(tmp_path):
     path = write(tmp_path, "data: {train: a.jsonl, dev: b.jsonl}\n")
-    with pytest.raises(ConfigError, match=re.escape(
-            f"{path}: task: required key is missing; expected one of 'multilabel_classification', "
-            "'relation_extraction'")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            f"{path}: task: required key is missing; expected one of 'multilabel_classification', 'relation_extraction'"
+        ),
+    ):
         load_config(path)
     path = write(tmp_path, MINIMAL.replace("multilabel_classification", "multilabel_clasification"))
-    with pytest.raises(ConfigError, match=re.escape(
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
             f"{path}: task: expected one of 'multilabel_classification', 'relation_extraction'; got "
-            "'multilabel_clasification'; did you mean 'multilabel_classification'?")):
+            "'multilabel_clasification'; did you mean 'multilabel_classification'?"
+        ),
+    ):
         load_config(path)
 
 
@@ -469,15 +544,17 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
 
 def test_duplicate_key_is_an_error(tmp_path):
     path = write(tmp_path, MINIMAL + "  train: other.jsonl\n")
-    with pytest.raises(ConfigError, match=re.escape(
-            f"{path}:5: invalid YAML: duplicate key 'train' (first written on line 3)")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{path}:5: invalid YAML: duplicate key 'train' (first written on line 3)")
+    ):
         load_config(path)
 
 
 def test_top_level_must_be_a_mapping(tmp_path):
     path = write(tmp_path, "- a\n- b\n")
-    with pytest.raises(ConfigError, match=re.escape(
-            f"{path}: expected a mapping of sections at the top level; got a list ['a', 'b']")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{path}: expected a mapping of sections at the top level; got a list ['a', 'b']")
+    ):
         load_config(path)
 
 
@@ -497,9 +574,14 @@ def test_config_error_is_a_value_error():
 
 def test_save_round_trips(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLKIT_TEST_DATA", str(tmp_path / "d"))
-    config = load_config(write(tmp_path, MINIMAL.replace("data/train", "${TOOLKIT_TEST_DATA}/train")
-                               + "training: {ema: 0.999}\noutput: {dir: 'runs/$${x}'}\n"),
-                         overrides=["model.encoder.source=random"])
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL.replace("data/train", "${TOOLKIT_TEST_DATA}/train")
+            + "training: {ema: 0.999}\noutput: {dir: 'runs/$${x}'}\n",
+        ),
+        overrides=["model.encoder.source=random"],
+    )
     saved = config.save(tmp_path / "run" / "config.yaml")
     monkeypatch.delenv("TOOLKIT_TEST_DATA")
     other = tmp_path / "other"
@@ -526,9 +608,7 @@ def test_check_files_lists_missing_inputs(tmp_path):
     config = load_config(path)
     with pytest.raises(ConfigError) as excinfo:
         config.check_files()
-    assert problems_of(excinfo) == [
-        f"{path}: data.dev: file not found: {tmp_path / 'data' / 'dev.jsonl'}"
-    ]
+    assert problems_of(excinfo) == [f"{path}: data.dev: file not found: {tmp_path / 'data' / 'dev.jsonl'}"]
 
 
 # ----------------------------------------------------------------------------- defaults, template
@@ -551,13 +631,16 @@ def test_default_config_unknown_task():
 
 
 def test_from_dict():
-    config = TaskConfig.from_dict({"task": "relation_extraction",
-                               "data": {"train": "a", "dev": "b", "schema": "s"}}, source="<test>")
+    config = TaskConfig.from_dict(
+        {"task": "relation_extraction", "data": {"train": "a", "dev": "b", "schema": "s"}}, source="<test>"
+    )
     assert isinstance(config, RelationConfig) and config.data.train == "a"
-    with pytest.raises(ConfigError, match=r"^<test>: data\.dev: required key is missing; give a dev file, or "
-                                          r"dev_fraction \(e\.g\. 0\.1\) to hold out that share of train as dev$"):
-        TaskConfig.from_dict({"task": "relation_extraction", "data": {"train": "a", "schema": "s"}},
-                         source="<test>")
+    with pytest.raises(
+        ConfigError,
+        match=r"^<test>: data\.dev: required key is missing; give a dev file, or "
+        r"dev_fraction \(e\.g\. 0\.1\) to hold out that share of train as dev$",
+    ):
+        TaskConfig.from_dict({"task": "relation_extraction", "data": {"train": "a", "schema": "s"}}, source="<test>")
 
 
 def _yaml_keys(node, prefix=()):
@@ -591,21 +674,29 @@ def test_docstring_examples_run():
 # ----------------------------------------------------------------------------- one schema per task
 
 
-@pytest.mark.parametrize("override, message", [
-    ("loss.name=binary_crossentropy",
-     "loss: unknown key for task 'relation_extraction'; 'loss' is only used when task is "
-     "'multilabel_classification'"),
-    ("model.pooling=cls",
-     "model.pooling: unknown key for task 'relation_extraction'; 'pooling' is only used when task is "
-     "'multilabel_classification'"),
-    ("training.monitor=val_f1",
-     "training.monitor: expected one of the values task 'relation_extraction' logs (loss, subject_micro_f1, "
-     "object_micro_f1, val_micro_f1, val_precision, val_recall); got 'val_f1'; did you mean 'val_micro_f1'?"),
-    ("training.epochs=true", "training.epochs: expected a valid integer; got True"),
-    ("training.batch_size=true", "training.batch_size: expected a valid integer; got True"),
-    ("model.maxlen=2",
-     "model.maxlen: expected at least 3 ([CLS], [SEP] and the tokens this task needs); got 2"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "loss.name=binary_crossentropy",
+            "loss: unknown key for task 'relation_extraction'; 'loss' is only used when task is "
+            "'multilabel_classification'",
+        ),
+        (
+            "model.pooling=cls",
+            "model.pooling: unknown key for task 'relation_extraction'; 'pooling' is only used when task is "
+            "'multilabel_classification'",
+        ),
+        (
+            "training.monitor=val_f1",
+            "training.monitor: expected one of the values task 'relation_extraction' logs (loss, subject_micro_f1, "
+            "object_micro_f1, val_micro_f1, val_precision, val_recall); got 'val_f1'; did you mean 'val_micro_f1'?",
+        ),
+        ("training.epochs=true", "training.epochs: expected a valid integer; got True"),
+        ("training.batch_size=true", "training.batch_size: expected a valid integer; got True"),
+        ("model.maxlen=2", "model.maxlen: expected at least 3 ([CLS], [SEP] and the tokens this task needs); got 2"),
+    ],
+)
 def test_a_relation_config_refuses_what_the_task_does_not_use(tmp_path, override, message):
     with pytest.raises(ConfigError) as excinfo:
         load_config(write(tmp_path, RELATION), overrides=[override])
@@ -616,20 +707,27 @@ def test_monitor_is_checked_against_what_the_classifier_logs(tmp_path):
     with pytest.raises(ConfigError) as excinfo:
         load_config(write(tmp_path, MINIMAL + "training:\n  monitor: val_f1\n"))
     (problem,) = problems_of(excinfo)
-    assert problem.startswith(f"{tmp_path / 'config.yaml'}: training.monitor: expected one of the values task "
-                              "'multilabel_classification' logs (loss, micro_f1, macro_f1,")
+    assert problem.startswith(
+        f"{tmp_path / 'config.yaml'}: training.monitor: expected one of the values task "
+        "'multilabel_classification' logs (loss, micro_f1, macro_f1,"
+    )
     assert problem.endswith("got 'val_f1'; did you mean 'val_micro_f1'?")
     for monitor in ("val_macro_f1", "val_loss", "val_subset_accuracy"):
         assert load_config(write(tmp_path, MINIMAL), overrides=[f"training.monitor={monitor}"])
 
 
-@pytest.mark.parametrize("line, message", [
-    ("epochs: true", "training.epochs: expected a valid integer; got True"),
-    ("epochs: '3'", "training.epochs: expected a valid integer; got the string '3' (write it without quotes)"),
-    ("learning_rate: \"1e-3\"",
-     "training.learning_rate: expected a valid number; got the string '1e-3' (write it without quotes)"),
-    ("ema: 'false'", "training.ema: expected a valid number; got the string 'false' (write it without quotes)"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("epochs: true", "training.epochs: expected a valid integer; got True"),
+        ("epochs: '3'", "training.epochs: expected a valid integer; got the string '3' (write it without quotes)"),
+        (
+            'learning_rate: "1e-3"',
+            "training.learning_rate: expected a valid number; got the string '1e-3' (write it without quotes)",
+        ),
+        ("ema: 'false'", "training.ema: expected a valid number; got the string 'false' (write it without quotes)"),
+    ],
+)
 def test_types_are_strict(tmp_path, line, message):
     path = write(tmp_path, MINIMAL + f"training:\n  {line}\n")
     with pytest.raises(ConfigError) as excinfo:
@@ -638,8 +736,10 @@ def test_types_are_strict(tmp_path, line, message):
 
 
 def test_numbers_read_as_yaml_1_2_and_set_values_stay_yaml(tmp_path, monkeypatch):
-    config = load_config(write(tmp_path, MINIMAL + "training:\n  learning_rate: 1e-3\n  weight_decay: 2E-2\n"),
-                         overrides=["training.epochs=4", "training.warmup_ratio=1e-1"])
+    config = load_config(
+        write(tmp_path, MINIMAL + "training:\n  learning_rate: 1e-3\n  weight_decay: 2E-2\n"),
+        overrides=["training.epochs=4", "training.warmup_ratio=1e-1"],
+    )
     assert config.training.learning_rate == 0.001 and config.training.weight_decay == 0.02
     assert config.training.epochs == 4 and config.training.warmup_ratio == 0.1
     monkeypatch.setenv("TOOLKIT_TEST_RATE", "3e-4")
@@ -658,16 +758,21 @@ def test_each_task_has_its_own_schema_in_a_discriminated_union():
     assert [config_class(name).model_fields["task"].default for name in task_names()] == list(task_names())
     schema = _adapter().json_schema()
     assert set(schema["discriminator"]["mapping"]) == set(task_names())
-    assert "loss" not in RelationConfig.model_fields and "pooling" not in RelationConfig.model_fields["model"].annotation.model_fields
+    assert (
+        "loss" not in RelationConfig.model_fields
+        and "pooling" not in RelationConfig.model_fields["model"].annotation.model_fields
+    )
 
 
 def test_loading_a_config_imports_neither_keras_nor_the_tokenizer():
     import subprocess
     import sys
 
-    code = ("import sys; from toolkit.config import load_config; import toolkit.cli; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'keras', 'tensorflow', 'tokenizers', 'jax', "
-            "'torch', 'matplotlib'}))")
+    code = (
+        "import sys; from toolkit.config import load_config; import toolkit.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'keras', 'tensorflow', 'tokenizers', 'jax', "
+        "'torch', 'matplotlib'}))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

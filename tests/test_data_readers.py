@@ -44,8 +44,10 @@ def shared_data_dir() -> Path | None:
 def shared(relative: str) -> Path:
     root = shared_data_dir()
     if root is None or not (root / relative).exists():
-        pytest.skip(f"real data {relative} is absent: ../shared/data (or $TOOLKIT_SHARED_DIR) "
-                    "is only present in the project's own setup")
+        pytest.skip(
+            f"real data {relative} is absent: ../shared/data (or $TOOLKIT_SHARED_DIR) "
+            "is only present in the project's own setup"
+        )
     return root / relative
 
 
@@ -107,19 +109,27 @@ def test_jsonl_basic_bom_crlf_blank_lines(tmp_path):
 
 
 def test_jsonl_nested_fields_separator_and_ids(tmp_path):
-    path = write(tmp_path, "t.json", jsonl(
-        {"doc": {"body": "hello"}, "tags": "b|a| |c"},
-        {"doc": {"body": "bye"}, "tags": 1},
-    ))
+    path = write(
+        tmp_path,
+        "t.json",
+        jsonl(
+            {"doc": {"body": "hello"}, "tags": "b|a| |c"},
+            {"doc": {"body": "bye"}, "tags": 1},
+        ),
+    )
     data = read_multilabel(path, text_field="doc.body", labels_field="tags", label_separator="|")
     assert data.texts == ["hello", "bye"] and data.labels == [["b", "a", "c"], ["1"]]
 
 
 def test_label_names_map_ids_and_names(tmp_path):
     names = write(tmp_path, "labels.txt", "zero\none\n2x\n\n")
-    path = write(tmp_path, "t.jsonl", jsonl(
-        {"text": "a", "labels": [0, "one", "2", "2x"]},
-    ))
+    path = write(
+        tmp_path,
+        "t.jsonl",
+        jsonl(
+            {"text": "a", "labels": [0, "one", "2", "2x"]},
+        ),
+    )
     data = read_multilabel(path, label_names=names)
     assert data.labels == [["zero", "one", "2x"]]
     assert data.label_names == ["zero", "one", "2x"]
@@ -135,12 +145,16 @@ def test_label_names_map_ids_and_names(tmp_path):
         ('{"text": "a"}', r"missing field 'labels'"),
         ('{"text": "  ", "labels": ["x"]}', r"empty text in field 'text'"),
         ('{"text": 5, "labels": ["x"]}', r"text field 'text' must be a string, got a number"),
-        ('{"text": "a", "labels": "x,y"}',
-         r"labels field 'labels' is a string \('x,y'\); give a list of labels, or set "
-         r"label_separator to split it"),
+        (
+            '{"text": "a", "labels": "x,y"}',
+            r"labels field 'labels' is a string \('x,y'\); give a list of labels, or set "
+            r"label_separator to split it",
+        ),
         ('{"text": "a", "labels": null}', r"labels field 'labels' must be a list of labels, got null"),
-        ('{"text": "a", "labels": [1.5]}',
-         r"labels field 'labels' holds a number; labels must be strings or integer ids"),
+        (
+            '{"text": "a", "labels": [1.5]}',
+            r"labels field 'labels' holds a number; labels must be strings or integer ids",
+        ),
         ('{"text": "a", "labels": [""]}', r"labels field 'labels' holds an empty label"),
         ('{"text": "a", "labels": {"x": 1}}', r"labels field 'labels' must be a list of labels, got an object"),
         ("[" * 100000, r"malformed JSON: maximum recursion depth"),
@@ -155,12 +169,16 @@ def test_jsonl_errors_name_file_and_line(tmp_path, line, message):
 def test_unknown_label_and_id_out_of_range(tmp_path):
     names = write(tmp_path, "labels.txt", "sports\npolitics\n")
     path = write(tmp_path, "t.jsonl", jsonl({"text": "a", "labels": ["sport"]}))
-    with pytest.raises(DataError, match="^" + re.escape(
-            f"{path}:1: label 'sport' is not in the label file {names}; did you mean 'sports'?")):
+    with pytest.raises(
+        DataError,
+        match="^" + re.escape(f"{path}:1: label 'sport' is not in the label file {names}; did you mean 'sports'?"),
+    ):
         read_multilabel(path, label_names=names)
     path = write(tmp_path, "t.jsonl", jsonl({"text": "a", "labels": [0, 2]}))
-    with pytest.raises(DataError, match="^" + re.escape(
-            f"{path}:1: label id 2 is out of range: the label file {names} has 2 labels (ids 0-1)")):
+    with pytest.raises(
+        DataError,
+        match="^" + re.escape(f"{path}:1: label id 2 is out of range: the label file {names} has 2 labels (ids 0-1)"),
+    ):
         read_multilabel(path, label_names=names)
     path = write(tmp_path, "t.jsonl", jsonl({"text": "a", "labels": ["9" * 40]}))
     with pytest.raises(DataError, match=r":1: label id 9+ is out of range"):
@@ -197,19 +215,24 @@ def test_invalid_utf8_names_line(tmp_path):
 
 
 def test_skip_mode_counts_reasons_and_max_examples(tmp_path):
-    path = write(tmp_path, "t.jsonl", jsonl(
-        {"text": "a", "labels": ["x"]},
-        "{broken",
-        {"text": "", "labels": ["x"]},
-        {"text": "b", "labels": ["y"]},
-        {"text": "", "labels": []},
-        {"text": "c", "labels": ["z"]},
-    ))
+    path = write(
+        tmp_path,
+        "t.jsonl",
+        jsonl(
+            {"text": "a", "labels": ["x"]},
+            "{broken",
+            {"text": "", "labels": ["x"]},
+            {"text": "b", "labels": ["y"]},
+            {"text": "", "labels": []},
+            {"text": "c", "labels": ["z"]},
+        ),
+    )
     data = read_multilabel(path, on_bad_line="skip")
     assert data.texts == ["a", "b", "c"] and data.lines == [1, 4, 6]
     assert data.report.skipped == {"empty text": 2, "malformed JSON": 1}
     assert data.report.summary().startswith(
-        f"{path}: skipped 3 bad lines (2 empty text, 1 malformed JSON); first: {path}:2: malformed JSON")
+        f"{path}: skipped 3 bad lines (2 empty text, 1 malformed JSON); first: {path}:2: malformed JSON"
+    )
     assert read_multilabel(path, on_bad_line="skip", max_examples=2).texts == ["a", "b"]
     assert read_multilabel(path, max_examples=1).texts == ["a"]
 
@@ -251,14 +274,16 @@ def test_tsv_errors(tmp_path):
         read_multilabel(path)
     data = read_multilabel(path, on_bad_line="skip")
     assert data.report.skipped == {"too few columns": 1, "empty text": 1}
-    with pytest.raises(DataError, match=re.escape(
-            f"{path}: text_field 'text' is a column name but the file has no header")):
+    with pytest.raises(
+        DataError, match=re.escape(f"{path}: text_field 'text' is a column name but the file has no header")
+    ):
         read_multilabel(path, text_field="text")
 
 
 def test_csv_with_header_quotes_and_multiline(tmp_path):
-    path = write(tmp_path, "t.csv",
-                 'id,review,tags\r\n1,"good, cheap",price|quality\r\n2,"two\nlines",\r\n3,ok,"a|b"\r\n')
+    path = write(
+        tmp_path, "t.csv", 'id,review,tags\r\n1,"good, cheap",price|quality\r\n2,"two\nlines",\r\n3,ok,"a|b"\r\n'
+    )
     data = read_multilabel(path, text_field="review", labels_field="tags", label_separator="|")
     assert data.texts == ["good, cheap", "two\nlines", "ok"]
     assert data.labels == [["price", "quality"], [], ["a", "b"]]
@@ -269,11 +294,14 @@ def test_csv_with_header_quotes_and_multiline(tmp_path):
 
 def test_csv_errors(tmp_path):
     path = write(tmp_path, "t.csv", "id,review,tags\n1,good,x\n")
-    with pytest.raises(DataError, match="^" + re.escape(
-            f"{path}:1: no column 'text' in the header (columns: 'id', 'review', 'tags')")):
+    with pytest.raises(
+        DataError, match="^" + re.escape(f"{path}:1: no column 'text' in the header (columns: 'id', 'review', 'tags')")
+    ):
         read_multilabel(path)
-    with pytest.raises(DataError, match=re.escape("no column 'tag' in the header (columns: 'id', "
-                                                  "'review', 'tags'); did you mean 'tags'?")):
+    with pytest.raises(
+        DataError,
+        match=re.escape("no column 'tag' in the header (columns: 'id', 'review', 'tags'); did you mean 'tags'?"),
+    ):
         read_multilabel(path, text_field="review", labels_field="tag")
     bad = write(tmp_path, "b.csv", 'text,labels\nok,x\n"a"b,x\nfine,y\n')
     with pytest.raises(DataError, match="^" + re.escape(f"{bad}:3: malformed CSV: ")):
@@ -289,8 +317,9 @@ def test_csv_errors(tmp_path):
 def test_label_file_errors(tmp_path):
     assert read_label_names(write(tmp_path, "ok.txt", "\ufeffa\r\nb\n\n")) == ["a", "b"]
     blank = write(tmp_path, "blank.txt", "a\n\nb\n")
-    with pytest.raises(DataError, match="^" + re.escape(
-            f"{blank}:2: blank line inside the label file (it would shift the label ids)")):
+    with pytest.raises(
+        DataError, match="^" + re.escape(f"{blank}:2: blank line inside the label file (it would shift the label ids)")
+    ):
         read_label_names(blank)
     repeated = write(tmp_path, "rep.txt", "a\nb\na\n")
     with pytest.raises(DataError, match="^" + re.escape(f"{repeated}:3: label 'a' repeats line 1")):
@@ -299,7 +328,13 @@ def test_label_file_errors(tmp_path):
 
 def test_infer_format():
     assert [infer_format(n) for n in ("a.jsonl", "a.JSON", "b.csv", "c.tsv", "d.tab", "e.txt")] == [
-        "jsonl", "jsonl", "csv", "tsv", "tsv", None]
+        "jsonl",
+        "jsonl",
+        "csv",
+        "tsv",
+        "tsv",
+        None,
+    ]
 
 
 # ============================================================================ label vocabulary
@@ -345,9 +380,9 @@ def test_read_schema_formats(tmp_path):
 
 def test_read_schema_errors(tmp_path):
     path = write(tmp_path, "s", LIC_SCHEMA + '{"subject_type": "x"}\n')
-    with pytest.raises(DataError, match="^" + re.escape(f"{path}:4: expected a JSON object with a \"predicate\" string")):
+    with pytest.raises(DataError, match="^" + re.escape(f'{path}:4: expected a JSON object with a "predicate" string')):
         read_schema(path)
-    path = write(tmp_path, "r.json", "[{\"a\": 0,\n \"b\": 0}]")
+    path = write(tmp_path, "r.json", '[{"a": 0,\n "b": 0}]')
     with pytest.raises(DataError, match=re.escape(f"{path}: predicates 'a' and 'b' share id 0")):
         read_schema(path)
     path = write(tmp_path, "x.json", '[{"a": [1]}]')
@@ -356,24 +391,34 @@ def test_read_schema_errors(tmp_path):
     path = write(tmp_path, "y.json", '[\n{"a": 1,\n]')
     with pytest.raises(DataError, match="^" + re.escape(f"{path}:3: malformed JSON")):
         read_schema(path)
-    with pytest.raises(DataError, match=re.escape(f"{write(tmp_path, 'e.json', '[]')}: the schema lists no predicates")):
+    with pytest.raises(
+        DataError, match=re.escape(f"{write(tmp_path, 'e.json', '[]')}: the schema lists no predicates")
+    ):
         read_schema(tmp_path / "e.json")
     with pytest.raises(DataError, match=re.escape("the schema repeats a predicate")):
         read_schema(write(tmp_path, "d.json", '["a", "a"]'))
 
 
 def lic_record(text, *triples, **extra):
-    return {"text": text, "spo_list": [{"subject": s, "predicate": p, "object": o} for s, p, o in triples],
-            **extra}
+    return {"text": text, "spo_list": [{"subject": s, "predicate": p, "object": o} for s, p, o in triples], **extra}
 
 
 def test_lic2019_layout(tmp_path):
     schema = write(tmp_path, "all_50_schemas", LIC_SCHEMA)
-    path = write(tmp_path, "train.json", jsonl(
-        lic_record("张三祖籍北京，父亲张四", ("张三", "祖籍", "北京"), ("张三", "父亲", "张四"),
-                   ("张三", "祖籍", "北京"), postag=[]),
-        lic_record("没有关系的句子"),
-    ))
+    path = write(
+        tmp_path,
+        "train.json",
+        jsonl(
+            lic_record(
+                "张三祖籍北京，父亲张四",
+                ("张三", "祖籍", "北京"),
+                ("张三", "父亲", "张四"),
+                ("张三", "祖籍", "北京"),
+                postag=[],
+            ),
+            lic_record("没有关系的句子"),
+        ),
+    )
     data = read_relations(path, schema=schema)
     assert data.texts == ["张三祖籍北京，父亲张四", "没有关系的句子"]
     assert data.triples == [[("张三", "祖籍", "北京"), ("张三", "父亲", "张四")], []]
@@ -383,10 +428,13 @@ def test_lic2019_layout(tmp_path):
 
 
 def test_casrel_layout_reports_record_lines(tmp_path):
-    schema = write(tmp_path, "rel2id.json", json.dumps([{"0": "birthPlace", "1": "leader"},
-                                                         {"birthPlace": 0, "leader": 1}]))
-    records = [{"text": "Bean was born in Texas .", "triple_list": [["Bean", "birthPlace", "Texas"]]},
-               {"text": "Obama led the US .", "triple_list": [["Obama", "leader", "US"]]}]
+    schema = write(
+        tmp_path, "rel2id.json", json.dumps([{"0": "birthPlace", "1": "leader"}, {"birthPlace": 0, "leader": 1}])
+    )
+    records = [
+        {"text": "Bean was born in Texas .", "triple_list": [["Bean", "birthPlace", "Texas"]]},
+        {"text": "Obama led the US .", "triple_list": [["Obama", "leader", "US"]]},
+    ]
     path = write(tmp_path, "train_triples.json", json.dumps(records, indent=4))
     data = read_relations(path, layout="casrel", schema=schema)
     assert data.triples == [[("Bean", "birthPlace", "Texas")], [("Obama", "leader", "US")]]
@@ -394,8 +442,11 @@ def test_casrel_layout_reports_record_lines(tmp_path):
     assert data.lines == [2, 12]
     records[1]["triple_list"][0][1] = "leaderName"
     path = write(tmp_path, "bad.json", json.dumps(records, indent=4))
-    with pytest.raises(DataError, match="^" + re.escape(
-            f"{path}:12: predicate 'leaderName' is not in the schema {schema}; did you mean 'leader'?")):
+    with pytest.raises(
+        DataError,
+        match="^"
+        + re.escape(f"{path}:12: predicate 'leaderName' is not in the schema {schema}; did you mean 'leader'?"),
+    ):
         read_relations(path, layout="casrel", schema=schema)
 
 
@@ -415,13 +466,23 @@ def test_json_array_syntax_errors(tmp_path):
 
 
 def test_custom_layout_nested_fields(tmp_path):
-    path = write(tmp_path, "c.jsonl", jsonl(
-        {"doc": {"sentence": "Ann works at Acme"},
-         "rels": [{"head": "Ann", "type": "works_for", "tail": "Acme"}]},
-        {"doc": {"sentence": "Bo lives in Rome"}, "rels": [["Bo", "lives_in", "Rome"]]},
-    ))
-    data = read_relations(path, layout="custom", text_field="doc.sentence", triples_field="rels",
-                          subject_key="head", predicate_key="type", object_key="tail")
+    path = write(
+        tmp_path,
+        "c.jsonl",
+        jsonl(
+            {"doc": {"sentence": "Ann works at Acme"}, "rels": [{"head": "Ann", "type": "works_for", "tail": "Acme"}]},
+            {"doc": {"sentence": "Bo lives in Rome"}, "rels": [["Bo", "lives_in", "Rome"]]},
+        ),
+    )
+    data = read_relations(
+        path,
+        layout="custom",
+        text_field="doc.sentence",
+        triples_field="rels",
+        subject_key="head",
+        predicate_key="type",
+        object_key="tail",
+    )
     assert data.triples == [[("Ann", "works_for", "Acme")], [("Bo", "lives_in", "Rome")]]
     with pytest.raises(ValueError, match=r"layout 'custom' needs triples_field"):
         read_relations(path, layout="custom")
@@ -434,16 +495,26 @@ def test_custom_layout_nested_fields(tmp_path):
         ({"text": "a b", "spo_lists": []}, r"missing field 'spo_list'; did you mean 'spo_lists'\?"),
         ({"text": "", "spo_list": []}, r"empty text in field 'text'"),
         ({"text": "a b", "spo_list": {}}, r"field 'spo_list' must be a list of triples, got an object"),
-        ({"text": "a b", "spo_list": [{"subject": "a", "predicate": "p"}]},
-         r"triple 1 in 'spo_list' has no 'object' key"),
-        ({"text": "a b", "spo_list": [["a", "p"]]},
-         r"triple 1 in 'spo_list' must be \[subject, predicate, object\], got 2 items"),
-        ({"text": "a b", "spo_list": ["a p b"]},
-         r"triple 1 in 'spo_list' must be an object or a \[subject, predicate, object\] list, got a string"),
-        ({"text": "a b", "spo_list": [["a", "p", 3]]},
-         r"triple 1 in 'spo_list': the object must be a non-empty string, got a number"),
-        ({"text": "a b", "spo_list": [["", "p", "b"]]},
-         r"triple 1 in 'spo_list': the subject must be a non-empty string, got an empty string"),
+        (
+            {"text": "a b", "spo_list": [{"subject": "a", "predicate": "p"}]},
+            r"triple 1 in 'spo_list' has no 'object' key",
+        ),
+        (
+            {"text": "a b", "spo_list": [["a", "p"]]},
+            r"triple 1 in 'spo_list' must be \[subject, predicate, object\], got 2 items",
+        ),
+        (
+            {"text": "a b", "spo_list": ["a p b"]},
+            r"triple 1 in 'spo_list' must be an object or a \[subject, predicate, object\] list, got a string",
+        ),
+        (
+            {"text": "a b", "spo_list": [["a", "p", 3]]},
+            r"triple 1 in 'spo_list': the object must be a non-empty string, got a number",
+        ),
+        (
+            {"text": "a b", "spo_list": [["", "p", "b"]]},
+            r"triple 1 in 'spo_list': the subject must be a non-empty string, got an empty string",
+        ),
         ("not json", r"malformed JSON: Expecting value \(column 1\)"),
         (7, r"expected a JSON object, got a number"),
     ],
@@ -457,10 +528,14 @@ def test_relation_record_errors(tmp_path, record, message):
 
 
 def test_missing_entity_count_or_error(tmp_path):
-    path = write(tmp_path, "r.jsonl", jsonl(
-        lic_record("Ann works at Acme", ("Ann", "works_for", "ACME")),
-        lic_record("Bo lives in Rome", ("Bo", "lives_in", "Rome")),
-    ))
+    path = write(
+        tmp_path,
+        "r.jsonl",
+        jsonl(
+            lic_record("Ann works at Acme", ("Ann", "works_for", "ACME")),
+            lic_record("Bo lives in Rome", ("Bo", "lives_in", "Rome")),
+        ),
+    )
     data = read_relations(path)
     assert len(data) == 2 and data.triples[0] == [("Ann", "works_for", "ACME")]
     assert data.report.warnings == {"entity not in text": 1} and data.report.num_skipped == 0
@@ -490,8 +565,11 @@ def test_read_split_from_configs(tmp_path):
     write(tmp_path, "train.tsv", "good stuff\t0,1\nbad\t1\n")
     write(tmp_path, "dev.tsv", "meh\t0\n")
     write(tmp_path, "labels.txt", "pos\nneg\n")
-    config_path = write(tmp_path, "c.yaml", "task: multilabel_classification\n"
-                        "data: {train: train.tsv, dev: dev.tsv, label_names: labels.txt}\n")
+    config_path = write(
+        tmp_path,
+        "c.yaml",
+        "task: multilabel_classification\ndata: {train: train.tsv, dev: dev.tsv, label_names: labels.txt}\n",
+    )
     config = load_config(config_path)
     train = read_split(config.data, "train")
     assert train.labels == [["pos", "neg"], ["neg"]]
@@ -503,8 +581,11 @@ def test_read_split_from_configs(tmp_path):
 
     write(tmp_path, "r.jsonl", jsonl(lic_record("Ann works at Acme", ("Ann", "works_for", "Acme"))))
     write(tmp_path, "schema.txt", "works_for\n")
-    config = load_config(write(tmp_path, "r.yaml", "task: relation_extraction\n"
-                               "data: {train: r.jsonl, dev: r.jsonl, schema: schema.txt}\n"))
+    config = load_config(
+        write(
+            tmp_path, "r.yaml", "task: relation_extraction\ndata: {train: r.jsonl, dev: r.jsonl, schema: schema.txt}\n"
+        )
+    )
     assert read_split(config.data, "dev").triples == [[("Ann", "works_for", "Acme")]]
 
 
@@ -531,8 +612,9 @@ def test_split_off_is_seeded_disjoint_and_keeps_lines(tmp_path):
 
 
 def test_split_off_depends_on_lines_not_on_neighbours():
-    data = MultilabelDataset("t.jsonl", texts=[f"t{i}" for i in range(100)], labels=[["a"]] * 100,
-                             lines=list(range(1, 101)))
+    data = MultilabelDataset(
+        "t.jsonl", texts=[f"t{i}" for i in range(100)], labels=[["a"]] * 100, lines=list(range(1, 101))
+    )
     _, dev = split_off(data, 0.1, seed=0)
     # The same lines with one example missing: dev changes only at the cut.
     fewer = MultilabelDataset("t.jsonl", texts=data.texts[1:], labels=data.labels[1:], lines=data.lines[1:])
@@ -549,8 +631,11 @@ def test_split_off_sizes_and_errors():
     assert [len(part) for part in split_off(two, 0.01, seed=0)] == [1, 1]  # at least one each side
     assert [len(part) for part in split_off(two, 0.99, seed=0)] == [1, 1]
     one = MultilabelDataset("t.jsonl", texts=["a"], labels=[["x"]], lines=[3])
-    with pytest.raises(DataError, match=r"^t\.jsonl: cannot hold out a dev split from 1 example; "
-                                        r"need at least 2$"):
+    with pytest.raises(
+        DataError,
+        match=r"^t\.jsonl: cannot hold out a dev split from 1 example; "
+        r"need at least 2$",
+    ):
         split_off(one, 0.1, seed=0)
     for fraction in (0, 1, -0.5, "0.1", True, None):
         with pytest.raises(ValueError, match=r"fraction must be a number between 0 and 1"):
@@ -567,9 +652,15 @@ def test_dev_fraction_through_a_config(tmp_path):
 
     write(tmp_path, "train.tsv", "".join(f"text {i}\t{i % 2}\n" for i in range(20)) + "\t0\n")
     write(tmp_path, "labels.txt", "pos\nneg\n")
-    config = load_config(write(tmp_path, "c.yaml", "task: multilabel_classification\n"
-                               "data: {train: train.tsv, dev_fraction: 0.25, label_names: labels.txt, "
-                               "on_bad_line: skip}\ntraining: {seed: 3}\n"))
+    config = load_config(
+        write(
+            tmp_path,
+            "c.yaml",
+            "task: multilabel_classification\n"
+            "data: {train: train.tsv, dev_fraction: 0.25, label_names: labels.txt, "
+            "on_bad_line: skip}\ntraining: {seed: 3}\n",
+        )
+    )
     with pytest.raises(ValueError, match=r"no 'dev' file: dev is held out of train \(dev_fraction 0\.25\)"):
         read_split(config.data, "dev")
     messages = []
@@ -592,14 +683,22 @@ def test_dev_fraction_for_relations(tmp_path):
     write(tmp_path, "all_50_schemas", LIC_SCHEMA)
     records = [lic_record(f"张{i}祖籍北京", (f"张{i}", "祖籍", "北京")) for i in range(11)]
     write(tmp_path, "train.json", jsonl(*records))
-    config = load_config(write(tmp_path, "r.yaml", "task: relation_extraction\n"
-                               "data: {train: train.json, dev_fraction: 0.2, schema: all_50_schemas}\n"
-                               "training: {seed: 5}\n"))
+    config = load_config(
+        write(
+            tmp_path,
+            "r.yaml",
+            "task: relation_extraction\n"
+            "data: {train: train.json, dev_fraction: 0.2, schema: all_50_schemas}\n"
+            "training: {seed: 5}\n",
+        )
+    )
     messages = []
     data = read_data(config, log=messages.append)
     assert (len(data.train), len(data.dev), data.test) == (9, 2, None)
-    assert "dev: 2 sentences, 2 triples held out of train (dev_fraction 0.2, seed 5); " \
-           "train keeps 9 sentences, 9 triples" in messages
+    assert (
+        "dev: 2 sentences, 2 triples held out of train (dev_fraction 0.2, seed 5); "
+        "train keeps 9 sentences, 9 triples" in messages
+    )
     assert sorted(data.train.lines + data.dev.lines) == list(range(1, 12))
     # Texts, triples and line numbers stay together; the predicates are the schema's.
     for part in (data.train, data.dev):
@@ -611,8 +710,10 @@ def test_dev_fraction_for_relations(tmp_path):
         read_split(config.data, "dev")
     with pytest.raises(ConfigError) as excinfo:
         load_config(tmp_path / "r.yaml", overrides=["data.dev=train.json"])
-    assert "data.dev_fraction: give dev (a file) or dev_fraction (0.2, a share of train held out as dev), " \
-           "not both" in str(excinfo.value)
+    assert (
+        "data.dev_fraction: give dev (a file) or dev_fraction (0.2, a share of train held out as dev), "
+        "not both" in str(excinfo.value)
+    )
     with pytest.raises(ConfigError, match=r"data\.dev: required key is missing; give a dev file, or dev_fraction"):
         load_config(tmp_path / "r.yaml", overrides=["data.dev_fraction=null"])
 
@@ -622,9 +723,18 @@ def test_dev_fraction_for_relations(tmp_path):
 
 def test_reuters_r90():
     folder = shared("mlc/reuters_r90")
-    config = load_config(None, base={"task": "multilabel_classification", "data": {
-        "train": str(folder / "train.jsonl"), "dev": str(folder / "train.jsonl"),
-        "label_names": str(folder / "labels.txt"), "on_bad_line": "skip"}})
+    config = load_config(
+        None,
+        base={
+            "task": "multilabel_classification",
+            "data": {
+                "train": str(folder / "train.jsonl"),
+                "dev": str(folder / "train.jsonl"),
+                "label_names": str(folder / "labels.txt"),
+                "on_bad_line": "skip",
+            },
+        },
+    )
     data = read_split(config.data, "train")
     # 47 documents of the file have an empty text: counted, not fatal, in skip mode.
     assert len(data) == 7770 - 47 and data.report.skipped == {"empty text": 47}
@@ -646,8 +756,9 @@ def test_reuters_r90_dev_fraction():
 
 def test_goemotions():
     folder = shared("mlc/goemotions")
-    data = read_multilabel(folder / "train.tsv", text_field=0, labels_field=1, label_separator=",",
-                           label_names=folder / "labels.txt")
+    data = read_multilabel(
+        folder / "train.tsv", text_field=0, labels_field=1, label_separator=",", label_names=folder / "labels.txt"
+    )
     assert len(data) == 43410 and not data.report
     vocabulary = build_label_vocabulary([data], label_names=folder / "labels.txt")
     assert len(vocabulary) == 28 and vocabulary[-1] == "neutral"
@@ -706,27 +817,27 @@ def _read_or_data_error(reader, content: bytes, suffix: str, **kwargs):
 
 
 @_PROPERTY
-@given(content=st.binary(max_size=300), suffix=st.sampled_from([".jsonl", ".csv", ".tsv"]),
-       skip=st.booleans())
+@given(content=st.binary(max_size=300), suffix=st.sampled_from([".jsonl", ".csv", ".tsv"]), skip=st.booleans())
 def test_multilabel_reader_on_arbitrary_bytes(content, suffix, skip):
     _read_or_data_error(read_multilabel, content, suffix, on_bad_line="skip" if skip else "error")
 
 
 @_PROPERTY
-@given(lines=st.lists(_records | _json_values, max_size=5), skip=st.booleans(),
-       names=st.none() | st.just(["a", "b", "1"]))
+@given(
+    lines=st.lists(_records | _json_values, max_size=5), skip=st.booleans(), names=st.none() | st.just(["a", "b", "1"])
+)
 def test_multilabel_reader_on_arbitrary_records(lines, skip, names):
     content = "\n".join(json.dumps(line) for line in lines).encode()
-    data = _read_or_data_error(read_multilabel, content, ".jsonl", label_names=names,
-                               on_bad_line="skip" if skip else "error")
+    data = _read_or_data_error(
+        read_multilabel, content, ".jsonl", label_names=names, on_bad_line="skip" if skip else "error"
+    )
     if data is not None:
         assert all(isinstance(t, str) and t.strip() for t in data.texts)
         assert all(isinstance(label, str) for labels in data.labels for label in labels)
 
 
 @_PROPERTY
-@given(rows=st.lists(st.lists(st.text(max_size=10), max_size=4), max_size=5),
-       delimiter=st.sampled_from([",", "\t"]))
+@given(rows=st.lists(st.lists(st.text(max_size=10), max_size=4), max_size=5), delimiter=st.sampled_from([",", "\t"]))
 def test_table_reader_on_arbitrary_text(rows, delimiter):
     content = "\n".join(delimiter.join(row) for row in rows).encode("utf-8")
     suffix = ".csv" if delimiter == "," else ".tsv"
@@ -735,16 +846,27 @@ def test_table_reader_on_arbitrary_text(rows, delimiter):
 
 
 @_PROPERTY
-@given(records=st.lists(_records | _json_values, max_size=5), as_array=st.booleans(),
-       layout=st.sampled_from(["lic2019", "casrel"]), skip=st.booleans(),
-       missing=st.sampled_from(["count", "error"]))
+@given(
+    records=st.lists(_records | _json_values, max_size=5),
+    as_array=st.booleans(),
+    layout=st.sampled_from(["lic2019", "casrel"]),
+    skip=st.booleans(),
+    missing=st.sampled_from(["count", "error"]),
+)
 def test_relation_reader_on_arbitrary_records(records, as_array, layout, skip, missing):
     if as_array:
         content = json.dumps(records, indent=1).encode()
     else:
         content = "\n".join(json.dumps(record) for record in records).encode()
-    data = _read_or_data_error(read_relations, content, ".json", layout=layout, schema=None,
-                               on_bad_line="skip" if skip else "error", on_missing_entity=missing)
+    data = _read_or_data_error(
+        read_relations,
+        content,
+        ".json",
+        layout=layout,
+        schema=None,
+        on_bad_line="skip" if skip else "error",
+        on_missing_entity=missing,
+    )
     if data is not None:
         assert all(len(triple) == 3 for triples in data.triples for triple in triples)
 

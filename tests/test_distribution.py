@@ -27,9 +27,16 @@ from toolkit.data.synthetic import write_multilabel_demo, write_relation_demo
 from toolkit.distribution import Replicas, _even_out, check_backend, check_batch_size
 
 # No dropout, two epochs (so that the second epoch's order is checked too), no test split.
-SETTINGS = [*TINY_ENCODER, "model.encoder.dropout=0", "training.epochs=2",
-            "training.batch_size=16", "training.learning_rate=0.003", "training.early_stopping_patience=null",
-            "data.test=null", "output.overwrite=true"]
+SETTINGS = [
+    *TINY_ENCODER,
+    "model.encoder.dropout=0",
+    "training.epochs=2",
+    "training.batch_size=16",
+    "training.learning_rate=0.003",
+    "training.early_stopping_patience=null",
+    "data.test=null",
+    "output.overwrite=true",
+]
 # 192 train and 64 dev examples in batches of 16; 105 relation sentences of which 96 have a
 # usable triple at maxlen 64: every batch splits evenly over two devices. Texts cut to 8 tokens
 # give JAX a single batch shape to compile.
@@ -75,11 +82,14 @@ def weights(run):
     import h5py
 
     arrays = {}
-    with zipfile.ZipFile(run / "best" / "model.keras") as archive, archive.open("model.weights.h5") as raw:
-        with h5py.File(raw, "r") as weights_file:
-            weights_file.visititems(
-                lambda name, item: arrays.__setitem__(name, np.asarray(item)) if isinstance(item, h5py.Dataset) else None
-            )
+    with (
+        zipfile.ZipFile(run / "best" / "model.keras") as archive,
+        archive.open("model.weights.h5") as raw,
+        h5py.File(raw, "r") as weights_file,
+    ):
+        weights_file.visititems(
+            lambda name, item: arrays.__setitem__(name, np.asarray(item)) if isinstance(item, h5py.Dataset) else None
+        )
     return arrays
 
 
@@ -118,7 +128,10 @@ def assert_same_run(one_device, several, label):
         np.testing.assert_allclose(second[name], first[name], rtol=1e-4, atol=1e-5, err_msg=f"{label}: {name}")
     for name in first_weights:
         np.testing.assert_allclose(second_weights[name], first_weights[name], rtol=1e-4, atol=1e-5, err_msg=name)
-    assert json.loads((several / "best.json").read_text())["epoch"] == json.loads((one_device / "best.json").read_text())["epoch"]
+    assert (
+        json.loads((several / "best.json").read_text())["epoch"]
+        == json.loads((one_device / "best.json").read_text())["epoch"]
+    )
     assert scores(several) == pytest.approx(scores(one_device), rel=1e-4, abs=1e-6)
 
 
@@ -130,7 +143,9 @@ def configs(tmp_path_factory):
     classification = default_config(
         "multilabel_classification", data_dir=root / "multilabel", output_dir=root / "unused", overrides=CLASSIFICATION
     )
-    relations = default_config("relation_extraction", data_dir=root / "relations", output_dir=root / "unused", overrides=RELATIONS)
+    relations = default_config(
+        "relation_extraction", data_dir=root / "relations", output_dir=root / "unused", overrides=RELATIONS
+    )
     classification.save(root / "classification.yaml")
     relations.save(root / "relations.yaml")
     return root
@@ -152,21 +167,31 @@ def runs(configs):
     for task in ("classification", "relations"):
         for name in ("none", "mirrored"):
             folders["tensorflow", task, name] = configs / f"tf_{task}_{name}"
-            tensorflow_runs.append([str(configs / f"{task}.yaml"),
-                                    [f"output.dir={folders['tensorflow', task, name]}", f"training.distribution={name}"]])
+            tensorflow_runs.append(
+                [
+                    str(configs / f"{task}.yaml"),
+                    [f"output.dir={folders['tensorflow', task, name]}", f"training.distribution={name}"],
+                ]
+            )
     jax_runs = []
     for name in ("none", "data_parallel"):
         folders["jax", name] = configs / f"jax_{name}"
-        jax_runs.append([str(configs / "classification.yaml"),
-                         [f"output.dir={folders['jax', name]}", f"training.distribution={name}"]])
+        jax_runs.append(
+            [
+                str(configs / "classification.yaml"),
+                [f"output.dir={folders['jax', name]}", f"training.distribution={name}"],
+            ]
+        )
     folders["multi_worker"] = configs / "multi_worker"
     cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
     processes = {"tensorflow": launch(configs, tensorflow_runs), "jax": launch(configs, jax_runs, backend="jax")}
     for index in range(2):
         scratch = configs / f"tmp_worker{index}"
         scratch.mkdir()
-        environment = {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-                       "TMPDIR": str(scratch)}
+        environment = {
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+            "TMPDIR": str(scratch),
+        }
         overrides = [f"output.dir={folders['multi_worker']}", "training.distribution=multi_worker_mirrored"]
         processes[f"worker{index}"] = launch(
             configs, [[str(configs / "classification.yaml"), overrides]], devices=1, extra_env=environment
@@ -193,14 +218,16 @@ def finished(runs, *groups):
 
 def test_mirrored_classification_matches_one_device(runs):
     folders = finished(runs, "tensorflow")
-    assert_same_run(folders["tensorflow", "classification", "none"], folders["tensorflow", "classification", "mirrored"],
-                    "mirrored")
+    assert_same_run(
+        folders["tensorflow", "classification", "none"], folders["tensorflow", "classification", "mirrored"], "mirrored"
+    )
 
 
 def test_mirrored_relation_extraction_matches_one_device(runs):
     folders = finished(runs, "tensorflow")
-    assert_same_run(folders["tensorflow", "relations", "none"], folders["tensorflow", "relations", "mirrored"],
-                    "mirrored relations")
+    assert_same_run(
+        folders["tensorflow", "relations", "none"], folders["tensorflow", "relations", "mirrored"], "mirrored relations"
+    )
 
 
 def test_multi_worker_mirrored_matches_one_device(runs, configs):
@@ -228,8 +255,12 @@ def test_unknown_distribution_is_a_config_error_with_a_suggestion():
     "name, backend, expected",
     [
         ("mirrored", "jax", r"'mirrored' needs the tensorflow backend .* on jax use 'data_parallel'"),
-        ("multi_worker_mirrored", "torch", r"'multi_worker_mirrored' needs the tensorflow backend .*the torch backend "
-                                           r"trains on one device"),
+        (
+            "multi_worker_mirrored",
+            "torch",
+            r"'multi_worker_mirrored' needs the tensorflow backend .*the torch backend "
+            r"trains on one device",
+        ),
         ("data_parallel", "tensorflow", r"'data_parallel' needs the jax backend .* use 'mirrored' or"),
     ],
 )
@@ -246,8 +277,12 @@ def test_train_refuses_the_wrong_backend_before_writing_anything(tmp_path):
 
     wrong = "data_parallel" if keras.backend.backend() != "jax" else "mirrored"
     write_multilabel_demo(tmp_path / "data", n_train=40, n_dev=10, n_test=10, seed=1)
-    config = default_config("multilabel_classification", data_dir=tmp_path / "data", output_dir=tmp_path / "run",
-                            overrides=[f"training.distribution={wrong}"])
+    config = default_config(
+        "multilabel_classification",
+        data_dir=tmp_path / "data",
+        output_dir=tmp_path / "run",
+        overrides=[f"training.distribution={wrong}"],
+    )
     with pytest.raises(ConfigError, match=r"training\.distribution: .*needs the"):
         ClassificationPipeline(config, log=lambda message: None).train()
     assert not (tmp_path / "run").exists()

@@ -38,9 +38,7 @@ TOKENS = [
     "，", "。", "中", "国", "人", "周", "杰", "伦",
 ]  # fmt: skip
 TEXTS = ["hello world, the cats sat!", "中国人，周杰伦。", "a b"]
-MINILM_DIR = Path(
-    os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")
-).expanduser()
+MINILM_DIR = Path(os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")).expanduser()
 
 
 def _hf_config(config: dict, **overrides) -> dict:
@@ -73,10 +71,7 @@ def _inputs(tokenizer: WordPieceTokenizer, texts=TEXTS, maxlen=None):
 def _max_error(encoder: LoadedEncoder, weights: dict, config: dict, texts=TEXTS):
     """Largest |keras - numpy| over real (unpadded) positions and the pooled output."""
     inputs = _inputs(encoder.tokenizer, texts)
-    outputs = {
-        name: keras.ops.convert_to_numpy(value)
-        for name, value in encoder.backbone(inputs).items()
-    }
+    outputs = {name: keras.ops.convert_to_numpy(value) for name, value in encoder.backbone(inputs).items()}
     sequence, pooled = numpy_bert(weights, config, **inputs)
     real = inputs["padding_mask"][..., None].astype(bool)
     sequence_error = np.abs((outputs["sequence_output"] - sequence) * real).max()
@@ -288,9 +283,7 @@ def test_error_unsupported_albert(tiny, tmp_path):
 def test_error_unsupported_albert_variables(tiny, tmp_path):
     _, weights, config = tiny
     albert_variable = "bert/encoder/transformer/group_0/inner_group_0/ffn_1/kernel"
-    write_google_checkpoint(
-        tmp_path, weights, config, TOKENS, extra={albert_variable: np.zeros((2, 2), "float32")}
-    )
+    write_google_checkpoint(tmp_path, weights, config, TOKENS, extra={albert_variable: np.zeros((2, 2), "float32")})
     with pytest.raises(EncoderLoadError, match="Unsupported architecture.*ALBERT"):
         load_encoder({"path": str(tmp_path)})
 
@@ -320,8 +313,7 @@ def test_error_random_without_vocab():
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (MINILM_DIR / "model.safetensors").is_file(),
-    reason=f"all-MiniLM-L6-v2 not in {MINILM_DIR}; run `bash ../shared/scripts/get-minilm.sh` "
-    "(or set MINILM_DIR)",
+    reason=f"all-MiniLM-L6-v2 not in {MINILM_DIR}; run `bash ../shared/scripts/get-minilm.sh` (or set MINILM_DIR)",
 )
 def test_minilm_huggingface_and_google_format_agree(tmp_path):
     from safetensors.numpy import load_file

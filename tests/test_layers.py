@@ -106,10 +106,14 @@ def test_conditional_layer_norm_starts_as_layer_norm_and_uses_the_condition(rng,
 
     layer.gamma_kernel.assign(rng.normal(size=(4, 8)).astype(np.float32))
     layer.beta_kernel.assign(rng.normal(size=(4, 8)).astype(np.float32))
-    np.testing.assert_allclose(to_numpy(layer(x, condition)), layer_norm_reference(x, condition, layer), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(layer(x, condition)), layer_norm_reference(x, condition, layer), rtol=1e-4, atol=1e-5
+    )
 
     sequence, subject = keras.Input((None, 8)), keras.Input((4,))
-    model = keras.Model([sequence, subject], ConditionalLayerNormalization(hidden_units=3, hidden_activation="relu")(sequence, subject))
+    model = keras.Model(
+        [sequence, subject], ConditionalLayerNormalization(hidden_units=3, hidden_activation="relu")(sequence, subject)
+    )
     model.save(tmp_path / "cln.keras")
     restored = keras.models.load_model(tmp_path / "cln.keras")
     restored_layer = restored.layers[-1]

@@ -41,9 +41,7 @@ def random_problem(rng, shape, positive_rate=0.3, scale=4.0):
 
 
 def assert_matches_reference(targets, logits, mask=None, rtol=1e-5):
-    value, gradient = value_and_gradient(
-        lambda s: multilabel_categorical_crossentropy(targets, s, mask=mask), logits
-    )
+    value, gradient = value_and_gradient(lambda s: multilabel_categorical_crossentropy(targets, s, mask=mask), logits)
     expected_value, expected_gradient = reference_loss_and_gradient(targets, logits, mask)
     np.testing.assert_allclose(value, expected_value, rtol=rtol, atol=1e-6)
     np.testing.assert_allclose(gradient, expected_gradient, rtol=rtol, atol=1e-7)
@@ -90,9 +88,7 @@ def test_negative_infinity_logits_are_masked(rng):
     logits[:, 6:] = -np.inf
     targets_with_padding = targets.copy()
     targets_with_padding[:, 6:] = 1.0  # positives at padded positions must not count
-    value, gradient = value_and_gradient(
-        lambda s: multilabel_categorical_crossentropy(targets_with_padding, s), logits
-    )
+    value, gradient = value_and_gradient(lambda s: multilabel_categorical_crossentropy(targets_with_padding, s), logits)
     expected = reference_loss_and_gradient(targets[:, :6], logits[:, :6])
     np.testing.assert_allclose(value, expected[0], rtol=1e-5)
     np.testing.assert_allclose(gradient[:, :6], expected[1], rtol=1e-5, atol=1e-7)
@@ -221,9 +217,7 @@ def test_saved_model_with_the_loss_reloads_without_custom_objects(tmp_path, rng)
     restored = keras.models.load_model(tmp_path / "model.keras")
     assert isinstance(restored.loss, SparseMultilabelCategoricalCrossentropy)
     assert restored.loss.mask_zero is True
-    np.testing.assert_allclose(
-        restored.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5
-    )
+    np.testing.assert_allclose(restored.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-5)
 
 
 def test_training_with_the_loss_learns_a_separable_problem(rng):

@@ -42,8 +42,12 @@ def test_matches_sklearn_over_many_updates_and_after_reset(rng, metric_class, fu
     weights = rng.random(len(targets)).astype(np.float32)
     metric = metric_class(average=average, zero_division=zero_division)
     for start in range(0, len(targets), 7):
-        metric.update_state(targets[start : start + 7], logits[start : start + 7], sample_weight=weights[start : start + 7])
-    expected = sklearn_score(function, targets, logits, average=average, zero_division=zero_division, sample_weight=weights)
+        metric.update_state(
+            targets[start : start + 7], logits[start : start + 7], sample_weight=weights[start : start + 7]
+        )
+    expected = sklearn_score(
+        function, targets, logits, average=average, zero_division=zero_division, sample_weight=weights
+    )
     np.testing.assert_allclose(to_numpy(metric.result()), expected, rtol=1e-6, atol=1e-6)
 
     metric.reset_state()

@@ -29,7 +29,10 @@ def test_pipeline_trains_with_finite_loss(tmp_path, task, policy):
 
         write_relation_demo(tmp_path / "data", n_train=200, n_dev=40, n_test=40, seed=1)
     config = default_config(
-        task, data_dir=tmp_path / "data", output_dir=tmp_path / "run", overrides=[*TINY, f"training.mixed_precision={policy}"]
+        task,
+        data_dir=tmp_path / "data",
+        output_dir=tmp_path / "run",
+        overrides=[*TINY, f"training.mixed_precision={policy}"],
     )
     results = Pipeline(config, log=lambda message: None).train()
     with open(tmp_path / "run" / "history.csv", encoding="utf-8") as handle:

@@ -18,9 +18,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT, TINY_ENCODER
 from toolkit.config import default_config
-from toolkit.tasks import pipeline_class
 from toolkit.data.synthetic import write_multilabel_demo, write_relation_demo
 from toolkit.streaming import iter_texts, stream_predictions
+from toolkit.tasks import pipeline_class
 
 MiB = 2**20
 SIZES = (10_000, 100_000)
@@ -35,8 +35,7 @@ HEAP_GROWTH_LIMIT = 1 * MiB
 # One step at a high learning rate: the relation extractor then finds few spans
 # (after a step at the default rate it finds several per text, and decoding
 # them would take most of this file's time). Batches of 256 at prediction too.
-TINY = [*TINY_ENCODER, "model.maxlen=16", "training.epochs=1", "training.batch_size=256",
-        "training.learning_rate=0.01"]
+TINY = [*TINY_ENCODER, "model.maxlen=16", "training.epochs=1", "training.batch_size=256", "training.learning_rate=0.01"]
 TASKS = {
     "classification": ("multilabel_classification", write_multilabel_demo),
     "relations": ("relation_extraction", write_relation_demo),
@@ -61,7 +60,7 @@ def _write_inputs(directory, words, json_lines, seed=0):
     """The 100k-line input, and its first 10k lines as the small one: texts of 3-8 words."""
     rng = random.Random(seed)
     paths = {size: directory / f"in_{size}.{'jsonl' if json_lines else 'txt'}" for size in SIZES}
-    handles = {size: open(path, "w", encoding="utf-8") for size, path in paths.items()}
+    handles = {size: open(path, "w", encoding="utf-8") for size, path in paths.items()}  # noqa: SIM115 (closed below)
     with handles[SIZES[0]], handles[SIZES[1]]:
         for number in range(SIZES[1]):
             text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 8)))
@@ -92,7 +91,10 @@ def _predict_in_child(module, run_dir, input_path, output_path):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
     done = subprocess.run(
         [sys.executable, "-c", _CHILD, module, str(run_dir), str(input_path), str(output_path)],
-        capture_output=True, text=True, env=environment, timeout=600,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -126,7 +128,9 @@ def _keep_every_text(input_path, output_path, predict_records, *, text_field="te
     texts = [text for _, text in iter_texts(input_path, text_field)]
     with open(output_path, "w", encoding="utf-8") as output:
         for start in range(0, len(texts), chunk_size):
-            output.writelines(json.dumps(record) + "\n" for record in predict_records(texts[start:start + chunk_size]))
+            output.writelines(
+                json.dumps(record) + "\n" for record in predict_records(texts[start : start + chunk_size])
+            )
     return len(texts)
 
 

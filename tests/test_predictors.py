@@ -66,7 +66,9 @@ def test_batching_covers_large_inputs(rng):
     model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
     x = rng.normal(size=(1003, 3)).astype(np.float32)
     predictor = MultilabelPredictor(model, LABELS, batch_size=100)
-    np.testing.assert_allclose(predictor.decision_function(x), keras.ops.convert_to_numpy(model(x)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        predictor.decision_function(x), keras.ops.convert_to_numpy(model(x)), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_save_and_load_keep_labels_and_settings(tmp_path):

@@ -33,8 +33,16 @@ def tiny_run(tmp_path_factory):
 
 def test_run_folder_holds_every_output(tiny_run):
     _, _, run = tiny_run
-    for name in ("config.yaml", "metrics.json", "report.txt", "history.csv", "predictions_dev.jsonl",
-                 "predictions_test.jsonl", "per_predicate_dev.json", "per_predicate_test.json"):
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "report.txt",
+        "history.csv",
+        "predictions_dev.jsonl",
+        "predictions_test.jsonl",
+        "per_predicate_dev.json",
+        "per_predicate_test.json",
+    ):
         assert (run / name).is_file(), name
     for name in ("learning_curves.png", "per_predicate_f1_dev.png"):
         assert (run / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -92,6 +100,8 @@ def test_cli_trains_and_predicts(tmp_path, backend):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "f1" in json.loads((tmp_path / "run" / "metrics.json").read_text())["dev"]
     (tmp_path / "in.txt").write_text("a sentence to read\n", encoding="utf-8")
-    done = run_cli("predict", str(tmp_path / "run"), str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"), backend=backend)
+    done = run_cli(
+        "predict", str(tmp_path / "run"), str(tmp_path / "in.txt"), str(tmp_path / "out.jsonl"), backend=backend
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((tmp_path / "out.jsonl").read_text())["text"] == "a sentence to read"

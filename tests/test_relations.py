@@ -56,10 +56,15 @@ def family_sentences(count, seed):
             sentences.append((f"{first}的父亲是{second}。", [(first, "父亲", second)]))
         elif kind == 1:
             sentences.append(
-                (f"{first}的妻子是{second}，{first}的父亲是{third}。", [(first, "妻子", second), (first, "父亲", third)])
+                (
+                    f"{first}的妻子是{second}，{first}的父亲是{third}。",
+                    [(first, "妻子", second), (first, "父亲", third)],
+                )
             )
         else:
-            sentences.append((f"{second}出生于{place}，父亲是{first}。", [(second, "出生地", place), (second, "父亲", first)]))
+            sentences.append(
+                (f"{second}出生于{place}，父亲是{first}。", [(second, "出生地", place), (second, "父亲", first)])
+            )
     return sentences
 
 
@@ -71,7 +76,29 @@ def chinese_tokenizer():
 
 @pytest.fixture(scope="module")
 def english_tokenizer():
-    words = "alan bean beans , who was born in wheeler texas . aranguiz charles ( ) - s ' went home the".split()
+    words = [
+        "alan",
+        "bean",
+        "beans",
+        ",",
+        "who",
+        "was",
+        "born",
+        "in",
+        "wheeler",
+        "texas",
+        ".",
+        "aranguiz",
+        "charles",
+        "(",
+        ")",
+        "-",
+        "s",
+        "'",
+        "went",
+        "home",
+        "the",
+    ]
     return WordPieceTokenizer(SPECIALS + words, lowercase=True)
 
 
@@ -196,8 +223,9 @@ def test_targets_use_the_first_token_aligned_occurrence(english_tokenizer):
     start, end = targets[0].subject_spans[0]
     assert text[targets[0].encoding.offsets[start][0] : targets[0].encoding.offsets[end][1]] == "Bean"
     # Found only inside a longer token: kept, widened to that token, and noted.
-    targets, report = build_targets(["Beans went home ."], [[("Bean", "birthPlace", "home")]],
-                                    english_tokenizer, ["birthPlace"], maxlen=40)
+    targets, report = build_targets(
+        ["Beans went home ."], [[("Bean", "birthPlace", "home")]], english_tokenizer, ["birthPlace"], maxlen=40
+    )
     assert report.warnings == {"not on token boundaries": 1} and report.num_kept == 1
     assert targets[0].subject_spans == [(1, 1)]
 
@@ -270,14 +298,25 @@ def check_decoders_recover(tokenizer, texts, triples, predicates, maxlen, expect
 def test_decoders_map_spans_back_to_chinese_text(chinese_tokenizer):
     texts = ["周杰伦的父亲是周耀中，妻子是昆凌", "王伟出生于京沪市，父亲是李强。", "张军的父亲是黄敏。"]
     triples = [
-        [("周杰伦", "父亲", "周耀中"), ("周杰伦", "妻子", "昆凌"), ("杰伦", "父亲", "周耀中"), ("周杰伦", "妻子", "周杰伦")],
+        [
+            ("周杰伦", "父亲", "周耀中"),
+            ("周杰伦", "妻子", "昆凌"),
+            ("杰伦", "父亲", "周耀中"),
+            ("周杰伦", "妻子", "周杰伦"),
+        ],
         [("王伟", "出生地", "京沪市"), ("王伟", "父亲", "李强")],
         [],
     ]
     check_decoders_recover(chinese_tokenizer, texts, triples, PREDICATES, maxlen=32)
     # Truncated: 昆凌 is past maxlen=12, so it can be neither a target nor decoded.
-    check_decoders_recover(chinese_tokenizer, texts[:1], [triples[0]], PREDICATES, maxlen=12,
-                           expected=[[t for t in triples[0] if t[2] != "昆凌"]])
+    check_decoders_recover(
+        chinese_tokenizer,
+        texts[:1],
+        [triples[0]],
+        PREDICATES,
+        maxlen=12,
+        expected=[[t for t in triples[0] if t[2] != "昆凌"]],
+    )
 
 
 def test_decoders_map_spans_back_to_english_text_with_spaces_punctuation_and_accents(english_tokenizer):
@@ -315,8 +354,14 @@ def test_triple_scores_and_per_predicate_numbers():
     assert list(per_predicate) == ["p", "q", "r"]
     assert per_predicate["p"]["precision"] == pytest.approx(2 / 3) and per_predicate["p"]["recall"] == 1.0
     assert per_predicate["q"]["f1"] == 0.0 and per_predicate["q"]["num_gold"] == 1
-    assert per_predicate["r"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "num_correct": 0,
-                                  "num_predicted": 0, "num_gold": 0}
+    assert per_predicate["r"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "num_correct": 0,
+        "num_predicted": 0,
+        "num_gold": 0,
+    }
     report = evaluate_triples(predicted, gold)
     assert json.loads(json.dumps(report))["micro"]["f1"] == pytest.approx(0.5)
     assert triple_scores([[]], [[]], zero_division=1.0)["f1"] == 1.0
@@ -365,7 +410,7 @@ def test_feed_samples_one_subject_per_sentence_reproducibly(chinese_tokenizer):
         span = tuple(batch["subject_span"][row])
         assert span in item.subject_spans
         np.testing.assert_array_equal(batch["object_labels"][row], item.object_labels(span, seq_len))
-        assert not batch["token_ids"][row, len(item):].any()
+        assert not batch["token_ids"][row, len(item) :].any()
 
     again = RelationDataFeed(targets, batch_size=8, seed=7)
     np.testing.assert_array_equal(again[0]["subject_span"], batch["subject_span"])
@@ -436,8 +481,10 @@ def test_saved_model_reloads_with_the_same_outputs(trained, chinese_tokenizer, t
     spans = np.array([[1, 2]] * len(encodings), dtype="int32")
     for model_name, model_inputs in [
         ("subject_model", {"token_ids": inputs["token_ids"], "segment_ids": inputs["segment_ids"]}),
-        ("encoder_object_model", {"token_ids": inputs["token_ids"], "segment_ids": inputs["segment_ids"],
-                                  "subject_span": spans}),
+        (
+            "encoder_object_model",
+            {"token_ids": inputs["token_ids"], "segment_ids": inputs["segment_ids"], "subject_span": spans},
+        ),
     ]:
         before = keras.tree.map_structure(keras.ops.convert_to_numpy, getattr(extractor, model_name)(model_inputs))
         after = keras.tree.map_structure(keras.ops.convert_to_numpy, getattr(loaded, model_name)(model_inputs))
@@ -447,8 +494,7 @@ def test_saved_model_reloads_with_the_same_outputs(trained, chinese_tokenizer, t
     sequence_output = keras.ops.convert_to_numpy(loaded.subject_model(encoder_inputs)["sequence_output"])
     heads = keras.ops.convert_to_numpy(
         loaded.object_model(
-            {"sequence_output": sequence_output, "padding_mask": inputs["padding_mask"],
-             "subject_span": spans}
+            {"sequence_output": sequence_output, "padding_mask": inputs["padding_mask"], "subject_span": spans}
         )
     )
     full = keras.ops.convert_to_numpy(loaded.encoder_object_model({**encoder_inputs, "subject_span": spans}))
@@ -456,7 +502,6 @@ def test_saved_model_reloads_with_the_same_outputs(trained, chinese_tokenizer, t
     # -inf exactly at the padding positions.
     is_padding = np.broadcast_to(inputs["padding_mask"][:, None, None, :] == 0, heads.shape)
     np.testing.assert_array_equal(np.isneginf(heads), is_padding)
-
 
 
 @pytest.mark.parametrize("loss_in", ["layer", "compile"])
@@ -561,8 +606,9 @@ def _check_compile_route_history(result):
 def test_compile_loss_route_trains_on_this_backend():
     """`loss_in="compile"` (labels as y): the route that works on JAX; eager on TF to keep it fast."""
     namespace = {"COMPILE": "auto"}
-    code = JAX_TRAINING.replace("jit_compile=COMPILE",
-                                "jit_compile=COMPILE, run_eagerly=keras.backend.backend() != 'jax'")
+    code = JAX_TRAINING.replace(
+        "jit_compile=COMPILE", "jit_compile=COMPILE, run_eagerly=keras.backend.backend() != 'jax'"
+    )
     captured = []
     namespace["print"] = captured.append
     exec(compile(code, "jax_training", "exec"), namespace)

@@ -5,6 +5,7 @@ import json
 import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,8 +62,14 @@ def test_scores_on_a_tiny_example_by_hand():
     expected_keys = {
         f"{average}_{name}" for average in ("micro", "macro", "samples") for name in ("f1", "precision", "recall")
     } | {
-        "weighted_f1", "subset_accuracy", "hamming_loss", "n_examples", "n_labels",
-        "label_cardinality_true", "label_cardinality_pred", "empty_predictions",
+        "weighted_f1",
+        "subset_accuracy",
+        "hamming_loss",
+        "n_examples",
+        "n_labels",
+        "label_cardinality_true",
+        "label_cardinality_pred",
+        "empty_predictions",
     }
     assert set(scores) == expected_keys
     assert all(type(value) in (int, float) for value in scores.values())
@@ -255,7 +262,7 @@ def test_plots_leave_global_matplotlib_state_alone(tmp_path, rng):
     plots.plot_learning_curves({"loss": [1.0, 0.5]}, tmp_path / "curves.png")
     assert (matplotlib.get_backend(), dict(matplotlib.rcParams)) == before
     for module in (scoring, plots):
-        source = open(module.__file__, encoding="utf-8").read()
+        source = Path(module.__file__).read_text(encoding="utf-8")
         assert "pyplot" not in source.replace("no `pyplot`", "")
         assert "import keras" not in source and "tensorflow" not in source
 

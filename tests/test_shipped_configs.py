@@ -19,10 +19,11 @@ from toolkit.config import MultilabelConfig, default_config, load_config
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.y*ml"))
 REAL_DATA = [path for path in CONFIGS if "TOOLKIT_SHARED_DIR" in path.read_text(encoding="utf-8")]
 # Pipeline 1 on real data: MiniLM fine-tuned on a multi-label data set of ../shared.
-REAL_MULTILABEL = [path for path in REAL_DATA
-                   if "task: multilabel_classification" in path.read_text(encoding="utf-8")]
+REAL_MULTILABEL = [path for path in REAL_DATA if "task: multilabel_classification" in path.read_text(encoding="utf-8")]
 MINILM = Path(os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")).expanduser()
-NO_SHARED = "../shared/data (or $TOOLKIT_SHARED_DIR/data) is absent: the real data sets live only in the project's own setup"
+NO_SHARED = (
+    "../shared/data (or $TOOLKIT_SHARED_DIR/data) is absent: the real data sets live only in the project's own setup"
+)
 
 
 def _name(path):
@@ -88,8 +89,10 @@ def test_demo_config_is_the_built_in_demo(environment):
     data_dir = environment / "demo_data"
     from_file = load_config(REPO_ROOT / "configs" / "demo_classification.yaml").to_dict()
     built_in = default_config("multilabel_classification", data_dir=data_dir).to_dict()
-    assert from_file.pop("output") == {"dir": str(REPO_ROOT / "runs" / "demo_classification_config"),
-                                       "overwrite": False}
+    assert from_file.pop("output") == {
+        "dir": str(REPO_ROOT / "runs" / "demo_classification_config"),
+        "overwrite": False,
+    }
     built_in.pop("output")
     assert from_file == built_in
 
@@ -114,27 +117,36 @@ def test_unset_demo_data_reads_what_the_demo_command_writes(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("TOOLKIT_RUN_REAL_DATA") != "1",
-                    reason="real-data smoke run: set TOOLKIT_RUN_REAL_DATA=1 to train each real config "
-                           "for 1 epoch on 200 examples")
+@pytest.mark.skipif(
+    os.environ.get("TOOLKIT_RUN_REAL_DATA") != "1",
+    reason="real-data smoke run: set TOOLKIT_RUN_REAL_DATA=1 to train each real config for 1 epoch on 200 examples",
+)
 @pytest.mark.parametrize("path", REAL_MULTILABEL, ids=_name)
 def test_smoke_real_data(path, tmp_path, capsys):
     if shared_dir() is None:
         pytest.skip(NO_SHARED)
     if not (MINILM / "model.safetensors").is_file():
-        pytest.skip(f"all-MiniLM-L6-v2 is not in {MINILM}: run `bash ../shared/scripts/get-minilm.sh` "
-                    "(or set MINILM_DIR)")
+        pytest.skip(
+            f"all-MiniLM-L6-v2 is not in {MINILM}: run `bash ../shared/scripts/get-minilm.sh` (or set MINILM_DIR)"
+        )
     from toolkit.classification.pipeline import ClassificationPipeline
 
-    config = load_config(path, overrides=[
-        "training.epochs=1", "data.max_examples=200", f"output.dir={tmp_path / 'run'}",
-    ])
+    config = load_config(
+        path,
+        overrides=[
+            "training.epochs=1",
+            "data.max_examples=200",
+            f"output.dir={tmp_path / 'run'}",
+        ],
+    )
     messages = []
     results = ClassificationPipeline(config, log=messages.append).train()
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == json.loads(json.dumps(results))
     assert results["best_epoch"] == 1 and 0.0 <= results["dev"]["micro_f1"] <= 1.0
     with capsys.disabled():
-        print(f"\n{path.name}: train {results['train_examples']} examples, "
-              f"{results['train_seconds']} s; dev micro-F1 {results['dev']['micro_f1']:.4f}, "
-              f"macro-F1 {results['dev']['macro_f1']:.4f}, threshold {results['decision_threshold']:g}, "
-              f"skipped {results['skipped_lines']}")
+        print(
+            f"\n{path.name}: train {results['train_examples']} examples, "
+            f"{results['train_seconds']} s; dev micro-F1 {results['dev']['micro_f1']:.4f}, "
+            f"macro-F1 {results['dev']['macro_f1']:.4f}, threshold {results['decision_threshold']:g}, "
+            f"skipped {results['skipped_lines']}"
+        )

@@ -38,7 +38,7 @@ PROPERTY_SETTINGS = dict(
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tokenizer_for(name: str) -> WordPieceTokenizer:
     path = VOCABS[name]
     if not path.is_file():
@@ -50,23 +50,98 @@ def tokenizer_for(name: str) -> WordPieceTokenizer:
 
 HARD_PIECES = [
     # CJK, full-width letters, digits and punctuation.
-    "周杰伦", "的", "父亲", "是", "中文", "晴天", "Ｂｅｒｔ", "１２３", "，", "。", "！", "？",
-    "（", "）", "《", "》", "：", "；", "、", "“", "”", "【", "】", "～",
+    "周杰伦",
+    "的",
+    "父亲",
+    "是",
+    "中文",
+    "晴天",
+    "Ｂｅｒｔ",
+    "１２３",
+    "，",
+    "。",
+    "！",
+    "？",
+    "（",
+    "）",
+    "《",
+    "》",
+    "：",
+    "；",
+    "、",
+    "“",
+    "”",
+    "【",
+    "】",
+    "～",
     # Emoji, with modifiers, ZWJ sequences and flags.
-    "😀", "👍🏽", "👨\u200d👩\u200d👧", "🇨🇳", "❤\ufe0f",
+    "😀",
+    "👍🏽",
+    "👨\u200d👩\u200d👧",
+    "🇨🇳",
+    "❤\ufe0f",
     # Combining accents, precomposed and decomposed letters.
-    "e\u0301", "\u0301", "a\u0308\u0323", "é", "É", "ñ", "Å", "İ", "ß", "ﬁ", "Straße",
+    "e\u0301",
+    "\u0301",
+    "a\u0308\u0323",
+    "é",
+    "É",
+    "ñ",
+    "Å",
+    "İ",
+    "ß",
+    "ﬁ",
+    "Straße",
     # Spacing marks with a non-zero combining class, and other marks.
-    "\U0001d165", "\u302e", "\u0903", "\u20dd",
+    "\U0001d165",
+    "\u302e",
+    "\u0903",
+    "\u20dd",
     # Whitespace runs.
-    " ", "  ", "\t", "\n", "\r\n", "\u3000", "\u00a0", "\u2009", " \u3000\t\n ",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\u3000",
+    "\u00a0",
+    "\u2009",
+    " \u3000\t\n ",
     # Control, format and replacement characters the normaliser drops.
-    "\x00", "\x07", "\ufffd", "\u200b", "\ufeff", "\u200d",
+    "\x00",
+    "\x07",
+    "\ufffd",
+    "\u200b",
+    "\ufeff",
+    "\u200d",
     # Characters no vocabulary holds.
-    "\U00010000", "☃", "ᚠ", "\U0002a6d6", "\ue000",
+    "\U00010000",
+    "☃",
+    "ᚠ",
+    "\U0002a6d6",
+    "\ue000",
     # Plain ASCII words, digits and punctuation; special tokens written in text.
-    "hello", "World", "playing", "unaffable", "42", "3.14", "[", "]", "#", "##", ".", ",",
-    "'", "-", "(", ")", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]",
+    "hello",
+    "World",
+    "playing",
+    "unaffable",
+    "42",
+    "3.14",
+    "[",
+    "]",
+    "#",
+    "##",
+    ".",
+    ",",
+    "'",
+    "-",
+    "(",
+    ")",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "[PAD]",
 ]
 
 long_words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=90, max_size=130)

@@ -129,8 +129,7 @@ def test_write_multilabel_demo_goes_through_the_reader(tmp_path):
     first = json.loads(paths["train"].read_text().splitlines()[0])
     assert first == make_multilabel_demo(300, 50, 50, seed=3)["train"][0]
 
-    config = default_config("multilabel_classification", data_dir=tmp_path / "demo",
-                            output_dir=tmp_path / "run")
+    config = default_config("multilabel_classification", data_dir=tmp_path / "demo", output_dir=tmp_path / "run")
     config.check_files()
     train, test = read_split(config.data, "train"), read_split(config.data, "test")
     assert (len(train), len(test)) == (300, 50) and not train.report
@@ -190,8 +189,12 @@ def test_relation_sentences_have_the_hard_cases(relations):
         nested += any(a != b and a in b for a in entities for b in entities)
         pairs = Counter(frozenset((s, o)) for s, _, o in spo)
         same_pair += any(n >= 2 for n in pairs.values())
-    for name, count in [("shared subject", shared_subject), ("object and subject", object_then_subject),
-                        ("nested entities", nested), ("two relations, one pair", same_pair)]:
+    for name, count in [
+        ("shared subject", shared_subject),
+        ("object and subject", object_then_subject),
+        ("nested entities", nested),
+        ("two relations, one pair", same_pair),
+    ]:
         assert count > 0.03 * len(train), name
 
 
@@ -227,8 +230,9 @@ def test_write_relation_demo_goes_through_the_reader(tmp_path):
 
 
 def test_write_demo_vocab(tmp_path):
-    tokens = write_demo_vocab(tmp_path / "v" / "vocab.txt", ["The box, the BOX!", "a zebra"],
-                              pieces=["Ze", "bra"], min_count=2)
+    tokens = write_demo_vocab(
+        tmp_path / "v" / "vocab.txt", ["The box, the BOX!", "a zebra"], pieces=["Ze", "bra"], min_count=2
+    )
     assert tokens[:5] == list(SPECIAL_TOKENS)
     assert (tmp_path / "v" / "vocab.txt").read_text().split("\n")[:-1] == tokens
     assert {"the", "box", ",", "!", "z", "##z", "ze", "##ze", "bra", "##bra"} <= set(tokens)

@@ -14,14 +14,10 @@ from tokenizers.models import WordPiece
 from toolkit.encoders import Encoding, WordPieceTokenizer
 from toolkit.encoders.tokenizer import infer_lowercase
 
-SHARED = Path(
-    os.environ.get("TOOLKIT_SHARED_DIR", Path(__file__).resolve().parents[1] / ".." / "shared")
-)
+SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", Path(__file__).resolve().parents[1] / ".." / "shared"))
 CHINESE_VOCAB = SHARED / "data" / "chinese_bert" / "vocab.txt"
 LIC2019_TRAIN = SHARED / "data" / "re" / "lic2019_sample" / "train_data.json"
-MINILM_DIR = Path(
-    os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")
-).expanduser()
+MINILM_DIR = Path(os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")).expanduser()
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [
@@ -82,7 +78,11 @@ def test_vocabulary_accessors(tokenizer):
     "text, expected_surface, entity",
     [
         # Full-width punctuation: each mark is its own token.
-        ("周杰伦的《晴天》，发行于2003年。", ["周", "杰", "伦", "的", "《", "晴", "天", "》", "，", "发", "行", "于", "2003", "年", "。"], "晴天"),
+        (
+            "周杰伦的《晴天》，发行于2003年。",
+            ["周", "杰", "伦", "的", "《", "晴", "天", "》", "，", "发", "行", "于", "2003", "年", "。"],
+            "晴天",
+        ),
         # Emoji are unknown: the [UNK] keeps the emoji's own offsets.
         ("hello 😀 world", ["hello", "😀", "world"], "😀"),
         # Runs of spaces, tabs and newlines.
@@ -229,9 +229,7 @@ def test_pickle_and_save_recreate_the_tokenizer(tokenizer, tmp_path):
 
 def test_casing_is_inferred_and_can_be_overridden(tmp_path):
     uncased = SPECIALS + ["hello", "world", "##s"]
-    cased = SPECIALS + ["Hello", "hello", "World", "world", "Paris", "##s"] + [
-        f"Name{index}" for index in range(20)
-    ]
+    cased = SPECIALS + ["Hello", "hello", "World", "world", "Paris", "##s"] + [f"Name{index}" for index in range(20)]
     assert infer_lowercase(uncased) is True
     assert infer_lowercase(cased) is False
     cased_tokenizer = WordPieceTokenizer(cased)

@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from toolkit.config import TrainingConfig
 from toolkit.atomic import replace_directory, resolve_directory
 from toolkit.callbacks import BestModelCheckpoint
+from toolkit.config import TrainingConfig
 from toolkit.optimization import WarmupDecay, ema_warning, make_optimizer
 
 

@@ -98,8 +98,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             return
         if self.monitor not in logs:
             raise KeyError(
-                f"training.monitor: {self.monitor!r} is not among this run's logged values "
-                f"({', '.join(sorted(logs))})."
+                f"training.monitor: {self.monitor!r} is not among this run's logged values ({', '.join(sorted(logs))})."
             )
         score = float(logs[self.monitor])
         if math.isfinite(score) and self._better(score):
@@ -118,8 +117,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             if self.stopped_on_nan is not None:
                 raise RuntimeError(self.nan_message())
             raise RuntimeError(
-                f"No model was saved: training.monitor ({self.monitor}) never had a finite value; "
-                "see history.csv."
+                f"No model was saved: training.monitor ({self.monitor}) never had a finite value; see history.csv."
             )
 
     def nan_message(self):
@@ -137,7 +135,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
 
 def monitor_mode(monitor):
-    """"min" for losses and error rates, "max" for scores (`toolkit.scores.lower_is_better`)."""
+    """ "min" for losses and error rates, "max" for scores (`toolkit.scores.lower_is_better`)."""
     return "min" if lower_is_better(monitor) else "max"
 
 

@@ -26,10 +26,15 @@ def _parser():
 
     train = commands.add_parser("train", help="train and evaluate from a config file")
     train.add_argument("config", help="YAML config file")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set training.epochs=3 (repeatable)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue an interrupted run in the same output folder")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set training.epochs=3 (repeatable)",
+    )
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run in the same output folder")
 
     tasks = ", ".join(f"{task.short_name} ({task.summary})" for task in TASKS)
     demo = commands.add_parser("demo", help="train on a built-in generated data set (no downloads)")

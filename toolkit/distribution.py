@@ -90,14 +90,18 @@ def check_backend(training, source="<config>", backend=None):
     """
     name = training.distribution
     if name not in STRATEGIES:
-        raise ConfigError(f"{source}: training.distribution: expected one of "
-                          f"{', '.join(map(repr, STRATEGIES))}; got {name!r}")
+        raise ConfigError(
+            f"{source}: training.distribution: expected one of {', '.join(map(repr, STRATEGIES))}; got {name!r}"
+        )
     backend = backend or _current_backend()
     needed = _BACKEND.get(name)
     if needed is not None and needed != backend:
         other = _ALTERNATIVE.get(backend)
-        hint = (f"; on {backend} use {other}" if other
-                else f"; the {backend} backend trains on one device here (use 'none')")
+        hint = (
+            f"; on {backend} use {other}"
+            if other
+            else f"; the {backend} backend trains on one device here (use 'none')"
+        )
         raise ConfigError(
             f"{source}: training.distribution: {name!r} needs the {needed} backend "
             f"(KERAS_BACKEND={needed}), but Keras runs on {backend}{hint}"
@@ -221,7 +225,7 @@ def distributed_batches(replicas, endless_batches, output_signature=None, *, wei
                     size = _batch_size(batch)
                     for replica in range(first, first + local):
                         begin, end = size * replica // replicas.count, size * (replica + 1) // replicas.count
-                        yield keras.tree.map_structure(lambda array: array[begin:end], batch)
+                        yield keras.tree.map_structure(lambda array: array[begin:end], batch)  # noqa: B023 (applied at once)
 
             dataset = tf.data.Dataset.from_generator(shares, output_signature=output_signature)
             return dataset.prefetch(local)

@@ -104,7 +104,7 @@ class ReplicaAwareAdamW(keras.optimizers.AdamW):
         summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in dense] + squares)
         for i, gradient in zip(dense, summed):
             grads[i] = self._clip_by_norm(gradient) / replicas  # the clipping Keras does on one device
-        for i, square in zip(sparse, summed[len(dense):]):
+        for i, square in zip(sparse, summed[len(dense) :]):
             norm = tf.sqrt(square)
             factor = self.clipnorm / tf.maximum(norm, self.clipnorm)
             grads[i] = tf.IndexedSlices(grads[i].values * factor, grads[i].indices, grads[i].dense_shape)

@@ -36,9 +36,10 @@ import logging
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 from toolkit.atomic import resolve_directory
 from toolkit.runs import RunFolder, close_run_folder, open_run_folder
@@ -167,8 +168,9 @@ class Pipeline:
         data_dir = output.parent / (output.name + "_data")
         cls.write_demo_data(data_dir)
         log(f"demo data written to {data_dir}")
-        return default_config(cls.task, data_dir=data_dir, output_dir=output,
-                              overrides=["output.overwrite=true", *overrides])
+        return default_config(
+            cls.task, data_dir=data_dir, output_dir=output, overrides=["output.overwrite=true", *overrides]
+        )
 
     @staticmethod
     def write_demo_data(data_dir) -> None:
@@ -325,8 +327,9 @@ class Pipeline:
         """One JSON-ready record per text, as `predict_file` writes them."""
         raise NotImplementedError
 
-    def predict_file(self, input_path, output_path, *, text_field: str = "text",
-                     chunk_size: Optional[int] = None) -> int:
+    def predict_file(
+        self, input_path, output_path, *, text_field: str = "text", chunk_size: Optional[int] = None
+    ) -> int:
         """Predict for every text of a file with the run's best model, streaming; returns the count.
 
         Input: JSON lines with a `text_field`, or plain text, one text a line.
@@ -338,8 +341,11 @@ class Pipeline:
 
         predictor = self.load_predictor()
         count = stream_predictions(
-            input_path, output_path, lambda texts: self.prediction_records(predictor, texts),
-            text_field=text_field, chunk_size=chunk_size or self.prediction_chunk_size,
+            input_path,
+            output_path,
+            lambda texts: self.prediction_records(predictor, texts),
+            text_field=text_field,
+            chunk_size=chunk_size or self.prediction_chunk_size,
         )
         self.log(f"wrote {count} predictions to {output_path}")
         return count

@@ -82,8 +82,7 @@ def plot_learning_curves(history, path, *, title=None):
         panels.append(("metrics", metrics))
     if not panels:
         raise ValueError(
-            "The 'history' argument of plot_learning_curves has nothing to plot. "
-            f"Got keys {sorted(history)} instead."
+            f"The 'history' argument of plot_learning_curves has nothing to plot. Got keys {sorted(history)} instead."
         )
     figure = _new_figure(5.6 * len(panels) + 0.6, 4.6)
     axes_list = figure.subplots(1, len(panels), squeeze=False)[0]
@@ -98,14 +97,26 @@ def plot_learning_curves(history, path, *, title=None):
                 epochs = np.arange(1, len(values) + 1)
                 line_colour = colour or ("C0" if key == "loss" else "C1")
                 axes.plot(
-                    epochs, values, style, color=line_colour, label=key,
-                    marker="o" if len(values) <= 30 else None, markersize=3, linewidth=1.6,
+                    epochs,
+                    values,
+                    style,
+                    color=line_colour,
+                    label=key,
+                    marker="o" if len(values) <= 30 else None,
+                    markersize=3,
+                    linewidth=1.6,
                 )
                 if key.startswith("val_") and np.isfinite(values).any():
                     best = np.nanargmin(values) if lower_is_better(name) else np.nanargmax(values)
                     axes.plot(
-                        epochs[best], values[best], "*", color=line_colour, markersize=13,
-                        markeredgecolor="black", markeredgewidth=0.6, zorder=5,
+                        epochs[best],
+                        values[best],
+                        "*",
+                        color=line_colour,
+                        markersize=13,
+                        markeredgecolor="black",
+                        markeredgewidth=0.6,
+                        zorder=5,
                     )
         has_validation = any(f"val_{name}" in history for name in names)
         axes.set_xlabel("epoch")
@@ -157,7 +168,7 @@ def plot_per_label_f1(report, path, *, title=None, max_labels=60):
     hidden = len(rows) - max_labels
     if hidden > 0:
         top = (max_labels + 1) // 2
-        rows = rows[:top] + [None] + rows[len(rows) - (max_labels - top):]
+        rows = rows[:top] + [None] + rows[len(rows) - (max_labels - top) :]
     longest = max(len(_shorten(row[0], 40)) for row in rows if row)
     figure = _new_figure(6.5 + 0.075 * longest, max(2.8, 1.4 + 0.24 * len(rows)))
     axes = figure.subplots()
@@ -172,8 +183,15 @@ def plot_per_label_f1(report, path, *, title=None, max_labels=60):
         tick_labels.append(f"{_shorten(name, 40)} (n={support})")
         colour = "0.7" if support == 0 else "C0"
         axes.barh(position, f1, color=colour, height=0.75, zorder=2)
-        axes.text(f1 + 0.01, position, f"{f1:.2f}", va="center", fontsize=7, zorder=4,
-                  bbox=dict(boxstyle="square,pad=0.1", facecolor="white", edgecolor="none", alpha=0.8))
+        axes.text(
+            f1 + 0.01,
+            position,
+            f"{f1:.2f}",
+            va="center",
+            fontsize=7,
+            zorder=4,
+            bbox=dict(boxstyle="square,pad=0.1", facecolor="white", edgecolor="none", alpha=0.8),
+        )
     axes.set_yticks(positions, tick_labels, fontsize=8, fontfamily=_label_fonts())
     if hidden > 0:
         gap = rows.index(None)
@@ -194,8 +212,14 @@ def plot_per_label_f1(report, path, *, title=None, max_labels=60):
     if any(row and row[2] == 0 for row in rows):
         handles.append(Patch(color="0.7", label="no support (F1 set to 0)"))
     if handles:
-        axes.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(handles),
-                    fontsize=8, frameon=False)
+        axes.legend(
+            handles=handles,
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncols=len(handles),
+            fontsize=8,
+            frameon=False,
+        )
     shown = f"{len(rows) - 1} of {len(rows) - 1 + hidden}" if hidden > 0 else f"{len(rows)}"
     figure.suptitle(title or f"F1 per label ({shown} labels, sorted)")
     return _save_figure(figure, path)
@@ -230,8 +254,15 @@ def plot_threshold_curve(sweep, path, *, chosen_threshold=0.0, title=None):
         tied = np.flatnonzero(values >= values.max() - 1e-12)
         best = tied[np.argmin(np.abs(thresholds[tied]))]
         stars += axes.plot(
-            thresholds[best], values[best], "*", color=colour, markersize=14, markeredgecolor="black",
-            markeredgewidth=0.6, zorder=5, label=f"best {label} {values[best]:.3f} at {thresholds[best]:.3g}",
+            thresholds[best],
+            values[best],
+            "*",
+            color=colour,
+            markersize=14,
+            markeredgecolor="black",
+            markeredgewidth=0.6,
+            zorder=5,
+            label=f"best {label} {values[best]:.3f} at {thresholds[best]:.3g}",
         )
         at_chosen = float(np.interp(chosen, thresholds, values))
         exact = np.isclose(thresholds, chosen, rtol=0, atol=1e-12).any()
@@ -241,8 +272,13 @@ def plot_threshold_curve(sweep, path, *, chosen_threshold=0.0, title=None):
     on_the_right = chosen > low + 0.7 * (high - low)
     axes.annotate(
         f"threshold {chosen:.3g}\n" + "\n".join(notes),
-        xy=(chosen, 0.03), xycoords=("data", "axes fraction"), xytext=(-6 if on_the_right else 6, 0),
-        textcoords="offset points", fontsize=8, va="bottom", ha="right" if on_the_right else "left",
+        xy=(chosen, 0.03),
+        xycoords=("data", "axes fraction"),
+        xytext=(-6 if on_the_right else 6, 0),
+        textcoords="offset points",
+        fontsize=8,
+        va="bottom",
+        ha="right" if on_the_right else "left",
         bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.6", alpha=0.9),
     )
     axes.set_xlabel("decision threshold on the logit")
@@ -251,7 +287,13 @@ def plot_threshold_curve(sweep, path, *, chosen_threshold=0.0, title=None):
     axes.grid(True, alpha=0.3)
     # column by column: each curve above its best point, then the chosen threshold
     handles = [handle for pair in zip(curves, stars) for handle in pair] + [line]
-    axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=len(curves) + 1,
-                fontsize=8, frameon=False)
+    axes.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncols=len(curves) + 1,
+        fontsize=8,
+        frameon=False,
+    )
     axes.set_title(title or "F1 against the decision threshold (predict: logit > threshold)")
     return _save_figure(figure, path)

@@ -94,8 +94,7 @@ def _logits(scores, owner):
     array = np.asarray(scores, dtype=np.float64)
     if array.ndim != 2:
         raise ValueError(
-            f"The 'scores' argument of {owner} must be a 2-D array of logits [n, C]. "
-            f"Got shape {array.shape} instead."
+            f"The 'scores' argument of {owner} must be a 2-D array of logits [n, C]. Got shape {array.shape} instead."
         )
     if np.isnan(array).any():
         raise ValueError(f"The 'scores' argument of {owner} must not contain NaN.")
@@ -129,9 +128,7 @@ def multilabel_scores(y_true, y_pred):
     _same_shape(y_true, y_pred, ("y_true", "y_pred"), owner)
     scores = {}
     for average in ("micro", "macro", "samples"):
-        precision, recall, f1, _ = skm.precision_recall_fscore_support(
-            y_true, y_pred, average=average, zero_division=0
-        )
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=average, zero_division=0)
         scores[f"{average}_f1"] = float(f1)
         scores[f"{average}_precision"] = float(precision)
         scores[f"{average}_recall"] = float(recall)
@@ -211,9 +208,7 @@ def threshold_grid(scores, *, max_points=400):
 def _counts_above(sorted_columns, thresholds):
     """`[T, C]` counts of entries `> t` in each column, from columns sorted ascending `[C, n]`."""
     n = sorted_columns.shape[1]
-    return np.stack(
-        [n - np.searchsorted(column, thresholds, side="right") for column in sorted_columns], axis=1
-    )
+    return np.stack([n - np.searchsorted(column, thresholds, side="right") for column in sorted_columns], axis=1)
 
 
 def _f1(true_positives, true_count, predicted_count):

@@ -28,6 +28,7 @@ from toolkit.predictors import MultilabelPredictor
 
 __all__ = ["ClassificationData", "EncodedSplit", "encode_split", "make_stream", "ClassificationPipeline"]
 
+
 @dataclass
 class ClassificationData:
     """The splits a config names (test may be None) and the label order."""
@@ -207,8 +208,9 @@ class ClassificationPipeline(Pipeline):
             MultilabelRecall(average="micro"),
             SubsetAccuracy(),
         ]
-        feed.model.compile(optimizer=make_optimizer(self.config.training, feed.steps_per_epoch), loss=loss,
-                           metrics=metrics)
+        feed.model.compile(
+            optimizer=make_optimizer(self.config.training, feed.steps_per_epoch), loss=loss, metrics=metrics
+        )
 
     def score(self, run, predictor, data, *, calibrate=False):
         """Scores per split from the saved model's predictions; per-label reports and plots.
@@ -246,7 +248,9 @@ class ClassificationPipeline(Pipeline):
                 f"samples-F1 {split_scores['samples_f1']:.4f}  subset accuracy {split_scores['subset_accuracy']:.4f}"
             )
         plots.plot_threshold_curve(
-            sweep, run.plots / "f1_vs_threshold.png", chosen_threshold=threshold,
+            sweep,
+            run.plots / "f1_vs_threshold.png",
+            chosen_threshold=threshold,
             title="Dev F1 against the decision threshold",
         )
         return results, "".join(report)
@@ -265,4 +269,3 @@ class ClassificationPipeline(Pipeline):
             {"text": text, "labels": [name for name, _ in scored], "scores": dict(scored)}
             for text, scored in zip(texts, predictor.predict_scored(texts))
         ]
-

@@ -133,8 +133,10 @@ def prepare_environment(patch_optimizers=True):
     backend = sys.modules.get("bert4keras.backend")
     if backend is not None:
         layers = sys.modules.get("bert4keras.layers")
-        wrong_layers = layers is not None and getattr(layers, "Input", None) is not None and not (
-            layers.Input.__module__.startswith("tf_keras")
+        wrong_layers = (
+            layers is not None
+            and getattr(layers, "Input", None) is not None
+            and not (layers.Input.__module__.startswith("tf_keras"))
         )
         if _is_keras3(getattr(backend, "keras", None)) or wrong_layers:
             raise RuntimeError(

@@ -44,22 +44,27 @@ class MultilabelDataConfig(DataConfig):
         return read_multilabel_split(self, split)
 
     @model_validator(mode="after")
-    def _fill_defaults(self) -> "MultilabelDataConfig":
+    def _fill_defaults(self) -> MultilabelDataConfig:
         if self.format is None:
             inferred = infer_format(self.train)
             if inferred is None:
-                problems(("format", f"cannot tell the format of {self.train!r} from its extension; "
-                                    "set format to 'jsonl', 'csv' or 'tsv'"))
+                problems(
+                    (
+                        "format",
+                        f"cannot tell the format of {self.train!r} from its extension; "
+                        "set format to 'jsonl', 'csv' or 'tsv'",
+                    )
+                )
             self.format = inferred
         found = self.dev_problems()
         if self.format == "jsonl":
             if self.header is not None:
-                found.append(("header", "only used with csv and tsv files (format is 'jsonl'); "
-                                        f"got {self.header!r}"))
+                found.append(("header", f"only used with csv and tsv files (format is 'jsonl'); got {self.header!r}"))
             for name in ("text_field", "labels_field"):
                 if isinstance(getattr(self, name), int):
-                    found.append((name, "a JSON lines file needs a field name; "
-                                        f"got the column number {getattr(self, name)}"))
+                    found.append(
+                        (name, f"a JSON lines file needs a field name; got the column number {getattr(self, name)}")
+                    )
         else:
             header = self.header if self.header is not None else self.format == "csv"
             for name in ("text_field", "labels_field"):
@@ -68,12 +73,20 @@ class MultilabelDataConfig(DataConfig):
                     if value.isascii() and value.isdigit():
                         setattr(self, name, int(value))
                     else:
-                        found.append((name, "the file has no header (header: false), so give a "
-                                            f"column number from 0; got {value!r}"))
+                        found.append(
+                            (
+                                name,
+                                "the file has no header (header: false), so give a "
+                                f"column number from 0; got {value!r}",
+                            )
+                        )
                 if isinstance(getattr(self, name), int) and getattr(self, name) < 0:
                     found.append((name, f"expected a column number >= 0; got {value}"))
         self.header, self.text_field, self.labels_field, self.label_separator = layout_defaults(
-            self.format, header=self.header, text_field=self.text_field, labels_field=self.labels_field,
+            self.format,
+            header=self.header,
+            text_field=self.text_field,
+            labels_field=self.labels_field,
             label_separator=self.label_separator,
         )
         if self.label_separator == "":
@@ -95,9 +108,7 @@ class LossConfig(Section):
     """`loss`: `multilabel_categorical_crossentropy` (predict score > 0), or the
     `binary_crossentropy` baseline (its decision threshold is tuned on dev)."""
 
-    name: Literal["multilabel_categorical_crossentropy", "binary_crossentropy"] = (
-        "multilabel_categorical_crossentropy"
-    )
+    name: Literal["multilabel_categorical_crossentropy", "binary_crossentropy"] = "multilabel_categorical_crossentropy"
 
 
 class MultilabelConfig(TaskConfig):
@@ -121,5 +132,11 @@ class MultilabelConfig(TaskConfig):
         """The demo's config (before output.dir) over what `toolkit.data.synthetic` writes into `data_dir`."""
         from toolkit.data.synthetic import MULTILABEL_DEMO_FILES
 
-        return demo_config("multilabel_classification", data_dir, MULTILABEL_DEMO_FILES, data={"label_names": "labels"},
-                           model={"maxlen": 96, "pooling": "mean", "dropout": 0.1}, epochs=6)
+        return demo_config(
+            "multilabel_classification",
+            data_dir,
+            MULTILABEL_DEMO_FILES,
+            data={"label_names": "labels"},
+            model={"maxlen": 96, "pooling": "mean", "dropout": 0.1},
+            epochs=6,
+        )

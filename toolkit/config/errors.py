@@ -13,7 +13,8 @@ from __future__ import annotations
 import difflib
 import re
 import typing
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel
 
@@ -134,9 +135,9 @@ def _message(error: dict, owner: type, path: tuple, model: type, others: dict) -
         return f"expected one of {expected}; got {describe(value)}" + (f"; {hint}" if hint else "")
     text = error["msg"]
     if text.startswith("Value error, "):
-        return text[len("Value error, "):]
+        return text[len("Value error, ") :]
     if text.startswith("Input should be "):
-        text = "expected " + text[len("Input should be "):]
+        text = "expected " + text[len("Input should be ") :]
     if isinstance(value, str) and kind in _UNPARSED:
         if _looks_typed(value):
             # Strict types: YAML read the value as text because it was quoted.
@@ -164,9 +165,7 @@ def _looks_typed(text: str) -> bool:
     return True
 
 
-def format_errors(
-    errors: list, model: type, source_of: Callable[[tuple], str], others: Optional[dict] = None
-) -> list:
+def format_errors(errors: list, model: type, source_of: Callable[[tuple], str], others: Optional[dict] = None) -> list:
     """Pydantic `errors()` of validating `model` as `<source>: <dotted.path>: <message>` lines.
 
     `source_of(path)` names where the value at a key path came from (the file,
@@ -195,7 +194,7 @@ def format_errors(
     for path, messages in grouped.items():
         if len(messages) > 1 and all(m.startswith("expected ") for m in messages):
             got = messages[0].rsplit("; got ", 1)[-1]
-            parts = [m[len("expected "):].rsplit("; got ", 1)[0] for m in messages]
+            parts = [m[len("expected ") :].rsplit("; got ", 1)[0] for m in messages]
             messages = [f"expected {' or '.join(dict.fromkeys(parts))}; got {got}"]
         for message in dict.fromkeys(messages):
             location = ".".join(path) if path else "(top level)"

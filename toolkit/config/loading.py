@@ -54,9 +54,10 @@ from __future__ import annotations
 import copy
 import os
 import re
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Optional, Sequence, Union
+from typing import Annotated, Any, Optional, Union
 
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError
@@ -85,15 +86,16 @@ def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, d
             continue
         if seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first written on line {first_lines[key]})",
+                None,
+                None,
+                f"duplicate key {key!r} (first written on line {first_lines[key]})",
                 key_node.start_mark,
             )
         first_lines[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                 _construct_unique_mapping)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 # YAML 1.2 floats: PyYAML follows YAML 1.1, which needs a dot in a number with
 # an exponent, so `1e-3` would be read as the string "1e-3".
 _UniqueKeyLoader.add_implicit_resolver(
@@ -131,8 +133,7 @@ def _read_yaml(path: Path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{name}: expected a mapping of sections at the top level; "
-                          f"got {describe(data)}")
+        raise ConfigError(f"{name}: expected a mapping of sections at the top level; got {describe(data)}")
     return data
 
 
@@ -144,11 +145,9 @@ _REFERENCE_BODY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 def _interpolate(value: Any, keys: tuple, source: str, problems: list) -> Any:
     if isinstance(value, dict):
-        return {key: _interpolate(item, keys + (str(key),), source, problems)
-                for key, item in value.items()}
+        return {key: _interpolate(item, keys + (str(key),), source, problems) for key, item in value.items()}
     if isinstance(value, list):
-        return [_interpolate(item, keys + (str(index),), source, problems)
-                for index, item in enumerate(value)]
+        return [_interpolate(item, keys + (str(index),), source, problems) for index, item in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -158,16 +157,19 @@ def _interpolate(value: Any, keys: tuple, source: str, problems: list) -> Any:
         body = _REFERENCE_BODY.fullmatch(match.group(1))
         where = f"{source}: {'.'.join(keys)}"
         if body is None:
-            problems.append(f"{where}: malformed reference {match.group(0)!r}; "
-                            "expected ${NAME} or ${NAME:-default}")
+            problems.append(
+                f"{where}: malformed reference {match.group(0)!r}; expected ${{NAME}} or ${{NAME:-default}}"
+            )
             return match.group(0)
         name, default = body.group(1), body.group(2)
         if name in os.environ:
             return os.environ[name]
         if default is not None:
             return default
-        problems.append(f"{where}: environment variable {name!r} is not set and has no default "
-                        f"(write ${{{name}:-default}} to give one)")
+        problems.append(
+            f"{where}: environment variable {name!r} is not set and has no default "
+            f"(write ${{{name}:-default}} to give one)"
+        )
         return match.group(0)
 
     result = _REFERENCE.sub(substitute, value)
@@ -183,7 +185,7 @@ def _interpolate(value: Any, keys: tuple, source: str, problems: list) -> Any:
 # ----------------------------------------------------------------------------- paths, merging
 
 
-@lru_cache(maxsize=None)
+@cache
 def _path_keys() -> tuple:
     """Every key path that holds a file path, in any registered task."""
     keys: dict = {}
@@ -243,8 +245,7 @@ def _apply_override(data: dict, override: str, problems: list) -> Optional[tuple
         if child is None:
             child = node[key] = {}
         if not isinstance(child, dict):
-            problems.append(f"{source}: {'.'.join(keys[:depth + 1])}: is not a section; "
-                            f"it holds {child!r}")
+            problems.append(f"{source}: {'.'.join(keys[: depth + 1])}: is not a section; it holds {child!r}")
             return None
         node = child
     node[keys[-1]] = value
@@ -254,7 +255,7 @@ def _apply_override(data: dict, override: str, problems: list) -> Optional[tuple
 # ----------------------------------------------------------------------------- validation
 
 
-@lru_cache(maxsize=None)
+@cache
 def _adapter() -> TypeAdapter:
     """A pydantic discriminated union on `task` over the registered tasks' schemas."""
     schemas = tuple(config_class(name) for name in task_names())
@@ -279,8 +280,10 @@ def validate(data: dict, source_of=lambda path: "<config>") -> TaskConfig:
         raise ConfigError(f"{where}: task: required key is missing; expected one of {', '.join(map(repr, names))}")
     if task not in names:
         hint = suggestion(task, names) if isinstance(task, str) else ""
-        raise ConfigError(f"{where}: task: expected one of {', '.join(map(repr, names))}; got {describe(task)}"
-                          + (f"; {hint}" if hint else ""))
+        raise ConfigError(
+            f"{where}: task: expected one of {', '.join(map(repr, names))}; got {describe(task)}"
+            + (f"; {hint}" if hint else "")
+        )
     try:
         config = _adapter().validate_python(data)
     except ValidationError as error:
@@ -382,8 +385,9 @@ def default_config(
     """
     names = task_names()
     if task not in names:
-        raise ConfigError(f"<default_config>: task: expected one of {', '.join(map(repr, names))}; "
-                          f"got {describe(task)}")
+        raise ConfigError(
+            f"<default_config>: task: expected one of {', '.join(map(repr, names))}; got {describe(task)}"
+        )
     base = config_class(task).demo(str(data_dir))
     short = get_task(task).short_name
     base["output"] = {"dir": str(output_dir) if output_dir is not None else f"runs/demo_{short}"}

@@ -12,8 +12,8 @@ from typing import ClassVar, Literal, Optional
 from pydantic import Field, model_validator
 
 from toolkit.config.errors import problems
-from toolkit.data.relations import layout_fields
 from toolkit.config.sections import DataConfig, EncoderModelConfig, TaskConfig, demo_config
+from toolkit.data.relations import layout_fields
 
 __all__ = ["RelationDataConfig", "RelationModelConfig", "RelationConfig"]
 
@@ -42,18 +42,22 @@ class RelationDataConfig(DataConfig):
         return read_relations_split(self, split)
 
     @model_validator(mode="after")
-    def _check_layout(self) -> "RelationDataConfig":
+    def _check_layout(self) -> RelationDataConfig:
         custom_keys = ("text_field", "triples_field", "subject_key", "predicate_key", "object_key")
         found = self.dev_problems()
         if self.layout != "custom":
             for name in custom_keys:
                 if getattr(self, name) is not None:
-                    found.append((name, f"only used with layout 'custom' (layout {self.layout!r} "
-                                        f"fixes the field names); got {getattr(self, name)!r}"))
+                    found.append(
+                        (
+                            name,
+                            f"only used with layout 'custom' (layout {self.layout!r} "
+                            f"fixes the field names); got {getattr(self, name)!r}",
+                        )
+                    )
         else:
             if self.triples_field is None:
-                found.append(("triples_field", "required with layout 'custom': the field holding "
-                                               "the list of triples"))
+                found.append(("triples_field", "required with layout 'custom': the field holding the list of triples"))
             if self.text_field is None:
                 self.text_field = layout_fields(self.layout)[0]
         problems(*found)
@@ -78,7 +82,12 @@ class RelationConfig(TaskConfig):
     """
 
     logged_metrics: ClassVar[tuple] = (
-        "loss", "subject_micro_f1", "object_micro_f1", "val_micro_f1", "val_precision", "val_recall",
+        "loss",
+        "subject_micro_f1",
+        "object_micro_f1",
+        "val_micro_f1",
+        "val_precision",
+        "val_recall",
     )
     path_keys: ClassVar[tuple] = (("data", "schema"),)
 
@@ -91,5 +100,11 @@ class RelationConfig(TaskConfig):
         """The demo's config (before output.dir) over what `toolkit.data.synthetic` writes into `data_dir`."""
         from toolkit.data.synthetic import RELATION_DEMO_FILES
 
-        return demo_config("relation_extraction", data_dir, RELATION_DEMO_FILES, data={"schema": "schema"},
-                           model={"maxlen": 96}, epochs=25)
+        return demo_config(
+            "relation_extraction",
+            data_dir,
+            RELATION_DEMO_FILES,
+            data={"schema": "schema"},
+            model={"maxlen": 96},
+            epochs=25,
+        )

@@ -66,11 +66,21 @@ class DataConfig(Section):
     def dev_problems(self) -> list:
         """A data section gives a dev file or `dev_fraction`, exactly one of them."""
         if self.dev is None and self.dev_fraction is None:
-            return [("dev", "required key is missing; give a dev file, or dev_fraction "
-                            "(e.g. 0.1) to hold out that share of train as dev")]
+            return [
+                (
+                    "dev",
+                    "required key is missing; give a dev file, or dev_fraction "
+                    "(e.g. 0.1) to hold out that share of train as dev",
+                )
+            ]
         if self.dev is not None and self.dev_fraction is not None:
-            return [("dev_fraction", f"give dev (a file) or dev_fraction ({self.dev_fraction}, "
-                                     "a share of train held out as dev), not both")]
+            return [
+                (
+                    "dev_fraction",
+                    f"give dev (a file) or dev_fraction ({self.dev_fraction}, "
+                    "a share of train held out as dev), not both",
+                )
+            ]
         return []
 
 
@@ -86,14 +96,18 @@ class EncoderModelConfig(Section):
     maxlen: int = 128
 
     @model_validator(mode="after")
-    def _check_maxlen(self) -> "EncoderModelConfig":
+    def _check_maxlen(self) -> EncoderModelConfig:
         limit = self.encoder.max_sequence_length
         if self.maxlen < self.min_maxlen:
-            problems(("maxlen", f"expected at least {self.min_maxlen} ([CLS], [SEP] and the tokens "
-                                f"this task needs); got {self.maxlen}"))
+            problems(
+                (
+                    "maxlen",
+                    f"expected at least {self.min_maxlen} ([CLS], [SEP] and the tokens "
+                    f"this task needs); got {self.maxlen}",
+                )
+            )
         if self.maxlen > limit:
-            problems(("maxlen", f"expected at most model.encoder.max_sequence_length ({limit}); "
-                                f"got {self.maxlen}"))
+            problems(("maxlen", f"expected at most model.encoder.max_sequence_length ({limit}); got {self.maxlen}"))
         return self
 
 
@@ -123,10 +137,14 @@ class TrainingConfig(Section):
     distribution: Literal["none", "mirrored", "multi_worker_mirrored", "data_parallel"] = "none"
 
     @model_validator(mode="after")
-    def _check_warmup(self) -> "TrainingConfig":
+    def _check_warmup(self) -> TrainingConfig:
         if self.warmup_steps is not None and self.warmup_ratio > 0:
-            problems(("warmup_steps", f"give warmup_ratio ({self.warmup_ratio}) or warmup_steps "
-                                      f"({self.warmup_steps}), not both"))
+            problems(
+                (
+                    "warmup_steps",
+                    f"give warmup_ratio ({self.warmup_ratio}) or warmup_steps ({self.warmup_steps}), not both",
+                )
+            )
         return self
 
 
@@ -167,7 +185,7 @@ class TaskConfig(Section):
     _source: str = PrivateAttr("<config>")
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "<config>") -> "TaskConfig":
+    def from_dict(cls, data: dict, source: str = "<config>") -> TaskConfig:
         """Validate a plain dict as the config of its `task` (paths are taken as they are).
 
         >>> TaskConfig.from_dict({"task": "multilabel_classification",
@@ -184,13 +202,17 @@ class TaskConfig(Section):
         return cls.shared_path_keys + cls.path_keys
 
     @model_validator(mode="after")
-    def _check_monitor(self) -> "TaskConfig":
+    def _check_monitor(self) -> TaskConfig:
         monitor = self.training.monitor
         if self.logged_metrics and monitor not in self.logged_metrics:
             hint = suggestion(monitor, self.logged_metrics)
-            problems(("training.monitor",
-                      f"expected one of the values task {self.task!r} logs ({', '.join(self.logged_metrics)}); "
-                      f"got {monitor!r}" + (f"; {hint}" if hint else "")))
+            problems(
+                (
+                    "training.monitor",
+                    f"expected one of the values task {self.task!r} logs ({', '.join(self.logged_metrics)}); "
+                    f"got {monitor!r}" + (f"; {hint}" if hint else ""),
+                )
+            )
         return self
 
     @property
@@ -213,9 +235,7 @@ class TaskConfig(Section):
     def to_yaml(self) -> str:
         """The resolved config as YAML text; `load_config` reads it back unchanged."""
         header = "# Resolved config written by the toolkit: every key, absolute paths.\n"
-        return header + yaml.safe_dump(
-            _escape_references(self.to_dict()), sort_keys=False, allow_unicode=True
-        )
+        return header + yaml.safe_dump(_escape_references(self.to_dict()), sort_keys=False, allow_unicode=True)
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write `to_yaml()` to `path` atomically (creating folders); return the path."""

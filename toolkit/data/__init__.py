@@ -45,4 +45,3 @@ __all__ = [
     "split_off",
     "to_multi_hot",
 ]
-

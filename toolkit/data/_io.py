@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterator
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Optional, Union
 
 from toolkit.data.errors import DataError
 
@@ -39,9 +40,7 @@ def _decode_line(path: PathType, number: int, raw: bytes) -> tuple[str, Optional
             message = "file is UTF-16 encoded; convert it to UTF-8"
         else:
             message = f"invalid UTF-8 (byte {error.object[error.start]:#04x} at column {error.start + 1})"
-        return raw.decode("utf-8", errors="replace"), DataError(
-            path, number, message, reason="invalid UTF-8"
-        )
+        return raw.decode("utf-8", errors="replace"), DataError(path, number, message, reason="invalid UTF-8")
 
 
 def iter_lines(path: PathType) -> Iterator[tuple[int, str, Optional[DataError]]]:
@@ -66,7 +65,7 @@ def iter_raw_lines(path: PathType) -> Iterator[tuple[int, str, Optional[DataErro
     Raises `DataError` if the file cannot be opened or holds nothing but whitespace.
     """
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 (opening errors are told apart from reading ones)
     except OSError as error:
         raise _open_error(path, error) from None
     with handle:
@@ -94,9 +93,7 @@ def read_text(path: PathType) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise DataError(
-            path, line, f"invalid UTF-8 (byte {data[error.start]:#04x})", reason="invalid UTF-8"
-        ) from None
+        raise DataError(path, line, f"invalid UTF-8 (byte {data[error.start]:#04x})", reason="invalid UTF-8") from None
     if text.startswith(_UTF8_BOM):
         text = text[1:]
     if not text.strip():
@@ -126,9 +123,7 @@ def parse_json(path: PathType, line: int, text: str) -> Any:
 
 
 def _raise_json(path: PathType, line: int, message: str, column: int) -> Any:
-    raise DataError(
-        path, line, f"malformed JSON: {message} (column {column})", reason="malformed JSON"
-    )
+    raise DataError(path, line, f"malformed JSON: {message} (column {column})", reason="malformed JSON")
 
 
 def iter_json_array(path: PathType, text: str) -> Iterator[tuple[int, int, Any]]:
@@ -154,9 +149,7 @@ def iter_json_array(path: PathType, text: str) -> Iterator[tuple[int, int, Any]]
         except json.JSONDecodeError as error:
             _raise_json(path, error.lineno, error.msg, error.colno)
         except (ValueError, RecursionError) as error:
-            raise DataError(
-                path, start_line, f"malformed JSON: {error}", reason="malformed JSON"
-            ) from None
+            raise DataError(path, start_line, f"malformed JSON: {error}", reason="malformed JSON") from None
         yield index, start_line, value
         index += 1
         position = _skip_space(text, position)
@@ -183,7 +176,9 @@ def _skip_space(text: str, position: int) -> int:
 def _expect_end(path: PathType, text: str, position: int, lines: LineIndex) -> None:
     if position < len(text):
         raise DataError(
-            path, lines.line(position), "malformed JSON: extra data after the array",
+            path,
+            lines.line(position),
+            "malformed JSON: extra data after the array",
             reason="malformed JSON",
         )
 
@@ -191,7 +186,7 @@ def _expect_end(path: PathType, text: str, position: int, lines: LineIndex) -> N
 def first_character(path: PathType) -> Optional[str]:
     """The first character of `path` that is not whitespace or a BOM, or None for a blank file."""
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 (opening errors are told apart from reading ones)
     except OSError as error:
         raise _open_error(path, error) from None
     with handle:

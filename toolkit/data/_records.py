@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Iterable, Union
+from collections.abc import Iterable
+from typing import Any, Union
 
 FieldType = Union[str, int]
 
@@ -34,8 +35,14 @@ def kind(value: Any) -> str:
     """What a JSON value is, for messages: `"a string"`, `"null"`, ..."""
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 def short(text: str, limit: int = 40) -> str:

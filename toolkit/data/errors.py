@@ -56,10 +56,7 @@ class DataError(ValueError):
 def check_on_bad_line(value: str) -> str:
     """Return `value` if it is a valid `on_bad_line` choice, else raise ValueError."""
     if value not in ON_BAD_LINE_CHOICES:
-        raise ValueError(
-            f"on_bad_line must be one of {', '.join(map(repr, ON_BAD_LINE_CHOICES))}; "
-            f"got {value!r}"
-        )
+        raise ValueError(f"on_bad_line must be one of {', '.join(map(repr, ON_BAD_LINE_CHOICES))}; got {value!r}")
     return value
 
 
@@ -117,9 +114,7 @@ class BadLineReport:
         if self.skipped:
             n = self.num_skipped
             reasons = ", ".join(f"{count} {reason}" for reason, count in self.skipped.most_common())
-            parts.append(
-                f"skipped {n} bad line{'s' if n != 1 else ''} ({reasons}); first: {self.examples[0]}"
-            )
+            parts.append(f"skipped {n} bad line{'s' if n != 1 else ''} ({reasons}); first: {self.examples[0]}")
         if self.warnings:
             reasons = ", ".join(f"{count} {reason}" for reason, count in self.warnings.most_common())
             parts.append(f"kept with warnings: {reasons}; first: {self.warning_examples[0]}")

@@ -22,10 +22,11 @@ y = to_multi_hot(emotions.labels, vocabulary)   # (n, 28) int8
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 from sklearn.preprocessing import MultiLabelBinarizer
@@ -131,13 +132,13 @@ def read_label_names(path: PathType) -> list:
             continue
         if blank_line is not None:
             raise DataError(
-                path, blank_line, "blank line inside the label file (it would shift the label ids)",
+                path,
+                blank_line,
+                "blank line inside the label file (it would shift the label ids)",
                 reason="blank label",
             )
         if name in seen:
-            raise DataError(
-                path, number, f"label {name!r} repeats line {seen[name]}", reason="duplicate label"
-            )
+            raise DataError(path, number, f"label {name!r} repeats line {seen[name]}", reason="duplicate label")
         seen[name] = number
         names.append(name)
     return names
@@ -146,8 +147,9 @@ def read_label_names(path: PathType) -> list:
 class _LabelMapper:
     """Turn raw label values into label names, checking them against a label file."""
 
-    def __init__(self, separator: Optional[str], names: Optional[list], names_path: Optional[str],
-                 labels_field: FieldType):
+    def __init__(
+        self, separator: Optional[str], names: Optional[list], names_path: Optional[str], labels_field: FieldType
+    ):
         self.separator = separator
         self.names = names
         self.names_path = names_path
@@ -172,8 +174,7 @@ class _LabelMapper:
         if isinstance(value, str):
             if self.separator is None:
                 raise RecordError(
-                    f"{where} is a string ({short(value)}); give a list of labels, or set "
-                    "label_separator to split it",
+                    f"{where} is a string ({short(value)}); give a list of labels, or set label_separator to split it",
                     "bad labels",
                 )
             return [piece.strip() for piece in value.split(self.separator) if piece.strip()]
@@ -201,8 +202,7 @@ class _LabelMapper:
                 return token
             if not DIGITS.fullmatch(token):
                 raise RecordError(
-                    f"label {token!r} is not in the label file {self.names_path}"
-                    + suggest(token, self.names),
+                    f"label {token!r} is not in the label file {self.names_path}" + suggest(token, self.names),
                     "unknown label",
                 )
             if len(token) > 18:
@@ -223,7 +223,8 @@ class _LabelMapper:
 def _jsonl_records(path, text_field, labels_field, mapper) -> Iterator[tuple[int, Any]]:
     if isinstance(text_field, int) or isinstance(labels_field, int):
         raise DataError(
-            path, None,
+            path,
+            None,
             "JSON lines need field names for text_field and labels_field, not column numbers",
             reason="bad configuration",
         )
@@ -241,14 +242,14 @@ def _jsonl_records(path, text_field, labels_field, mapper) -> Iterator[tuple[int
 def _column_index(path, name: FieldType, header: Optional[list], header_line: int, role: str) -> int:
     if isinstance(name, int):
         if name < 0:
-            raise DataError(path, None, f"{role} column index must be >= 0, got {name}",
-                            reason="bad configuration")
+            raise DataError(path, None, f"{role} column index must be >= 0, got {name}", reason="bad configuration")
         return name
     if header is None:
         if DIGITS.fullmatch(name):
             return int(name)
         raise DataError(
-            path, None,
+            path,
+            None,
             f"{role} {name!r} is a column name but the file has no header; give a column number "
             "(from 0) or set header: true",
             reason="bad configuration",
@@ -256,9 +257,9 @@ def _column_index(path, name: FieldType, header: Optional[list], header_line: in
     if name in header:
         return header.index(name)
     raise DataError(
-        path, header_line,
-        f"no column {name!r} in the header (columns: {', '.join(map(repr, header))})"
-        + suggest(name, header),
+        path,
+        header_line,
+        f"no column {name!r} in the header (columns: {', '.join(map(repr, header))})" + suggest(name, header),
         reason="missing column",
     )
 
@@ -320,9 +321,7 @@ def _table_records(path, delimiter, text_field, labels_field, header, mapper):
             continue
         try:
             if len(row) < needed:
-                raise RecordError(
-                    f"expected at least {needed} columns, got {len(row)}", "too few columns"
-                )
+                raise RecordError(f"expected at least {needed} columns, got {len(row)}", "too few columns")
             text = check_text(row[text_index], text_field)
             yield number, (text, mapper(row[labels_index]))
         except RecordError as problem:
@@ -382,7 +381,8 @@ def read_multilabel(
         format = infer_format(path)
         if format is None:
             raise DataError(
-                path, None,
+                path,
+                None,
                 "cannot tell the format from the file name; pass format='jsonl', 'csv' or 'tsv'",
                 reason="bad configuration",
             )
@@ -411,8 +411,7 @@ def read_multilabel(
     if format == "jsonl":
         records = _jsonl_records(path, text_field, labels_field, mapper)
     else:
-        records = _table_records(path, "\t" if format == "tsv" else ",", text_field,
-                                 labels_field, header, mapper)
+        records = _table_records(path, "\t" if format == "tsv" else ",", text_field, labels_field, header, mapper)
 
     dataset = MultilabelDataset(path=path, label_names=names)
     for number, record in records:
@@ -469,8 +468,11 @@ def build_label_vocabulary(
     >>> build_label_vocabulary([[["b"]]], label_names=["b", "a"])
     ['b', 'a']
     """
-    label_lists = [example for dataset in datasets
-                   for example in (dataset.labels if isinstance(dataset, MultilabelDataset) else dataset)]
+    label_lists = [
+        example
+        for dataset in datasets
+        for example in (dataset.labels if isinstance(dataset, MultilabelDataset) else dataset)
+    ]
     seen = MultiLabelBinarizer().fit(label_lists).classes_.tolist()
     if label_names is None:
         return seen
@@ -505,8 +507,7 @@ def to_multi_hot(
         for label in example_labels:
             if label not in index:
                 raise ValueError(
-                    f"example {row}: label {label!r} is not in the vocabulary"
-                    + suggest(str(label), index)
+                    f"example {row}: label {label!r} is not in the vocabulary" + suggest(str(label), index)
                 )
     binarizer = MultiLabelBinarizer(classes=vocabulary).fit([])
     return binarizer.transform(labels).astype(dtype, copy=False)

@@ -29,9 +29,10 @@ data.texts[0], data.triples[0]   # ('Alan Bean , who ...', [('Bean', 'was a crew
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from os import PathLike
-from typing import Any, ClassVar, Iterator, Optional, Union
+from typing import Any, ClassVar, Optional, Union
 
 from toolkit.data._io import first_character, iter_json_array, iter_json_lines, parse_json, read_text
 from toolkit.data._records import DIGITS, RecordError, kind, split_path, suggest, text_and_field
@@ -130,7 +131,9 @@ def _schema_from_json_lines(path: PathType) -> list:
         predicate = record.get("predicate") if isinstance(record, dict) else None
         if not isinstance(predicate, str) or not predicate.strip():
             raise DataError(
-                path, number, 'expected a JSON object with a "predicate" string',
+                path,
+                number,
+                'expected a JSON object with a "predicate" string',
                 reason="bad schema",
             )
         if predicate not in predicates:
@@ -153,7 +156,9 @@ def _schema_from_document(path: PathType, document: Any) -> list:
             for name, identifier in mapping.items():
                 if identifier in by_id:
                     raise DataError(
-                        path, None, f"predicates {by_id[identifier]!r} and {name!r} share id {identifier}",
+                        path,
+                        None,
+                        f"predicates {by_id[identifier]!r} and {name!r} share id {identifier}",
                         reason="bad schema",
                     )
                 by_id[identifier] = name
@@ -161,9 +166,10 @@ def _schema_from_document(path: PathType, document: Any) -> list:
         if all(isinstance(v, str) for v in values) and all(DIGITS.fullmatch(k) for k in mapping):
             return [mapping[k] for k in sorted(mapping, key=int)]
     raise DataError(
-        path, None,
+        path,
+        None,
         "not a schema: expected rel2id.json ({name: id} or [{id: name}, {name: id}]), "
-        "JSON lines with \"predicate\", or one predicate a line",
+        'JSON lines with "predicate", or one predicate a line',
         reason="bad schema",
     )
 
@@ -191,9 +197,7 @@ def _triple(item: Any, position: int, triples_field: str, keys: tuple) -> tuple:
             values.append(item[key])
     elif isinstance(item, list):
         if len(item) != 3:
-            raise RecordError(
-                f"{where} must be [subject, predicate, object], got {len(item)} items", "bad triple"
-            )
+            raise RecordError(f"{where} must be [subject, predicate, object], got {len(item)} items", "bad triple")
         values = item
     else:
         raise RecordError(
@@ -300,8 +304,7 @@ def read_relations(
                 triple = _triple(item, position, triples_field, keys)
                 if predicate_set is not None and triple[1] not in predicate_set:
                     raise RecordError(
-                        f"predicate {triple[1]!r} is not in the schema {schema_name}"
-                        + suggest(triple[1], predicates),
+                        f"predicate {triple[1]!r} is not in the schema {schema_name}" + suggest(triple[1], predicates),
                         "unknown predicate",
                     )
                 for role, entity in (("subject", triple[0]), ("object", triple[2])):
@@ -313,8 +316,7 @@ def read_relations(
                 if triple not in triples:
                     triples.append(triple)
         except RecordError as problem:
-            dataset.report.handle(DataError(path, number, problem.message, reason=problem.reason),
-                                  on_bad_line)
+            dataset.report.handle(DataError(path, number, problem.message, reason=problem.reason), on_bad_line)
             continue
         for warning in warnings:
             dataset.report.warn(warning)

@@ -14,8 +14,9 @@ len(splits.train), len(splits.dev), splits.test      # test is None when not giv
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -77,8 +78,10 @@ def read_splits(data_config: Any, seed: int, log: Callable[[str], None] = lambda
         if split == "dev" and getattr(data_config, "dev", None) is None:
             fraction = data_config.dev_fraction
             read["train"], read["dev"] = split_off(read["train"], fraction, seed)
-            log(f"dev: {_describe(read['dev'])} held out of train (dev_fraction {fraction}, seed {seed}); "
-                f"train keeps {_describe(read['train'])}")
+            log(
+                f"dev: {_describe(read['dev'])} held out of train (dev_fraction {fraction}, seed {seed}); "
+                f"train keeps {_describe(read['train'])}"
+            )
             continue
         dataset = read_split(data_config, split)
         log(f"{split}: {_describe(dataset)} from {dataset.path}")
@@ -119,8 +122,12 @@ def split_off(dataset: Dataset, fraction: float, seed: int) -> tuple:
     size = len(dataset)
     if size < 2:
         unit = _unit(dataset) if size != 1 else _unit(dataset)[:-1]
-        raise DataError(dataset.path, None, f"cannot hold out a dev split from {size} {unit}; need at least 2",
-                        reason="too few examples")
+        raise DataError(
+            dataset.path,
+            None,
+            f"cannot hold out a dev split from {size} {unit}; need at least 2",
+            reason="too few examples",
+        )
     dev_size = min(max(int(round(fraction * size)), 1), size - 1)
     has_lines = len(dataset.lines) == size
     # An in-memory dataset without line numbers is keyed by position instead.
@@ -133,7 +140,9 @@ def split_off(dataset: Dataset, fraction: float, seed: int) -> tuple:
 
     def subset(dev: bool, report) -> Dataset:
         positions = [i for i in range(size) if (i in in_dev) == dev]
-        parts = {name: [getattr(dataset, name)[i] for i in positions] for name in dataset.PER_EXAMPLE if name != "lines"}
+        parts = {
+            name: [getattr(dataset, name)[i] for i in positions] for name in dataset.PER_EXAMPLE if name != "lines"
+        }
         parts["lines"] = [dataset.lines[i] for i in positions] if has_lines else []
         return replace(dataset, report=report, **parts)
 

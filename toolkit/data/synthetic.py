@@ -33,8 +33,9 @@ import os
 import random
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import Optional, Union
 
 PathType = Union[str, os.PathLike]
 
@@ -72,8 +73,16 @@ MULTILABEL_DEMO_LABELS = (
 # How often each aspect is the main topic of a review (size_fit and battery
 # only for the product kinds they fit; refund is rare).
 _LABEL_WEIGHTS = {
-    "quality": 20, "price": 16, "shipping": 14, "appearance": 11, "durability": 9,
-    "support": 8, "packaging": 7, "size_fit": 7, "battery": 5, "refund": 3,
+    "quality": 20,
+    "price": 16,
+    "shipping": 14,
+    "appearance": 11,
+    "durability": 9,
+    "support": 8,
+    "packaging": 7,
+    "size_fit": 7,
+    "battery": 5,
+    "refund": 3,
 }
 # Which aspects tend to come up together.
 _CO_OCCURRENCE = {
@@ -89,12 +98,26 @@ _CO_OCCURRENCE = {
     "refund": {"support": 60, "size_fit": 20, "quality": 20},
 }
 _PRODUCTS = {
-    "electronics": ("headphones", "bluetooth speaker", "phone charger", "smartwatch", "keyboard",
-                    "webcam", "e-reader", "electric toothbrush"),
-    "clothing": ("jacket", "pair of sneakers", "hoodie", "pair of jeans", "raincoat",
-                 "wool sweater", "pair of hiking boots"),
-    "home": ("blender", "desk lamp", "coffee maker", "backpack", "frying pan", "office chair",
-             "kettle"),
+    "electronics": (
+        "headphones",
+        "bluetooth speaker",
+        "phone charger",
+        "smartwatch",
+        "keyboard",
+        "webcam",
+        "e-reader",
+        "electric toothbrush",
+    ),
+    "clothing": (
+        "jacket",
+        "pair of sneakers",
+        "hoodie",
+        "pair of jeans",
+        "raincoat",
+        "wool sweater",
+        "pair of hiking boots",
+    ),
+    "home": ("blender", "desk lamp", "coffee maker", "backpack", "frying pan", "office chair", "kettle"),
 }
 _NOT_FOR = {"electronics": {"size_fit"}, "clothing": {"battery"}, "home": {"size_fit", "battery"}}
 _PARTS = {
@@ -109,105 +132,145 @@ _NUMBERS = ("two", "three", "four", "five", "six", "ten", "2", "3", "4", "5", "6
 # aspects it complains about; praise for other aspects is a distractor.
 _ASPECT_CLAUSES = {
     "quality": (
-        ("the build quality is [flimsy|mediocre|disappointing|poor]",
-         "it feels [plasticky|cheap|flimsy|poorly made] in the hand",
-         "the materials are [low grade|thin|cheap]",
-         "you can tell it was made from cheap components",
-         "overall the {product} is [badly|shoddily|poorly] made"),
-        ("the build quality is [excellent|solid|superb]",
-         "it feels [sturdy|well made|premium|solid] in the hand",
-         "the materials are [top notch|first rate|thick]",
-         "overall the {product} is [well|nicely|beautifully] made"),
+        (
+            "the build quality is [flimsy|mediocre|disappointing|poor]",
+            "it feels [plasticky|cheap|flimsy|poorly made] in the hand",
+            "the materials are [low grade|thin|cheap]",
+            "you can tell it was made from cheap components",
+            "overall the {product} is [badly|shoddily|poorly] made",
+        ),
+        (
+            "the build quality is [excellent|solid|superb]",
+            "it feels [sturdy|well made|premium|solid] in the hand",
+            "the materials are [top notch|first rate|thick]",
+            "overall the {product} is [well|nicely|beautifully] made",
+        ),
     ),
     "price": (
-        ("for {money} it is [overpriced|a rip-off|too much]",
-         "the price was [way too high|a bit steep|hard to justify]",
-         "I paid {money} and I feel cheated",
-         "it costs more than similar models",
-         "it is [expensive|pricey|overpriced] for what you get"),
-        ("for {money} it is [a steal|a fair deal|good value]",
-         "the price was [reasonable|hard to beat|fair]",
-         "I paid {money} and it was worth it",
-         "it costs less than similar models",
-         "I got it on sale for {money}",
-         "it is [affordable|cheap] for what you get"),
+        (
+            "for {money} it is [overpriced|a rip-off|too much]",
+            "the price was [way too high|a bit steep|hard to justify]",
+            "I paid {money} and I feel cheated",
+            "it costs more than similar models",
+            "it is [expensive|pricey|overpriced] for what you get",
+        ),
+        (
+            "for {money} it is [a steal|a fair deal|good value]",
+            "the price was [reasonable|hard to beat|fair]",
+            "I paid {money} and it was worth it",
+            "it costs less than similar models",
+            "I got it on sale for {money}",
+            "it is [affordable|cheap] for what you get",
+        ),
     ),
     "shipping": (
-        ("it arrived {n} days late",
-         "delivery took {n} weeks",
-         "the courier [left it at the wrong door|lost it for a week]",
-         "shipping was [slow|painfully slow]",
-         "the tracking number never updated",
-         "it was delivered a week late"),
-        ("it arrived {n} days early",
-         "delivery took [one day|two days]",
-         "the courier was right on time",
-         "shipping was [fast|free|quick]",
-         "it was delivered the next day"),
+        (
+            "it arrived {n} days late",
+            "delivery took {n} weeks",
+            "the courier [left it at the wrong door|lost it for a week]",
+            "shipping was [slow|painfully slow]",
+            "the tracking number never updated",
+            "it was delivered a week late",
+        ),
+        (
+            "it arrived {n} days early",
+            "delivery took [one day|two days]",
+            "the courier was right on time",
+            "shipping was [fast|free|quick]",
+            "it was delivered the next day",
+        ),
     ),
     "packaging": (
-        ("the box was [crushed|torn|dented|soaked]",
-         "it came wrapped in [too much plastic|a flimsy bag]",
-         "the packaging was [excessive|damaged|wasteful]",
-         "the seal on the box was broken"),
-        ("the box was [neat|sturdy]",
-         "it came wrapped in [bubble wrap|recycled paper]",
-         "the packaging was [minimal|sturdy|beautiful]",
-         "the inner foam kept everything safe"),
+        (
+            "the box was [crushed|torn|dented|soaked]",
+            "it came wrapped in [too much plastic|a flimsy bag]",
+            "the packaging was [excessive|damaged|wasteful]",
+            "the seal on the box was broken",
+        ),
+        (
+            "the box was [neat|sturdy]",
+            "it came wrapped in [bubble wrap|recycled paper]",
+            "the packaging was [minimal|sturdy|beautiful]",
+            "the inner foam kept everything safe",
+        ),
     ),
     "support": (
-        ("the customer service team [never answered my emails|kept me on hold|was rude]",
-         "I [called|emailed] support and got a canned reply",
-         "the seller answered my question [rudely|after two weeks]",
-         "the help line agent hung up on me"),
-        ("the customer service team [replied within an hour|was very helpful]",
-         "I [called|emailed] support and they sorted it out",
-         "the seller answered my question [quickly|politely]",
-         "the help line agent walked me through the setup"),
+        (
+            "the customer service team [never answered my emails|kept me on hold|was rude]",
+            "I [called|emailed] support and got a canned reply",
+            "the seller answered my question [rudely|after two weeks]",
+            "the help line agent hung up on me",
+        ),
+        (
+            "the customer service team [replied within an hour|was very helpful]",
+            "I [called|emailed] support and they sorted it out",
+            "the seller answered my question [quickly|politely]",
+            "the help line agent walked me through the setup",
+        ),
     ),
     "durability": (
-        ("the {part} [broke|cracked|snapped|wore out] after {n} [weeks|months]",
-         "after {n} months of daily use it is falling apart",
-         "it stopped working after {n} weeks"),
-        ("after {n} months of daily use it [still looks new|works like day one]",
-         "the {part} held up after {n} months of heavy use",
-         "it survived [a fall down the stairs|a year of travel]"),
+        (
+            "the {part} [broke|cracked|snapped|wore out] after {n} [weeks|months]",
+            "after {n} months of daily use it is falling apart",
+            "it stopped working after {n} weeks",
+        ),
+        (
+            "after {n} months of daily use it [still looks new|works like day one]",
+            "the {part} held up after {n} months of heavy use",
+            "it survived [a fall down the stairs|a year of travel]",
+        ),
     ),
     "appearance": (
-        ("the color is [duller than in the photos|a bit garish|nothing like the picture]",
-         "it looks [bulky|cheap|dated]",
-         "the [finish|design] is [ugly|old fashioned]"),
-        ("the color is [lovely|exactly as pictured]",
-         "it looks [sleek|stylish|elegant]",
-         "the [finish|design] is [elegant|modern|gorgeous]",
-         "everyone compliments the way it looks"),
+        (
+            "the color is [duller than in the photos|a bit garish|nothing like the picture]",
+            "it looks [bulky|cheap|dated]",
+            "the [finish|design] is [ugly|old fashioned]",
+        ),
+        (
+            "the color is [lovely|exactly as pictured]",
+            "it looks [sleek|stylish|elegant]",
+            "the [finish|design] is [elegant|modern|gorgeous]",
+            "everyone compliments the way it looks",
+        ),
     ),
     "size_fit": (
-        ("the [medium|large|small] runs [small|large]",
-         "the [sleeves|legs] are [too long|too short]",
-         "it fits [loosely|too tightly] around the [waist|shoulders|chest]",
-         "I had to order [one|two] sizes [up|down]"),
-        ("the [medium|large|small] runs true to size",
-         "the [sleeves|legs] are just right",
-         "it fits perfectly around the [waist|shoulders|chest]",
-         "the fit is spot on"),
+        (
+            "the [medium|large|small] runs [small|large]",
+            "the [sleeves|legs] are [too long|too short]",
+            "it fits [loosely|too tightly] around the [waist|shoulders|chest]",
+            "I had to order [one|two] sizes [up|down]",
+        ),
+        (
+            "the [medium|large|small] runs true to size",
+            "the [sleeves|legs] are just right",
+            "it fits perfectly around the [waist|shoulders|chest]",
+            "the fit is spot on",
+        ),
     ),
     "battery": (
-        ("the battery lasts barely {n} hours",
-         "it needs charging twice a day",
-         "the battery [drains quickly|died after a few charges]"),
-        ("the battery lasts [about|almost] {n} days",
-         "it needs charging once a week",
-         "the battery holds a charge for days"),
+        (
+            "the battery lasts barely {n} hours",
+            "it needs charging twice a day",
+            "the battery [drains quickly|died after a few charges]",
+        ),
+        (
+            "the battery lasts [about|almost] {n} days",
+            "it needs charging once a week",
+            "the battery holds a charge for days",
+        ),
     ),
     "refund": (
-        ("I am still waiting for a refund",
-         "I sent it back and never got my money back",
-         "the return label never arrived",
-         "they gave me my money back after a long fight"),
-        ("I got a refund [within a day|without questions]",
-         "I sent it back and the money came back in {n} days",
-         "the return label was easy to print"),
+        (
+            "I am still waiting for a refund",
+            "I sent it back and never got my money back",
+            "the return label never arrived",
+            "they gave me my money back after a long fight",
+        ),
+        (
+            "I got a refund [within a day|without questions]",
+            "I sent it back and the money came back in {n} days",
+            "the return label was easy to print",
+        ),
     ),
 }
 # Words that name an aspect: used by the clauses that work for any aspect,
@@ -226,16 +289,20 @@ _ASPECT_WORDS = {
 }
 # Clauses for any aspect; telling them apart needs the word order, not just the words.
 _GENERIC_CLAUSES = (
-    ("the {word} was [terrible|disappointing|a letdown|awful|poor|not great|below average]",
-     "I am [unhappy|not happy|disappointed] with the {word}",
-     "the {word} could have been [much |]better",
-     "my only complaint is the {word}",
-     "the {word} is the weak point"),
-    ("the {word} was [great|excellent|fantastic|better than expected|perfect|impressive]",
-     "I am [happy|very happy|impressed] with the {word}",
-     "the {word} could not have been better",
-     "no complaints about the {word}",
-     "the {word} is the best part"),
+    (
+        "the {word} was [terrible|disappointing|a letdown|awful|poor|not great|below average]",
+        "I am [unhappy|not happy|disappointed] with the {word}",
+        "the {word} could have been [much |]better",
+        "my only complaint is the {word}",
+        "the {word} is the weak point",
+    ),
+    (
+        "the {word} was [great|excellent|fantastic|better than expected|perfect|impressive]",
+        "I am [happy|very happy|impressed] with the {word}",
+        "the {word} could not have been better",
+        "no complaints about the {word}",
+        "the {word} is the best part",
+    ),
 )
 _HARD_NEGATIVES = (
     "I can't say anything about the {word} yet",
@@ -341,9 +408,7 @@ def _split_sizes(n_train: int, n_dev: int, n_test: int) -> dict:
     return sizes
 
 
-def make_multilabel_demo(
-    n_train: int = 4000, n_dev: int = 500, n_test: int = 500, seed: int = 0
-) -> dict:
+def make_multilabel_demo(n_train: int = 4000, n_dev: int = 500, n_test: int = 500, seed: int = 0) -> dict:
     """Generate the multi-label review demo.
 
     Returns `{"train": [...], "dev": [...], "test": [...]}`, each a list of
@@ -389,9 +454,46 @@ RELATION_DEMO_SCHEMA = (
 _TYPES = {row["predicate"]: (row["subject_type"], row["object_type"]) for row in RELATION_DEMO_SCHEMA}
 
 SYLLABLES = (
-    "ka", "ro", "lin", "ma", "te", "vo", "ri", "sa", "den", "bel", "tor", "mi", "na", "les",
-    "do", "ven", "ar", "is", "lo", "mar", "ne", "quin", "ta", "zel", "fa", "gor", "hu", "ul",
-    "bri", "cas", "el", "dra", "ny", "os", "pe", "rak", "sil", "tu", "wen", "yo",
+    "ka",
+    "ro",
+    "lin",
+    "ma",
+    "te",
+    "vo",
+    "ri",
+    "sa",
+    "den",
+    "bel",
+    "tor",
+    "mi",
+    "na",
+    "les",
+    "do",
+    "ven",
+    "ar",
+    "is",
+    "lo",
+    "mar",
+    "ne",
+    "quin",
+    "ta",
+    "zel",
+    "fa",
+    "gor",
+    "hu",
+    "ul",
+    "bri",
+    "cas",
+    "el",
+    "dra",
+    "ny",
+    "os",
+    "pe",
+    "rak",
+    "sil",
+    "tu",
+    "wen",
+    "yo",
 )
 _CITY_SUFFIXES = ("", "", "burg", "ford", "ville", "port", "holm", "dale")
 _COUNTRY_SUFFIXES = ("ia", "land", "stan", "ar", "ova")
@@ -400,30 +502,45 @@ NAME_PIECES = SYLLABLES + tuple(s for s in _CITY_SUFFIXES + _COUNTRY_SUFFIXES if
 
 # A template: text with [a|b] choices and {ROLE} slots, and its triples.
 _RELATION_TEMPLATES = (
-    ("{P1} was [born|raised from birth] in {C1} and now works for {O1}.",
-     (("P1", "born_in", "C1"), ("P1", "works_for", "O1"))),
-    ("{O1}, which was founded by {P1}, is headquartered in {C1}.",
-     (("O1", "founded_by", "P1"), ("O1", "headquartered_in", "C1"))),
-    ("{P1} works for {O1}, a company based in {C1}, a city in {K1}.",
-     (("P1", "works_for", "O1"), ("O1", "headquartered_in", "C1"), ("C1", "located_in", "K1"))),
-    ("Born in {C1}, [a city in|in the north of|in the south of] {K1}, {P1} studied at {U1}.",
-     (("P1", "born_in", "C1"), ("C1", "located_in", "K1"), ("P1", "studied_at", "U1"))),
-    ("{P1} and [his|her] [wife|husband] {P2} founded {O1} in {YEAR}.",
-     (("O1", "founded_by", "P1"), ("O1", "founded_by", "P2"), ("P1", "spouse_of", "P2"))),
-    ("{P1}, a graduate of {U1}, [married|is married to] {P2}, who [works for|is an engineer at] {O1}.",
-     (("P1", "studied_at", "U1"), ("P1", "spouse_of", "P2"), ("P2", "works_for", "O1"))),
-    ("{OC} has its head office in {C1}.",
-     (("OC", "headquartered_in", "C1"),)),
-    ("{P1} studied at the University of {C1} before moving to {C2}.",
-     (("P1", "studied_at", "UC"),)),
-    ("{O1} was set up in {C2} by {P1}, who later became its chief executive.",
-     (("O1", "founded_by", "P1"), ("P1", "works_for", "O1"))),
-    ("The {O1} founder {P1} was born in {C1}, {K1}.",
-     (("O1", "founded_by", "P1"), ("P1", "born_in", "C1"), ("C1", "located_in", "K1"))),
-    ("{C1} is the largest city of {K1}, and {OC} [moved its headquarters|has its headquarters] there.",
-     (("C1", "located_in", "K1"), ("OC", "headquartered_in", "C1"))),
-    ("{P2}, [the spouse|the partner] of {P1}, was born in {C2}.",
-     (("P2", "spouse_of", "P1"), ("P2", "born_in", "C2"))),
+    (
+        "{P1} was [born|raised from birth] in {C1} and now works for {O1}.",
+        (("P1", "born_in", "C1"), ("P1", "works_for", "O1")),
+    ),
+    (
+        "{O1}, which was founded by {P1}, is headquartered in {C1}.",
+        (("O1", "founded_by", "P1"), ("O1", "headquartered_in", "C1")),
+    ),
+    (
+        "{P1} works for {O1}, a company based in {C1}, a city in {K1}.",
+        (("P1", "works_for", "O1"), ("O1", "headquartered_in", "C1"), ("C1", "located_in", "K1")),
+    ),
+    (
+        "Born in {C1}, [a city in|in the north of|in the south of] {K1}, {P1} studied at {U1}.",
+        (("P1", "born_in", "C1"), ("C1", "located_in", "K1"), ("P1", "studied_at", "U1")),
+    ),
+    (
+        "{P1} and [his|her] [wife|husband] {P2} founded {O1} in {YEAR}.",
+        (("O1", "founded_by", "P1"), ("O1", "founded_by", "P2"), ("P1", "spouse_of", "P2")),
+    ),
+    (
+        "{P1}, a graduate of {U1}, [married|is married to] {P2}, who [works for|is an engineer at] {O1}.",
+        (("P1", "studied_at", "U1"), ("P1", "spouse_of", "P2"), ("P2", "works_for", "O1")),
+    ),
+    ("{OC} has its head office in {C1}.", (("OC", "headquartered_in", "C1"),)),
+    ("{P1} studied at the University of {C1} before moving to {C2}.", (("P1", "studied_at", "UC"),)),
+    (
+        "{O1} was set up in {C2} by {P1}, who later became its chief executive.",
+        (("O1", "founded_by", "P1"), ("P1", "works_for", "O1")),
+    ),
+    (
+        "The {O1} founder {P1} was born in {C1}, {K1}.",
+        (("O1", "founded_by", "P1"), ("P1", "born_in", "C1"), ("C1", "located_in", "K1")),
+    ),
+    (
+        "{C1} is the largest city of {K1}, and {OC} [moved its headquarters|has its headquarters] there.",
+        (("C1", "located_in", "K1"), ("OC", "headquartered_in", "C1")),
+    ),
+    ("{P2}, [the spouse|the partner] of {P1}, was born in {C2}.", (("P2", "spouse_of", "P1"), ("P2", "born_in", "C2"))),
     # Sentences that relate nobody: the model has to learn what does not count.
     ("{P1} visited {C1} last year.", ()),
     ("{P1} met {P2} at a conference in {C2}.", ()),
@@ -451,17 +568,14 @@ def _entities(rng: random.Random) -> dict:
             "K1": _syllable_word(rng, 1, 2) + rng.choice(_COUNTRY_SUFFIXES),
             "O1": f"{_syllable_word(rng, 2, 3)} {rng.choice(_COMPANY_SUFFIXES)}",
             "OC": f"{city1} {rng.choice(_COMPANY_SUFFIXES)}",
-            "U1": rng.choice((f"{_syllable_word(rng, 2, 3)} Institute",
-                              f"University of {_syllable_word(rng, 2, 3)}")),
+            "U1": rng.choice((f"{_syllable_word(rng, 2, 3)} Institute", f"University of {_syllable_word(rng, 2, 3)}")),
             "UC": f"University of {city1}",
             "YEAR": str(rng.randint(1950, 2020)),
         }
         # Names other than the intended nestings must not contain one another.
         plain = [v for k, v in roles.items() if k not in ("OC", "UC", "YEAR")]
         lowered = [name.lower() for name in plain]
-        if len(set(lowered)) == len(lowered) and not any(
-            a != b and a in b for a in lowered for b in lowered
-        ):
+        if len(set(lowered)) == len(lowered) and not any(a != b and a in b for a in lowered for b in lowered):
             return roles
 
 
@@ -482,14 +596,19 @@ def _relation_sentence(rng: random.Random) -> dict:
     spo_list = []
     for subject, predicate, obj in triples:
         subject_type, object_type = _TYPES[predicate]
-        spo_list.append({"subject": subject, "predicate": predicate, "object": obj,
-                         "subject_type": subject_type, "object_type": object_type})
+        spo_list.append(
+            {
+                "subject": subject,
+                "predicate": predicate,
+                "object": obj,
+                "subject_type": subject_type,
+                "object_type": object_type,
+            }
+        )
     return {"text": text, "spo_list": spo_list}
 
 
-def make_relation_demo(
-    n_train: int = 3000, n_dev: int = 400, n_test: int = 400, seed: int = 0
-) -> dict:
+def make_relation_demo(n_train: int = 3000, n_dev: int = 400, n_test: int = 400, seed: int = 0) -> dict:
     """Generate the relation extraction demo, records in the LIC2019 layout.
 
     Returns `{"train": [...], "dev": [...], "test": [...]}`, each a list of
@@ -638,6 +757,5 @@ def write_relation_demo(
     for name, records in splits.items():
         _write_jsonl(paths[name], records)
     _write_jsonl(paths["schema"], RELATION_DEMO_SCHEMA)
-    write_demo_vocab(paths["vocab"], (record["text"] for record in splits["train"]),
-                     pieces=NAME_PIECES, min_count=3)
+    write_demo_vocab(paths["vocab"], (record["text"] for record in splits["train"]), pieces=NAME_PIECES, min_count=3)
     return paths

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -90,9 +91,7 @@ def check_bert_config(config: dict, source: str) -> None:
         if key not in config
     ]
     if missing:
-        raise EncoderLoadError(
-            f"{source} lacks {', '.join(missing)}; it is not a BERT config."
-        )
+        raise EncoderLoadError(f"{source} lacks {', '.join(missing)}; it is not a BERT config.")
 
 
 def bert_variable_map(
@@ -171,9 +170,7 @@ def open_checkpoint(prefix: str):
     try:
         reader = tf.train.load_checkpoint(prefix)
     except Exception as error:  # TF raises several types for unreadable files.
-        raise EncoderLoadError(
-            f"Cannot read the TensorFlow checkpoint {prefix}: {error}"
-        ) from error
+        raise EncoderLoadError(f"Cannot read the TensorFlow checkpoint {prefix}: {error}") from error
     names = reader.get_variable_to_shape_map()
     if any("inner_group_" in name or "embedding_hidden_mapping_in" in name for name in names):
         raise EncoderLoadError(
@@ -204,15 +201,11 @@ def load_bert_checkpoint(backbone, prefix: str) -> None:
     (some exported checkpoints drop it) only warns and keeps its random start.
     """
     reader, names, scope = open_checkpoint(prefix)
-    mapping = bert_variable_map(
-        backbone.num_layers, backbone.num_heads, backbone.hidden_dim
-    )
+    mapping = bert_variable_map(backbone.num_layers, backbone.num_heads, backbone.hidden_dim)
     missing_pooler = []
     for variable in backbone.weights:
         if variable.path not in mapping:
-            raise EncoderLoadError(
-                f"No checkpoint mapping for backbone variable {variable.path}."
-            )
+            raise EncoderLoadError(f"No checkpoint mapping for backbone variable {variable.path}.")
         name, transform = mapping[variable.path]
         full_name = scope + name
         if full_name not in names:
@@ -234,7 +227,6 @@ def load_bert_checkpoint(backbone, prefix: str) -> None:
         variable.assign(value.astype(variable.dtype))
     if missing_pooler:
         warnings.warn(
-            f"{prefix} has no pooler ({', '.join(missing_pooler)}); pooled_output "
-            "starts from random weights.",
+            f"{prefix} has no pooler ({', '.join(missing_pooler)}); pooled_output starts from random weights.",
             stacklevel=3,
         )

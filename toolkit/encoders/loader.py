@@ -61,9 +61,7 @@ class LoadedEncoder:
     spec: EncoderSpec
 
 
-def load_encoder(
-    spec: Union[EncoderSpec, dict], maxlen: Optional[int] = None
-) -> LoadedEncoder:
+def load_encoder(spec: Union[EncoderSpec, dict], maxlen: Optional[int] = None) -> LoadedEncoder:
     """Load the BERT encoder an `EncoderSpec` describes.
 
     Sources: a Google / bert4keras TensorFlow checkpoint folder
@@ -94,9 +92,7 @@ def load_encoder(
         spec = EncoderSpec.model_validate(spec)
     elif not isinstance(spec, EncoderSpec):
         raise TypeError(f"spec must be an EncoderSpec or a dict; got {type(spec).__name__}.")
-    if maxlen is not None and (
-        isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 2
-    ):
+    if maxlen is not None and (isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 2):
         raise ValueError(f"maxlen must be an integer of at least 2; got {maxlen!r}.")
     source = spec.source if spec.source != "auto" else detect_source(spec)
     loaders = {
@@ -120,9 +116,7 @@ def detect_source(spec: EncoderSpec) -> str:
         )
     path = _existing_path(spec.path)
     if path.is_file():
-        raise EncoderLoadError(
-            f"{path} is a file; set `path` to the folder that holds the checkpoint."
-        )
+        raise EncoderLoadError(f"{path} is a file; set `path` to the folder that holds the checkpoint.")
     if not path.is_dir():
         return "bert_checkpoint"  # A checkpoint prefix such as .../bert_model.ckpt.
     config_file = path / CONFIG_FILE
@@ -161,8 +155,7 @@ def detect_source(spec: EncoderSpec) -> str:
 def _load_bert_checkpoint(spec: EncoderSpec, maxlen: Optional[int]) -> LoadedEncoder:
     if spec.path is None:
         raise EncoderLoadError(
-            "source: bert_checkpoint needs `path`, the folder with bert_config.json, "
-            "bert_model.ckpt.* and vocab.txt."
+            "source: bert_checkpoint needs `path`, the folder with bert_config.json, bert_model.ckpt.* and vocab.txt."
         )
     path = _existing_path(spec.path)
     if path.is_dir():
@@ -178,8 +171,7 @@ def _load_bert_checkpoint(spec: EncoderSpec, maxlen: Optional[int]) -> LoadedEnc
     config_file = folder / BERT_CONFIG_FILE
     if not config_file.is_file():
         raise EncoderLoadError(
-            f"{folder} has no bert_config.json; put the bert_config.json that came "
-            "with the checkpoint beside it."
+            f"{folder} has no bert_config.json; put the bert_config.json that came with the checkpoint beside it."
         )
     config = read_json(config_file)
     check_bert_config(config, str(config_file))
@@ -244,9 +236,7 @@ def _load_huggingface(spec: EncoderSpec, maxlen: Optional[int]) -> LoadedEncoder
 
 def _load_preset(spec: EncoderSpec, maxlen: Optional[int]) -> LoadedEncoder:
     if spec.path is None:
-        raise EncoderLoadError(
-            "source: preset needs `path`, a folder written by save_to_preset."
-        )
+        raise EncoderLoadError("source: preset needs `path`, a folder written by save_to_preset.")
     folder = _existing_path(spec.path)
     config_file = folder / CONFIG_FILE
     config = read_json(config_file) if config_file.is_file() else {}
@@ -264,9 +254,7 @@ def _load_preset(spec: EncoderSpec, maxlen: Optional[int]) -> LoadedEncoder:
     max_positions = config.get("config", {}).get("max_sequence_length", 512)
     _check_maxlen(maxlen, max_positions, str(config_file))
     tokenizer = _make_tokenizer(spec, folder, maxlen, max_positions)
-    _check_vocabulary(
-        tokenizer, config.get("config", {}).get("vocabulary_size"), str(config_file)
-    )
+    _check_vocabulary(tokenizer, config.get("config", {}).get("vocabulary_size"), str(config_file))
     backbone = keras_hub.models.BertBackbone.from_preset(str(folder), dropout=spec.dropout)
     return _loaded(spec, "preset", folder, backbone, tokenizer)
 
@@ -338,9 +326,7 @@ def _existing_path(path: str) -> Path:
         return resolved
     if Path(f"{resolved}.index").is_file():
         return resolved  # A TensorFlow checkpoint prefix.
-    raise EncoderLoadError(
-        f"Encoder path {path} does not exist; set `path` to the checkpoint folder."
-    )
+    raise EncoderLoadError(f"Encoder path {path} does not exist; set `path` to the checkpoint folder.")
 
 
 def _check_maxlen(maxlen: Optional[int], max_positions: int, where: str) -> None:
@@ -373,14 +359,10 @@ def _make_tokenizer(
     lowercase = spec.lowercase
     if lowercase is None and folder is not None:
         lowercase = read_lowercase_setting(folder)
-    return WordPieceTokenizer(
-        vocabulary, lowercase=lowercase, maxlen=maxlen or max_positions
-    )
+    return WordPieceTokenizer(vocabulary, lowercase=lowercase, maxlen=maxlen or max_positions)
 
 
-def _check_vocabulary(
-    tokenizer: WordPieceTokenizer, embedding_size: Optional[int], where: str
-) -> None:
+def _check_vocabulary(tokenizer: WordPieceTokenizer, embedding_size: Optional[int], where: str) -> None:
     if embedding_size is not None and tokenizer.vocabulary_size != embedding_size:
         raise EncoderLoadError(
             f"The vocabulary has {tokenizer.vocabulary_size} tokens but the word "
@@ -412,8 +394,7 @@ def _loaded(
         ]
         if ignored:
             warnings.warn(
-                "The encoder sizes come from the checkpoint; ignoring "
-                + ", ".join(ignored),
+                "The encoder sizes come from the checkpoint; ignoring " + ", ".join(ignored),
                 stacklevel=3,
             )
     resolved = spec.model_copy(
@@ -437,9 +418,7 @@ class _safetensors_folder:
         self.temporary: Optional[str] = None
 
     def __enter__(self) -> Path:
-        if (self.folder / "model.safetensors").is_file() or (
-            self.folder / "model.safetensors.index.json"
-        ).is_file():
+        if (self.folder / "model.safetensors").is_file() or (self.folder / "model.safetensors.index.json").is_file():
             return self.folder
         torch_file = self.folder / "pytorch_model.bin"
         if not torch_file.is_file():
@@ -452,8 +431,7 @@ class _safetensors_folder:
             from safetensors.numpy import save_file
         except ImportError as error:
             raise EncoderLoadError(
-                f"{torch_file} is PyTorch pickle; install torch to read it, or convert "
-                "the folder to model.safetensors."
+                f"{torch_file} is PyTorch pickle; install torch to read it, or convert the folder to model.safetensors."
             ) from error
         state = torch.load(torch_file, map_location="cpu", weights_only=True)
         arrays = {

@@ -14,15 +14,16 @@ import bisect
 import json
 import os
 import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
 
 from toolkit.atomic import write_text_atomic
-from tokenizers.models import WordPiece
 
 REQUIRED_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 SPECIAL_TOKENS = REQUIRED_SPECIAL_TOKENS + ("[MASK]",)
@@ -135,13 +136,9 @@ class WordPieceTokenizer:
         strip_accents: Optional[bool] = None,
         maxlen: Optional[int] = None,
     ):
-        self.source = (
-            str(vocabulary) if isinstance(vocabulary, (str, os.PathLike)) else None
-        )
+        self.source = str(vocabulary) if isinstance(vocabulary, (str, os.PathLike)) else None
         if self.source is not None and self.source.endswith(".json"):
-            tokenizer, lowercase, strip_accents = _load_hf_tokenizer(
-                Path(self.source), lowercase, strip_accents
-            )
+            tokenizer, lowercase, strip_accents = _load_hf_tokenizer(Path(self.source), lowercase, strip_accents)
         else:
             tokens = _vocabulary_tokens(vocabulary)
             if lowercase is None:
@@ -170,9 +167,7 @@ class WordPieceTokenizer:
         self.vocabulary_size = max(vocab.values()) + 1
         tokenizer.no_padding()
         tokenizer.no_truncation()
-        tokenizer.post_processor = processors.BertProcessing(
-            ("[SEP]", self.sep_id), ("[CLS]", self.cls_id)
-        )
+        tokenizer.post_processor = processors.BertProcessing(("[SEP]", self.sep_id), ("[CLS]", self.cls_id))
         self._tokenizer = tokenizer
         self._truncation: Optional[int] = None
 
@@ -184,7 +179,7 @@ class WordPieceTokenizer:
         directory: Union[str, os.PathLike],
         lowercase: Optional[bool] = None,
         maxlen: Optional[int] = None,
-    ) -> "WordPieceTokenizer":
+    ) -> WordPieceTokenizer:
         """The tokenizer of a checkpoint folder.
 
         Reads a Hugging Face `tokenizer.json`, else `vocab.txt`, else a keras-hub
@@ -274,10 +269,7 @@ class WordPieceTokenizer:
         """The vocabulary entry of id `index`."""
         token = self._tokenizer.id_to_token(int(index))
         if token is None:
-            raise ValueError(
-                f"Token id {index} is outside the vocabulary (size "
-                f"{self.vocabulary_size})."
-            )
+            raise ValueError(f"Token id {index} is outside the vocabulary (size {self.vocabulary_size}).")
         return token
 
     def tokens(self, encoding: Encoding) -> list[str]:
@@ -302,9 +294,7 @@ class WordPieceTokenizer:
         encoding = tokenizer.encode("question?", "context", maxlen=64)
         ```
         """
-        if not isinstance(text, str) or not (
-            text_pair is None or isinstance(text_pair, str)
-        ):
+        if not isinstance(text, str) or not (text_pair is None or isinstance(text_pair, str)):
             raise TypeError("encode() takes strings; use encode_batch() for lists.")
         self._set_truncation(maxlen, pair=text_pair is not None)
         if text_pair is None:
@@ -334,16 +324,10 @@ class WordPieceTokenizer:
         if text_pairs is None:
             self._set_truncation(maxlen, pair=False)
             outputs = self._tokenizer.encode_batch(texts)
-            return [
-                Encoding(output.ids, output.type_ids, output.offsets, text)
-                for output, text in zip(outputs, texts)
-            ]
+            return [Encoding(output.ids, output.type_ids, output.offsets, text) for output, text in zip(outputs, texts)]
         text_pairs = list(text_pairs)
         if len(text_pairs) != len(texts):
-            raise ValueError(
-                f"texts and text_pairs must have the same length; got {len(texts)} "
-                f"and {len(text_pairs)}."
-            )
+            raise ValueError(f"texts and text_pairs must have the same length; got {len(texts)} and {len(text_pairs)}.")
         self._set_truncation(maxlen, pair=True)
         outputs = self._tokenizer.encode_batch(list(zip(texts, text_pairs)))
         return [
@@ -423,8 +407,7 @@ class WordPieceTokenizer:
         text = encoding.segment_text(segment)
         if not 0 <= char_start < char_end <= len(text):
             raise ValueError(
-                f"Character span ({char_start}, {char_end}) is not a non-empty span "
-                f"of a text of length {len(text)}."
+                f"Character span ({char_start}, {char_end}) is not a non-empty span of a text of length {len(text)}."
             )
         token_range = encoding.segment_token_range(segment)
         if not token_range:
@@ -437,9 +420,7 @@ class WordPieceTokenizer:
         # Characters of the span past the last token that would have made tokens
         # of their own mean the text was truncated inside the span.
         covered_end = offsets[-1][1]
-        if char_end > covered_end and self._has_token_characters(
-            text[max(covered_end, char_start) : char_end]
-        ):
+        if char_end > covered_end and self._has_token_characters(text[max(covered_end, char_start) : char_end]):
             return None
         return token_range.start + first, token_range.start + last
 
@@ -462,10 +443,7 @@ class WordPieceTokenizer:
         """
         count = len(encoding.token_ids)
         if not 0 <= token_start <= token_end < count:
-            raise IndexError(
-                f"Token span ({token_start}, {token_end}) is not a span of an "
-                f"encoding of {count} tokens."
-            )
+            raise IndexError(f"Token span ({token_start}, {token_end}) is not a span of an encoding of {count} tokens.")
         if encoding.is_special(token_start) or encoding.is_special(token_end):
             return None
         segment = encoding.segment_ids[token_start]
@@ -615,8 +593,7 @@ def _load_hf_tokenizer(
     model_type = (settings.get("model") or {}).get("type")
     if model_type != "WordPiece":
         raise ValueError(
-            f"{path} is a {model_type} tokenizer; BERT encoders need a WordPiece "
-            "tokenizer.json (or a vocab.txt)."
+            f"{path} is a {model_type} tokenizer; BERT encoders need a WordPiece tokenizer.json (or a vocab.txt)."
         )
     tokenizer = Tokenizer.from_file(str(path))
     normalizer = settings.get("normalizer") or {}
@@ -661,7 +638,6 @@ def _check_maxlen(maxlen: int, pair: bool) -> int:
         raise TypeError(f"maxlen must be an integer; got {maxlen!r}.")
     if maxlen < smallest:
         raise ValueError(
-            f"maxlen must be at least {smallest} to hold [CLS] and [SEP]"
-            f"{' twice' if pair else ''}; got {maxlen}."
+            f"maxlen must be at least {smallest} to hold [CLS] and [SEP]{' twice' if pair else ''}; got {maxlen}."
         )
     return int(maxlen)

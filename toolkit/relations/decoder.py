@@ -26,7 +26,8 @@ triples[0]   # [('周杰伦', '父亲', '周耀中')]
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -123,9 +124,7 @@ def _subject_spans(subject_logits, encoding, threshold, limit=MAX_SUBJECTS_PER_T
     the work (and memory) of decoding an untrained model early in training,
     whose every position may score above 0.
     """
-    spans = _real_spans(
-        find_spans(subject_logits[0], subject_logits[1], len(encoding.token_ids), threshold), encoding
-    )
+    spans = _real_spans(find_spans(subject_logits[0], subject_logits[1], len(encoding.token_ids), threshold), encoding)
     if limit is not None and len(spans) > limit:
         scores = [subject_logits[0][start] + subject_logits[1][end] for start, end in spans]
         keep = sorted(np.argsort(scores, kind="stable")[::-1][:limit])
@@ -185,8 +184,12 @@ def decode_relations(
         fixed_shapes = _compiles_per_shape(extractor.subject_model)
         length_multiple = length_multiple or (8 if fixed_shapes else 1)
         subject_multiple = subject_multiple or (8 if fixed_shapes else 1)
-    for name, value in (("batch_size", batch_size), ("length_multiple", length_multiple),
-                        ("subject_multiple", subject_multiple), ("object_batch_size", object_batch_size or 1)):
+    for name, value in (
+        ("batch_size", batch_size),
+        ("length_multiple", length_multiple),
+        ("subject_multiple", subject_multiple),
+        ("object_batch_size", object_batch_size or 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     texts = list(texts)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from toolkit.atomic import replace_file
 

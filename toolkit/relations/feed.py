@@ -31,7 +31,8 @@ extractor.training_model.fit(feed, epochs=3)
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import keras
 import numpy as np

@@ -70,9 +70,7 @@ class SpanPointer(keras.layers.Layer):
         self.num_types = None if num_types is None else int(num_types)
         self.labels = None if labels is None else [str(label) for label in labels]
         if self.labels is not None and len(self.labels) != (self.num_types or 1):
-            raise ValueError(
-                f"labels has {len(self.labels)} names but num_types is {self.num_types}."
-            )
+            raise ValueError(f"labels has {len(self.labels)} names but num_types is {self.num_types}.")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.dense = keras.layers.Dense(
             2 * (self.num_types or 1),

@@ -215,12 +215,18 @@ class RelationExtractor(keras.Model):
             object_labels = keras.Input((len(predicates), 2, None), name="object_labels")
             inputs.update(subject_labels=subject_labels, object_labels=object_labels)
             subject_logits = MultilabelMetrics(
-                metric_names, prefix="subject_", loss_weight=subject_loss_weight,
-                dtype="float32", name="subject_metrics",
+                metric_names,
+                prefix="subject_",
+                loss_weight=subject_loss_weight,
+                dtype="float32",
+                name="subject_metrics",
             )(subject_logits, subject_labels)
             object_logits = MultilabelMetrics(
-                metric_names, prefix="object_", loss_weight=object_loss_weight,
-                dtype="float32", name="object_metrics",
+                metric_names,
+                prefix="object_",
+                loss_weight=object_loss_weight,
+                dtype="float32",
+                name="object_metrics",
             )(object_logits, object_labels)
         outputs = {"subject_logits": subject_logits, "object_logits": object_logits}
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)

@@ -195,10 +195,12 @@ class RelationPipeline(Pipeline):
         settings = self.config.model
         encoder = load_encoder(settings.encoder, maxlen=settings.maxlen)
         loss_in = "compile" if keras.backend.backend() == "jax" else "layer"
-        extractor = RelationExtractor(encoder.backbone, data.predicates, pad_id=encoder.tokenizer.pad_id,
-                                      loss_in=loss_in)
-        return RelationPredictor(extractor, encoder.tokenizer, settings.maxlen,
-                                 batch_size=self.config.training.batch_size)
+        extractor = RelationExtractor(
+            encoder.backbone, data.predicates, pad_id=encoder.tokenizer.pad_id, loss_in=loss_in
+        )
+        return RelationPredictor(
+            extractor, encoder.tokenizer, settings.maxlen, batch_size=self.config.training.batch_size
+        )
 
     def training_feed(self, predictor, data, run=None):
         """Gold triples as token spans (those that cannot be placed are counted, or raise with
@@ -211,7 +213,11 @@ class RelationPipeline(Pipeline):
         config, replicas = self.config, self.replicas
         extractor, tokenizer = predictor.extractor, predictor.tokenizer
         targets, report = build_targets(
-            data.train.texts, data.train.triples, tokenizer, data.predicates, config.model.maxlen,
+            data.train.texts,
+            data.train.triples,
+            tokenizer,
+            data.predicates,
+            config.model.maxlen,
             on_missing="error" if config.data.on_missing_entity == "error" else "count",
         )
         if report.num_dropped:
@@ -261,10 +267,14 @@ class RelationPipeline(Pipeline):
             scores = evaluate_triples(predictions, dataset.triples, predicates=predictor.predicates)
             micro = results[split] = scores["micro"]
             run.write_json(f"per_predicate_{split}.json", scores["per_predicate"])
-            write_predictions_jsonl(run / f"predictions_{split}.jsonl", dataset.texts, predictions,
-                                    references=dataset.triples)
-            plot_per_label_f1(_per_predicate_report(scores["per_predicate"]),
-                              run.plots / f"per_predicate_f1_{split}.png", title=f"Per-predicate F1 ({split})")
+            write_predictions_jsonl(
+                run / f"predictions_{split}.jsonl", dataset.texts, predictions, references=dataset.triples
+            )
+            plot_per_label_f1(
+                _per_predicate_report(scores["per_predicate"]),
+                run.plots / f"per_predicate_f1_{split}.png",
+                title=f"Per-predicate F1 ({split})",
+            )
             lines.append(
                 f"{split}: precision {micro['precision']:.4f} recall {micro['recall']:.4f} f1 {micro['f1']:.4f} "
                 f"({micro['num_correct']} correct of {micro['num_predicted']} predicted, {micro['num_gold']} gold)\n"

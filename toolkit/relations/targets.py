@@ -45,8 +45,9 @@ targets[0].object_labels((1, 3)).shape   # (1, 2, 12)
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
