@@ -15,7 +15,8 @@ import argparse
 import logging
 import sys
 
-from toolkit.tasks import TASKS, get_task, pipeline_class
+from toolkit import tasks
+from toolkit.tasks import get_task, pipeline_class
 
 __all__ = ["main"]
 
@@ -36,9 +37,10 @@ def _parser():
     )
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in the same output folder")
 
-    tasks = ", ".join(f"{task.short_name} ({task.summary})" for task in TASKS)
+    registered = tasks.TASKS
+    described = ", ".join(f"{task.short_name} ({task.summary})" for task in registered)
     demo = commands.add_parser("demo", help="train on a built-in generated data set (no downloads)")
-    demo.add_argument("task", choices=[task.short_name for task in TASKS], help=f"which pipeline: {tasks}")
+    demo.add_argument("task", choices=[task.short_name for task in registered], help=f"which pipeline: {described}")
     demo.add_argument("--output", default=None, help="run folder (default runs/demo_<task>)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 

@@ -153,7 +153,8 @@ class Pipeline:
         from toolkit.config import load_config
         from toolkit.tasks import pipeline_class
 
-        config = load_config(Path(run_dir) / "config.yaml", overrides=[f"output.dir={Path(run_dir).absolute()}"])
+        config = load_config(Path(run_dir) / "config.yaml")
+        config.output.dir = str(Path(run_dir).absolute())
         return pipeline_class(config.task)(config, log=log)
 
     @classmethod

@@ -64,7 +64,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from toolkit.config.errors import ConfigError, describe, format_errors, suggestion
 from toolkit.config.sections import TaskConfig, get_key, is_url
-from toolkit.tasks import TASKS, config_class, get_task, task_names
+from toolkit.tasks import config_class, get_task, task_names
 
 __all__ = ["load_config", "default_config", "validate"]
 
@@ -185,13 +185,22 @@ def _interpolate(value: Any, keys: tuple, source: str, problems: list) -> Any:
 # ----------------------------------------------------------------------------- paths, merging
 
 
+def _schemas() -> tuple:
+    """The registered tasks' config schemas, in registry order."""
+    return tuple(config_class(name) for name in task_names())
+
+
 @cache
+def _path_keys_of(schemas: tuple) -> tuple:
+    keys: dict = {}
+    for schema in schemas:
+        keys.update(dict.fromkeys(schema.all_path_keys()))
+    return tuple(keys)
+
+
 def _path_keys() -> tuple:
     """Every key path that holds a file path, in any registered task."""
-    keys: dict = {}
-    for task in TASKS:
-        keys.update(dict.fromkeys(config_class(task.name).all_path_keys()))
-    return tuple(keys)
+    return _path_keys_of(_schemas())
 
 
 def _resolve_path(value: Any, folder: Path) -> Any:
@@ -256,11 +265,14 @@ def _apply_override(data: dict, override: str, problems: list) -> Optional[tuple
 
 
 @cache
-def _adapter() -> TypeAdapter:
-    """A pydantic discriminated union on `task` over the registered tasks' schemas."""
-    schemas = tuple(config_class(name) for name in task_names())
+def _adapter_of(schemas: tuple) -> TypeAdapter:
     union = schemas[0] if len(schemas) == 1 else Union[schemas]  # noqa: UP007 (a runtime tuple)
     return TypeAdapter(Annotated[union, Field(discriminator="task")])
+
+
+def _adapter() -> TypeAdapter:
+    """A pydantic discriminated union on `task` over the registered tasks' schemas."""
+    return _adapter_of(_schemas())
 
 
 def validate(data: dict, source_of=lambda path: "<config>") -> TaskConfig:

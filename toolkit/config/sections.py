@@ -162,11 +162,13 @@ class TaskConfig(Section):
     (and any section of its own), and sets:
 
     - `logged_metrics`: the values its training logs each epoch (the columns
-      of `history.csv`), which `training.monitor` must name;
+      of `history.csv`), which `training.monitor` must name, and
+      `default_monitor`, the one it keeps the best model by unless told;
     - `path_keys`: its keys holding file paths, beyond the shared ones.
     """
 
     logged_metrics: ClassVar[tuple] = ()
+    default_monitor: ClassVar[str] = "val_micro_f1"
     path_keys: ClassVar[tuple] = ()
     shared_path_keys: ClassVar[tuple] = (
         ("data", "train"),
@@ -203,6 +205,8 @@ class TaskConfig(Section):
 
     @model_validator(mode="after")
     def _check_monitor(self) -> TaskConfig:
+        if "monitor" not in self.training.model_fields_set:
+            self.training.monitor = self.default_monitor
         monitor = self.training.monitor
         if self.logged_metrics and monitor not in self.logged_metrics:
             hint = suggestion(monitor, self.logged_metrics)

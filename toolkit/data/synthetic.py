@@ -37,6 +37,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Optional, Union
 
+from toolkit.atomic import replace_file, write_text_atomic
+
 PathType = Union[str, os.PathLike]
 
 MULTILABEL_DEMO_FILES = {
@@ -696,16 +698,17 @@ def write_demo_vocab(
     for word, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
         if count >= min_count:
             add(word)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    write_text_atomic(path, "\n".join(tokens) + "\n")
     return tokens
 
 
 def _write_jsonl(path: Path, records: Iterable[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    replace_file(path, write)
 
 
 def write_multilabel_demo(
@@ -729,7 +732,7 @@ def write_multilabel_demo(
     paths = {name: folder / file_name for name, file_name in MULTILABEL_DEMO_FILES.items()}
     for name, records in splits.items():
         _write_jsonl(paths[name], records)
-    paths["labels"].write_text("\n".join(MULTILABEL_DEMO_LABELS) + "\n", encoding="utf-8")
+    write_text_atomic(paths["labels"], "\n".join(MULTILABEL_DEMO_LABELS) + "\n")
     write_demo_vocab(paths["vocab"], (record["text"] for record in splits["train"]))
     return paths
 
