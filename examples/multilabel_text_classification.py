@@ -46,13 +46,14 @@ def main():
         config = ClassificationPipeline.demo_config("runs/demo_classification", args.overrides, log=log)
     pipeline = ClassificationPipeline(config, log=log)
 
-    # The run folder: the resolved config is saved there, Keras is seeded, and the
-    # dtype policy of `training.mixed_precision` holds until the block ends.
-    with pipeline.training_run() as run:
-        # ## Data
-        # Train, dev and (optional) test splits; the label order is fixed here and saved with the model.
-        data = pipeline.read_data()
+    # ## Data
+    # Train, dev and (optional) test splits, checked before the run folder is touched; the label
+    # order is fixed here and saved with the model.
+    data = pipeline.read_data()
 
+    # The run folder: locked for this run, the resolved config saved there, Keras seeded, and
+    # the dtype policy of `training.mixed_precision` held until the block ends.
+    with pipeline.training_run() as run:
         # ## Model
         # The encoder from `model.encoder` (a checkpoint folder, or a random one), mean/CLS/max
         # pooling, and one logit per label, in a predictor that also holds the tokenizer.

@@ -45,11 +45,11 @@ def main():
         config = RelationPipeline.demo_config("runs/demo_relations", args.overrides, log=log)
     pipeline = RelationPipeline(config, log=log)
 
-    with pipeline.training_run() as run:
-        # ## Data
-        # Sentences with their gold triples; the predicate order comes from the schema file.
-        data = pipeline.read_data()
+    # ## Data
+    # Sentences with their gold triples; the predicate order comes from the schema file.
+    data = pipeline.read_data()
 
+    with pipeline.training_run() as run:
         # ## Model
         # Encoder, subject pointer, conditional layer norm on the chosen subject, object pointers,
         # in a predictor that also holds the tokenizer and the decoder settings.

@@ -5,8 +5,8 @@ writes out):
 
 ```python
 pipeline = ClassificationPipeline(config)        # or pipeline_class(config.task)(config)
+data = pipeline.read_data()                      # splits, checked; label or predicate order
 with pipeline.training_run() as run:             # folder, saved config, seed, devices, precision
-    data = pipeline.read_data()                  # splits, checked; label or predicate order
     predictor = pipeline.build(data)             # encoder + task head, untrained
     fitted = pipeline.fit(run, predictor, data)  # best model kept in run/best by training.monitor
 results = pipeline.evaluate(run, data, calibrate=True)   # the saved best model on dev and test
@@ -205,7 +205,7 @@ class Pipeline:
         from toolkit.distribution import config_source, distribution_scope
 
         config = self.config
-        self._started = time.time()
+        self._started = self._started or time.time()
         with distribution_scope(config.training, source=config_source(config)) as replicas:
             self.replicas = replicas
             run = open_run_folder(config, replicas, resume=resume)
@@ -311,9 +311,13 @@ class Pipeline:
         With `training.distribution` the model is built, compiled and trained
         on every device; the saved best model is then scored on one. A
         non-chief worker of `multi_worker_mirrored` only trains, and returns `{}`.
+
+        The data are read and checked before the run folder is touched, so a
+        bad line leaves an existing run (and `output.overwrite`'s victim) as it was.
         """
+        self._started = time.time()
+        data = self.read_data()
         with self.training_run(resume=resume) as run:
-            data = self.read_data()
             predictor = self.build(data)
             fitted = self.fit(run, predictor, data, resume=resume)
         if not self.replicas.is_chief:

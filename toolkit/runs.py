@@ -18,6 +18,7 @@ run.read_history()["val_micro_f1"]       # one value per finished epoch
 
 import csv
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -50,15 +51,58 @@ class RunFolder:
     is refused unless `overwrite=True` or `resume=True` (an interrupted run
     started again with the same config). A folder left by a run that failed
     before its first epoch (a bad data line, a missing encoder file) is reused.
+
+    One run at a time: `lock()` takes an OS file lock on `<folder>/.lock`
+    (`fcntl.flock`), which a second process asking for the same folder cannot
+    get; the operating system releases it when the holder ends, however it
+    ends, so a stale `.lock` file never blocks.
     """
 
     def __init__(self, directory):
         self.path = Path(directory)
+        self._lock = None
+
+    def lock(self):
+        """Take the folder's lock (creating the folder); RunFolderError naming the holder if it is taken."""
+        self._check_is_folder()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunFolderError(f"output.dir: cannot create {self.path} ({error.strerror}).") from None
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            return self
+        handle = open(self.path / ".lock", "a+", encoding="ascii")  # noqa: SIM115 (held while the run lasts)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunFolderError(
+                f"output.dir: {self.path} is in use by another run (process {holder}). Wait for it to end, "
+                "or choose another folder (--set output.dir=...)."
+            ) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+        return self
+
+    def unlock(self):
+        """Release the lock `lock()` took (a no-op without one)."""
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor releases the flock
+            self._lock = None
+
+    def _check_is_folder(self):
+        if self.path.exists() and not self.path.is_dir():
+            raise RunFolderError(f"output.dir: {self.path} exists and is not a folder.")
 
     def prepare(self, *, overwrite=False, resume=False):
         """Create the folder; refuse one holding another run unless told."""
-        if self.path.exists() and not self.path.is_dir():
-            raise RunFolderError(f"output.dir: {self.path} exists and is not a folder.")
+        self._check_is_folder()
         if self.started() and not (overwrite or resume):
             raise RunFolderError(
                 f"output.dir: {self.path} already holds a run. Choose another folder "
@@ -131,15 +175,21 @@ class RunFolder:
 def open_run_folder(config, replicas=None, *, resume=False):
     """The run folder this process writes into.
 
-    `config.output.dir`, prepared (`RunFolder.prepare`), on a single process
-    and on the chief of `multi_worker_mirrored`. The other workers train in
+    `config.output.dir`, locked (`RunFolder.lock`: a second run into the
+    same folder is refused) and prepared (`RunFolder.prepare`), on a single
+    process and on the chief of `multi_worker_mirrored`. The other workers train in
     step with the chief but write into a temporary folder, as Keras' own
     checkpoint callbacks do on non-chief workers; with `resume` it starts with
     a copy of the chief's resume state (`backup/`, `best.json`), so that every
     worker continues from the same epoch. `close_run_folder` deletes it.
     """
     if replicas is None or replicas.is_chief:
-        return RunFolder(config.output.dir).prepare(overwrite=config.output.overwrite, resume=resume)
+        run = RunFolder(config.output.dir).lock()
+        try:
+            return run.prepare(overwrite=config.output.overwrite, resume=resume)
+        except BaseException:
+            run.unlock()
+            raise
     chief = RunFolder(config.output.dir)
     run = RunFolder(tempfile.mkdtemp(prefix="toolkit-worker-")).prepare()
     if resume:
@@ -151,6 +201,7 @@ def open_run_folder(config, replicas=None, *, resume=False):
 
 
 def close_run_folder(run, replicas=None):
-    """Delete a non-chief worker's temporary run folder (see `open_run_folder`)."""
+    """Release the run folder's lock; delete a non-chief worker's temporary folder (see `open_run_folder`)."""
+    run.unlock()
     if replicas is not None and not replicas.is_chief:
         shutil.rmtree(run.path, ignore_errors=True)
