@@ -106,6 +106,19 @@ def test_predict_streams_json_lines_and_plain_text_and_keeps_output_on_error(tin
     assert len(output.read_text(encoding="utf-8").splitlines()) == 2  # what was written before the error stays
 
 
+def test_a_moved_run_folder_still_predicts_and_names_its_new_place(tiny_run, tmp_path):
+    import shutil
+
+    from toolkit.pipeline import Pipeline
+
+    _, _, run = tiny_run
+    moved = shutil.copytree(run, tmp_path / "moved")
+    pipeline = Pipeline.from_run(moved, log=lambda m: None)
+    assert pipeline.run_folder.path == moved.absolute()
+    (tmp_path / "in.txt").write_text("the team won the final match\n", encoding="utf-8")
+    assert pipeline.predict_file(tmp_path / "in.txt", tmp_path / "out.jsonl") == 1
+
+
 def test_reloaded_predictor_gives_the_same_logits(tiny_run):
     from toolkit.predictors import MultilabelPredictor
 

@@ -735,6 +735,16 @@ def test_types_are_strict(tmp_path, line, message):
     assert problems_of(excinfo) == [f"{path}: {message}"]
 
 
+def test_the_encoder_section_is_strict_too(tmp_path):
+    path = write(tmp_path, MINIMAL + "model:\n  encoder: {num_layers: true, hidden_dim: '128'}\n")
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    assert sorted(problems_of(excinfo)) == [
+        f"{path}: model.encoder.hidden_dim: expected a valid integer; got the string '128' (write it without quotes)",
+        f"{path}: model.encoder.num_layers: expected a valid integer; got True",
+    ]
+
+
 def test_numbers_read_as_yaml_1_2_and_set_values_stay_yaml(tmp_path, monkeypatch):
     config = load_config(
         write(tmp_path, MINIMAL + "training:\n  learning_rate: 1e-3\n  weight_decay: 2E-2\n"),

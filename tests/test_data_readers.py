@@ -882,6 +882,9 @@ def test_docstring_examples_run():
     import doctest
 
     import toolkit.data.multilabel
+    import toolkit.data.relations
 
     result = doctest.testmod(toolkit.data.multilabel)
     assert result.failed == 0 and result.attempted >= 3
+    result = doctest.testmod(toolkit.data.relations)
+    assert result.failed == 0 and result.attempted >= 1

@@ -448,7 +448,7 @@ def trained(chinese_tokenizer):
     extractor = RelationExtractor(tiny_backbone(chinese_tokenizer.vocabulary_size), PREDICATES)
     extractor.compile(keras.optimizers.Adam(3e-3))
     feed = RelationDataFeed(targets, batch_size=16, seed=0, length_multiple=8)
-    history = extractor.training_model.fit(feed, epochs=5, verbose=0)
+    history = extractor.fit(feed, epochs=5, verbose=0)
     return extractor, history.history
 
 
@@ -532,7 +532,7 @@ def test_save_and_load_keep_every_constructor_argument(loss_in, tmp_path):
     assert (loaded.predicates, loaded.pad_id, loaded.loss_in) == (PREDICATES, 3, loss_in)
     assert (loaded.subject_loss_weight, loaded.object_loss_weight) == (1.5, 4.25)
     assert loaded.metric_names == ["micro_recall", "micro_precision"]
-    assert loaded.training_model is loaded and loaded.backbone.hidden_dim == 32
+    assert loaded.backbone.hidden_dim == 32
     assert len(loaded.optimizer.variables) == len(extractor.optimizer.variables)
     compiled = loaded.get_compile_config()
     if loss_in == "compile":
@@ -591,7 +591,7 @@ JAX_TRAINING = textwrap.dedent(
     extractor = RelationExtractor(tiny_backbone(tokenizer.vocabulary_size), PREDICATES, loss_in="compile")
     extractor.compile(keras.optimizers.Adam(3e-3), jit_compile=COMPILE)
     feed = RelationDataFeed(targets, batch_size=16, targets_as="y", length_multiple=32)
-    history = extractor.training_model.fit(feed, epochs=3, verbose=0).history
+    history = extractor.fit(feed, epochs=3, verbose=0).history
     print(json.dumps({"backend": keras.backend.backend(), "history": history}))
     """
 )

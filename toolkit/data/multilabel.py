@@ -434,7 +434,7 @@ def read_multilabel_split(data_config: Any, split: str = "train") -> MultilabelD
     """Read `split` (`"train"`, `"dev"` or `"test"`) as a config's data section describes.
 
     `data_config` is `config.data` of a multilabel
-    `toolkit.config.Config`.
+    `toolkit.config.MultilabelConfig`.
 
     ```python
     train = read_multilabel_split(config.data, "train")

@@ -32,7 +32,7 @@ class EncoderSpec(BaseModel):
     ```
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     source: EncoderSource = "auto"
     path: Optional[str] = None

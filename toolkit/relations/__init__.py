@@ -19,7 +19,7 @@ from toolkit.relations import RelationExtractor, RelationDataFeed, build_targets
 targets, report = build_targets(texts, triples, tokenizer, predicates, maxlen=128)
 extractor = RelationExtractor(backbone, predicates, pad_id=tokenizer.pad_id)
 extractor.compile("adam")
-extractor.training_model.fit(RelationDataFeed(targets, batch_size=16), epochs=5)
+extractor.fit(RelationDataFeed(targets, batch_size=16), epochs=5)
 decode_relations(extractor, tokenizer, dev_texts, maxlen=128)
 ```
 """

@@ -25,7 +25,7 @@ Example:
 
 ```python
 feed = RelationDataFeed(targets, batch_size=32, seed=0, group_by_length=True)
-extractor.training_model.fit(feed, epochs=3)
+extractor.fit(feed, epochs=3)
 ```
 """
 

@@ -19,9 +19,8 @@ of bert4keras's GPLinker): `subject_loss_weight` defaults to 2 and
 `object_loss_weight` to `2 * num_predicates`, the row counts, applied to the
 row means that the metrics layer (or a compiled Keras loss) computes.
 
-`RelationExtractor` is itself a functional `keras.Model`: the training graph.
-`extractor.training_model` is the extractor itself, kept as a name for the
-model that `fit` trains. Its inputs are `token_ids`, `segment_ids`,
+`RelationExtractor` is itself a functional `keras.Model`, the training graph
+that `fit` trains. Its inputs are `token_ids`, `segment_ids`,
 `subject_span` and (with `loss_in="layer"`) `subject_labels`,
 `object_labels`; its outputs `{"subject_logits", "object_logits"}`. With
 `loss_in="layer"` the loss and the `subject_micro_f1` / `object_micro_f1`
@@ -51,7 +50,7 @@ Example:
 encoder = load_encoder({"source": "random", "vocab": "vocab.txt"}, maxlen=128)
 extractor = RelationExtractor(encoder.backbone, predicates, pad_id=encoder.tokenizer.pad_id)
 extractor.compile(keras.optimizers.Adam(2e-5))
-extractor.training_model.fit(RelationDataFeed(targets, batch_size=16), epochs=3)
+extractor.fit(RelationDataFeed(targets, batch_size=16), epochs=3)
 extractor.save("relation.keras")
 extractor = RelationExtractor.load("relation.keras")
 ```
@@ -249,17 +248,6 @@ class RelationExtractor(keras.Model):
 
         # === Inference models ===
         self._build_inference_models()
-
-    @property
-    def training_model(self):
-        """The model that `fit` trains: the extractor itself."""
-        return self
-
-    def __dir__(self):
-        # Keras's saving walks `dir(model)` for weights to load, and marks a model as
-        # visited only after its children: `training_model` (the model itself) would
-        # send the walk round in circles.
-        return [attribute for attribute in super().__dir__() if attribute != "training_model"]
 
     # --- Graphs ----------------------------------------------------------------
 

@@ -239,7 +239,7 @@ class RelationPipeline(Pipeline):
 
         distributed = replicas is not None and replicas.name != "none"
         return TrainingFeed(
-            extractor.training_model,
+            extractor,
             distribute_feed(feed, replicas) if distributed else feed,
             len(feed) if distributed else None,
             evaluate=evaluate,
