@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,9 +102,67 @@ def test_predict_streams_json_lines_and_plain_text_and_keeps_output_on_error(tin
 
     bad = tmp_path / "bad.txt"
     bad.write_text("first text\nsecond text\n{broken json\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad.txt:3: invalid JSON"):
+    before = output.read_text(encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.txt:3: invalid JSON.*\(the 2 prediction\(s\) before it are in "):
         pipeline.predict_file(bad, output, chunk_size=1)
-    assert len(output.read_text(encoding="utf-8").splitlines()) == 2  # what was written before the error stays
+    assert output.read_text(encoding="utf-8") == before  # the existing output is not emptied
+    kept = [json.loads(line)["text"] for line in (tmp_path / "out.jsonl.partial").read_text().splitlines()]
+    assert kept == ["first text", "second text"]
+
+
+def test_predict_keeps_every_good_line_before_a_bad_one_and_the_old_output(tiny_run, tmp_path, capsys):
+    from toolkit.cli import main
+
+    _, _, run = tiny_run
+    source, output = tmp_path / "texts.txt", tmp_path / "out.jsonl"
+    output.write_text('{"old": 1}\n{"old": 2}\n{"old": 3}\n', encoding="utf-8")
+    lines = [f"text number {number}" for number in range(1, 3001)]
+    lines[2499] = '{"no_text_field": 1}'  # line 2,500 of 3,000: within the second chunk of 2,048
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["predict", str(run), str(source), str(output)]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith(f"error: {source}:2500: expected an object with a string field 'text'")
+    assert f"(the 2499 prediction(s) before it are in {output}.partial; {output} was not changed)" in message
+    assert output.read_text(encoding="utf-8") == '{"old": 1}\n{"old": 2}\n{"old": 3}\n'
+    kept = (tmp_path / "out.jsonl.partial").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["text"] for line in kept] == lines[:2499]
+    # A run that finishes replaces the output whole and leaves no partial file.
+    source.write_text("\n".join(lines[:10]) + "\n", encoding="utf-8")
+    assert main(["predict", str(run), str(source), str(output)]) == 0
+    assert len(output.read_text(encoding="utf-8").splitlines()) == 10 and not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_a_damaged_best_model_is_one_line_naming_the_file(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from toolkit.cli import main
+
+    _, _, run = tiny_run
+    source = tmp_path / "texts.txt"
+    source.write_text("some text\n", encoding="utf-8")
+    for name, damage, expected in [
+        (
+            "model.keras",
+            "truncate",
+            r"best/model.keras: not a complete .keras file \([\d,]+ bytes, truncated or damaged\)",
+        ),
+        ("predictor.json", '{"label_names": [', r"best/predictor.json:1: not valid JSON \("),
+        ("predictor.json", "delete", r"best/predictor.json not found: .*best is not a folder written by"),
+    ]:
+        copy = Path(shutil.copytree(run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"), dirs_exist_ok=True))
+        target = copy / "best" / name
+        if damage == "truncate":
+            with open(target, "r+b") as handle:
+                handle.truncate(target.stat().st_size // 2)
+        elif damage == "delete":
+            target.unlink()
+        else:
+            target.write_text(damage, encoding="utf-8")
+        for command in (["predict", str(copy), str(source), str(tmp_path / "out.jsonl")], ["evaluate", str(copy)]):
+            assert main(command) == 2
+            message = capsys.readouterr().err.strip()
+            assert re.match(rf"error: .*{expected}", message) and "\n" not in message, message
+        shutil.rmtree(copy)
 
 
 def test_a_moved_run_folder_still_predicts_and_names_its_new_place(tiny_run, tmp_path):

@@ -52,14 +52,14 @@ if os.environ["KERAS_BACKEND"] == "tensorflow" and spec["devices"] > 1:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * spec["devices"])
 from toolkit.cli import main
 for config, overrides in spec["runs"]:
-    code = main(["train", config] + [item for override in overrides for item in ("--set", override)])
+    code = main(["train", config] + [item for override in overrides for item in ("--set", override)] + spec["flags"])
     if code:
         sys.exit(code)
 """
 
 
-def launch(folder, runs, *, backend="tensorflow", devices=2, extra_env=None):
-    """Start the launcher on `runs` (`[config, overrides]` pairs); returns the process."""
+def launch(folder, runs, *, backend="tensorflow", devices=2, extra_env=None, flags=()):
+    """Start the launcher on `runs` (`[config, overrides]` pairs, trained with the CLI `flags`); returns the process."""
     launcher = folder / "launcher.py"
     launcher.write_text(LAUNCHER)
     environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
@@ -67,7 +67,7 @@ def launch(folder, runs, *, backend="tensorflow", devices=2, extra_env=None):
     if backend == "jax":
         environment["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     environment.update(extra_env or {})
-    command = [sys.executable, str(launcher), json.dumps({"devices": devices, "runs": runs})]
+    command = [sys.executable, str(launcher), json.dumps({"devices": devices, "runs": runs, "flags": list(flags)})]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
 
 
@@ -236,6 +236,82 @@ def test_multi_worker_mirrored_matches_one_device(runs, configs):
     assert "the chief writes the run folder" in runs[0]["worker1"][1]
     assert not list((configs / "tmp_worker1").iterdir()), "the second worker left its temporary run folder behind"
     assert_same_run(folders["tensorflow", "classification", "none"], folders["multi_worker"], "multi_worker_mirrored")
+
+
+def _workers(configs, folder, *flags):
+    """Two `multi_worker_mirrored` workers on localhost training the classification config into `folder`."""
+    cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+    processes = []
+    for index in range(2):
+        scratch = configs / f"tmp_{folder.name}_{index}"
+        scratch.mkdir(exist_ok=True)
+        environment = {
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+            "TMPDIR": str(scratch),
+        }
+        overrides = [f"output.dir={folder}", "training.distribution=multi_worker_mirrored"]
+        processes.append(
+            launch(
+                configs,
+                [[str(configs / "classification.yaml"), overrides]],
+                devices=1,
+                extra_env=environment,
+                flags=flags,
+            )
+        )
+    return processes
+
+
+def test_multi_worker_mirrored_resumes_a_killed_run_to_the_one_device_result(runs, configs):
+    """Both workers killed after the first epoch's backup; started again with --resume, they continue
+    from the chief's backup together and end where the one-device run ends."""
+    import signal
+    import time
+
+    folders = finished(runs, "tensorflow")
+    folder = configs / "multi_worker_resumed"
+    for _ in range(3):  # a tiny second epoch can finish before the kill lands: then try again
+        processes = _workers(configs, folder)
+        state = folder / "backup" / "state.json"
+        deadline = time.monotonic() + 600
+        while not (state.is_file() and json.loads(state.read_text())["epoch"] >= 1):
+            assert all(process.poll() is None for process in processes), processes[0].communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "no backup after 10 minutes"
+            time.sleep(0.02)
+        for process in processes:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        if not (folder / "metrics.json").exists():
+            break
+    assert not (folder / "metrics.json").exists(), "the run finished three times before it could be killed"
+    resumed = _workers(configs, folder, "--resume")
+    outputs = []
+    for process in resumed:
+        outputs.append(process.communicate(timeout=1200)[0])
+    codes = [process.returncode for process in resumed]
+    assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert_same_run(folders["tensorflow", "classification", "none"], folder, "multi_worker_mirrored, resumed")
+
+
+def test_a_worker_whose_chief_never_comes_up_stops_after_the_timeout(configs):
+    import time
+
+    cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}  # nobody listens
+    environment = {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}})}
+    overrides = [
+        f"output.dir={configs / 'orphan_worker'}",
+        "training.distribution=multi_worker_mirrored",
+        "training.cluster_timeout=3",
+    ]
+    started = time.monotonic()
+    process = launch(configs, [[str(configs / "classification.yaml"), overrides]], devices=1, extra_env=environment)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 2, output[-3000:]
+    assert (
+        f"error: training.distribution: multi_worker_mirrored: the chief ({cluster['worker'][0]} in TF_CONFIG) did "
+        "not come up within 3 s (training.cluster_timeout)." in output
+    )
+    assert time.monotonic() - started < 120
 
 
 def test_data_parallel_on_jax_matches_one_device(runs):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from toolkit.predictors import MultilabelPredictor
+from toolkit.saved import SavedModelError
 
 LABELS = ["sports", "politics", "tech", "health"]
 
@@ -90,5 +91,5 @@ def test_errors_say_what_is_wrong(tmp_path):
         MultilabelPredictor(model, ["tech", "a", "tech", "b"])
     with pytest.raises(ValueError, match="batch_size must be a positive integer. Got 0"):
         MultilabelPredictor(model, LABELS, batch_size=0)
-    with pytest.raises(FileNotFoundError, match="not a folder written by MultilabelPredictor.save"):
+    with pytest.raises(SavedModelError, match="not a folder written by MultilabelPredictor.save"):
         MultilabelPredictor.load(tmp_path)

@@ -1,5 +1,8 @@
-"""The run folder: refuse a finished run, reuse a failed start, clear state on overwrite, one run at a time."""
+"""The run folder: refuse a finished run, reuse a failed start, clear state on overwrite, one run at a time,
+and read where a run stands."""
 
+import json
+import math
 import os
 
 import pytest
@@ -7,13 +10,90 @@ import pytest
 from toolkit.runs import RunFolder, RunFolderError
 
 
+def _backup(run, epoch=1, done=False):
+    """A resume state as `toolkit.callbacks.RunBackup` writes it (without the weights)."""
+    (run.backup).mkdir(parents=True, exist_ok=True)
+    history = [{"epoch": number, "loss": 1.0 / number} for number in range(1, epoch + 1)]
+    (run.backup / "state.json").write_text(json.dumps({"epoch": epoch, "done": done, "history": history}))
+    run.write_history(history)
+
+
 def test_a_run_that_finished_an_epoch_is_refused_without_overwrite_or_resume(tmp_path):
     run = RunFolder(tmp_path / "run").prepare()
-    (run / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    _backup(run)
     with pytest.raises(RunFolderError, match=r"output.dir: .* already holds a run.*--resume"):
         RunFolder(tmp_path / "run").prepare()
     RunFolder(tmp_path / "run").prepare(resume=True)
-    assert (run / "history.csv").exists()
+    assert (run / "history.csv").exists() and run.backup.is_dir()
+
+
+def test_status_says_where_a_run_stands(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    assert run.status() == "new"
+    run.prepare()
+    (run / "config.yaml").write_text("task: x\n")
+    assert run.status() == "new"
+    run.best.mkdir()  # killed in epoch 1 after saving a first best model, before its backup
+    assert run.status() == "partial"
+    _backup(run, epoch=2)
+    assert run.status() == "training" and run.resume_state()["epoch"] == 2
+    _backup(run, epoch=3, done=True)
+    assert run.status() == "scoring"
+    (run / "metrics.json").write_text("{}")
+    assert run.status() == "finished"
+    (run / "metrics.json").unlink()
+    run.discard_backup()
+    assert run.status() == "orphaned"
+    with pytest.raises(RunFolderError, match=r"holds 3 epoch\(s\) in history.csv but no resume state"):
+        RunFolder(tmp_path / "run").prepare(resume=True)
+
+
+def test_resume_of_a_run_stopped_before_its_first_backup_starts_afresh(tmp_path):
+    run = RunFolder(tmp_path / "run").prepare()
+    run.best.mkdir()
+    (run / "best.json").write_text('{"epoch": 1, "score": 0.5}')
+    RunFolder(tmp_path / "run").prepare(resume=True)
+    assert not run.best.exists() and not (run / "best.json").exists()
+
+
+def test_the_previous_backup_is_read_when_a_swap_was_cut_short(tmp_path):
+    run = RunFolder(tmp_path / "run").prepare()
+    _backup(run, epoch=2)
+    run.backup.rename(tmp_path / "run" / "backup.old")
+    assert run.status() == "training" and run.resume_state()["epoch"] == 2
+
+
+def test_an_unreadable_resume_state_is_one_line_naming_the_file(tmp_path):
+    run = RunFolder(tmp_path / "run").prepare()
+    run.backup.mkdir()
+    (run.backup / "state.json").write_text('{"epoch": 2, "hist')
+    with pytest.raises(RunFolderError) as caught:
+        run.status()
+    message = str(caught.value)
+    assert message.startswith(f"{run.backup / 'state.json'}: the resume state cannot be read (") and "\n" not in message
+    assert message.endswith("set output.overwrite=true to train the run again from epoch 1.")
+
+
+def test_history_is_written_and_read_back_with_missing_and_non_finite_values(tmp_path):
+    run = RunFolder(tmp_path / "run").prepare()
+    run.write_history([{"epoch": 1, "loss": 2.5, "val_f1": 0.25}, {"epoch": 2, "loss": float("nan")}])
+    assert (run / "history.csv").read_text() == "epoch,loss,val_f1\n1,2.5,0.25\n2,nan,\n"
+    history = run.read_history()
+    assert history["loss"][0] == 2.5 and math.isnan(history["loss"][1]) and math.isnan(history["val_f1"][1])
+
+
+def test_the_lock_is_re_entrant_within_a_process(tmp_path):
+    outer = RunFolder(tmp_path / "run").lock()
+    inner = RunFolder(tmp_path / "run").lock()  # the same process: granted
+    inner.unlock()
+    with open(tmp_path / "run" / ".lock") as handle:  # still held by `outer`
+        import fcntl
+
+        with pytest.raises(OSError):
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    outer.unlock()
+    with open(tmp_path / "run" / ".lock") as handle:  # released
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def test_a_folder_left_by_a_failed_start_is_reused(tmp_path):
@@ -24,8 +104,7 @@ def test_a_folder_left_by_a_failed_start_is_reused(tmp_path):
 
 def test_overwrite_clears_the_old_runs_state_but_resume_keeps_it(tmp_path):
     run = RunFolder(tmp_path / "run").prepare()
-    (run.backup).mkdir()
-    (run.backup / "latest.weights.h5").write_text("old")
+    _backup(run)
     (run.best).mkdir()
     (run / "best.json").write_text("{}")
     (run / "notes.txt").write_text("the user's own file")
@@ -53,25 +132,41 @@ def _config(tmp_path, output):
     return path, load_config(path)
 
 
+def _hold_lock(folder):
+    """Another process that holds the folder's lock as a run does, until killed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from toolkit.runs import RunFolder; RunFolder(sys.argv[1]).lock(); "
+        "print('locked', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
 def test_a_second_run_into_a_locked_folder_exits_2_naming_the_holder(tmp_path, capsys):
     from toolkit.cli import main
-    from toolkit.runs import close_run_folder, open_run_folder
 
     for name in ("a.jsonl", "b.jsonl"):  # good data: the second run gets as far as the folder
         (tmp_path / name).write_text('{"text": "fine", "labels": ["x"]}\n', encoding="utf-8")
-    path, config = _config(tmp_path, tmp_path / "run")
-    first = open_run_folder(config)  # the first run holds the folder
+    path, _ = _config(tmp_path, tmp_path / "run")
+    holder = _hold_lock(tmp_path / "run")  # the first run holds the folder
     try:
         assert main(["train", str(path)]) == 2
         message = capsys.readouterr().err.strip()
         assert message == (
-            f"error: output.dir: {tmp_path / 'run'} is in use by another run (process {os.getpid()}). "
+            f"error: output.dir: {tmp_path / 'run'} is in use by another run (process {holder.pid}). "
             "Wait for it to end, or choose another folder (--set output.dir=...)."
         )
-        assert sorted(p.name for p in first.path.iterdir()) == [".lock", "cache", "logs", "plots"]
+        assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".lock"]
     finally:
-        close_run_folder(first)
-    # Released: the next run gets the folder (and then stops at the encoder the config lacks).
+        holder.kill()
+        holder.wait()
+    # Released when its holder died: the next run gets the folder (and then stops at the encoder the config lacks).
     assert main(["train", str(path)]) == 2
     assert "in use" not in capsys.readouterr().err
 

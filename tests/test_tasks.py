@@ -85,7 +85,7 @@ class LettersPipeline(Pipeline):
         inputs = keras.Input((len(LETTERS),))
         return LettersPredictor(keras.Model(inputs, keras.layers.Dense(len(LETTERS))(inputs)))
 
-    def training_feed(self, predictor, data, run=None):
+    def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
         import tensorflow as tf
 
         from toolkit.data import to_multi_hot

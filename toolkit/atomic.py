@@ -13,6 +13,8 @@ temporary on any failure.
   non-finite floats made JSON-ready first).
 - `replace_directory(build, target)`: a whole folder, built beside the old one
   and swapped in; `resolve_directory` finds the old one if a swap was cut short.
+- `partial_file(path)`: a file written as a stream (predictions), moved onto
+  `path` when complete; cut short, what was written stays beside it.
 
 Example:
 
@@ -26,6 +28,7 @@ replace_file(run_dir / "model.keras", model.save)
 This module imports nothing beyond the standard library and NumPy.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -41,6 +44,7 @@ __all__ = [
     "json_ready",
     "replace_directory",
     "resolve_directory",
+    "partial_file",
 ]
 
 
@@ -174,3 +178,25 @@ def resolve_directory(target):
         return target
     previous = target.with_name(target.name + ".old")
     return previous if previous.is_dir() else target
+
+
+@contextlib.contextmanager
+def partial_file(path, suffix=".partial"):
+    """Yield a text file open at `<path><suffix>`; move it onto `path` when the block ends normally.
+
+    Until then `path` keeps its old content. When the block raises, the
+    partial file stays, with what was written so far, and `path` is untouched.
+
+    >>> with partial_file(output) as handle:  # doctest: +SKIP
+    ...     for record in records:
+    ...         handle.write(json.dumps(record) + "\\n")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + suffix)
+    with open(partial, "w", encoding="utf-8") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    _fsync_path(path.parent)

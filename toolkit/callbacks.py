@@ -1,30 +1,42 @@
 """The callbacks of a pipeline run, in the order they must see each epoch's end.
 
 - `run_callbacks(run, training, save_best, ...)`: the list `fit` gets (weight
-  average swap, extra epoch scores, best-model checkpoint, history, TensorBoard,
-  early stopping, resume backup) and the `BestModelCheckpoint` in it;
-- `BestModelCheckpoint`: saves the best model atomically, stops on a NaN loss;
+  average swap, extra epoch scores, best-model checkpoint with early
+  stopping, TensorBoard, resume backup with the history) and the
+  `BestModelCheckpoint` and `RunBackup` in it;
+- `BestModelCheckpoint`: saves the best model atomically, stops early when
+  the monitor stops improving, stops on a NaN loss;
+- `RunBackup`: the resume state, whole after every finished epoch, and
+  `history.csv` written from it;
 - `EpochEvaluation`: scores that need more than batch metrics (decoded triples).
 
 Example:
 
 ```python
-callbacks, best = run_callbacks(run, config.training, predictor.save, resume=False)
+callbacks, best, backup = run_callbacks(run, config.training, predictor.save)
 model.fit(train, validation_data=dev, epochs=config.training.epochs, callbacks=callbacks)
 best.require_model()
 ```
 """
 
+import json
 import logging
 import math
+import time
+import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from toolkit.atomic import replace_directory
+from toolkit.atomic import json_ready, replace_directory, resolve_directory
+from toolkit.runs import STATE_FILE, RunFolderError, TrainingError
 from toolkit.scores import lower_is_better
 
-__all__ = ["BestModelCheckpoint", "EpochEvaluation", "monitor_mode", "run_callbacks"]
+__all__ = ["BestModelCheckpoint", "EpochEvaluation", "RunBackup", "TrainingError", "monitor_mode", "run_callbacks"]
+
+WEIGHTS_FILE = "model.weights.h5"
+RANDOM_FILE = "random.npz"
 
 
 class EpochEvaluation(keras.callbacks.Callback):
@@ -44,13 +56,17 @@ class EpochEvaluation(keras.callbacks.Callback):
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
-    """Saves the model through `save(path)` whenever `monitor` improves; stops on a NaN loss.
+    """Saves the model through `save(path)` whenever `monitor` improves; stops early, and on a NaN loss.
 
     The folder is replaced atomically (`replace_directory`). The epoch and
-    score of the best model are kept in `best_epoch` / `best_score`. At the
-    first non-finite training loss, training stops, nothing more is saved
-    (the last good model stays), `stopped_on_nan` tells where it happened and
-    `log` says what to do.
+    score of the best model are kept in `best_epoch` / `best_score` (from 1;
+    `initial_*` continue a resumed run). With `patience`, training stops once
+    `patience` epochs have passed without a better score, as Keras'
+    `EarlyStopping` does, but counted from `best_epoch`, so a resumed run
+    stops where the uninterrupted one would; `early_stopped` says when and
+    `log` says so. At the first non-finite training loss, training stops,
+    nothing more is saved (the last good model stays), `stopped_on_nan` tells
+    where it happened and `log` says what to do.
     """
 
     def __init__(
@@ -63,10 +79,13 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         initial_epoch=None,
         on_save=None,
         log=None,
+        patience=None,
     ):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}.")
+        self.patience = patience
+        self.early_stopped = None
         self.save = save
         self.directory = Path(directory)
         self.monitor = monitor
@@ -106,17 +125,26 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             replace_directory(self.save, self.directory)
             if self.on_save is not None:
                 self.on_save(self.best_epoch, self.best_score)
+        if self.patience and epoch > 0 and epoch + 1 - (self.best_epoch or 0) >= self.patience:
+            self.model.stop_training = True
+            self.early_stopped = {"epoch": epoch + 1, "best_epoch": self.best_epoch, "patience": self.patience}
 
     def on_train_end(self, logs=None):
         if self.stopped_on_nan is not None:
             self.log(self.nan_message())
+        elif self.early_stopped is not None:
+            stop = self.early_stopped
+            self.log(
+                f"early stopping after epoch {stop['epoch']}: {self.monitor} has not improved for "
+                f"{stop['patience']} epoch(s) since epoch {stop['best_epoch']} (training.early_stopping_patience)"
+            )
 
     def require_model(self):
-        """Raise a RuntimeError that says why, when no model was ever saved."""
+        """Raise a TrainingError that says why, when no model was ever saved."""
         if self.best_epoch is None:
             if self.stopped_on_nan is not None:
-                raise RuntimeError(self.nan_message())
-            raise RuntimeError(
+                raise TrainingError(self.nan_message())
+            raise TrainingError(
                 f"No model was saved: training.monitor ({self.monitor}) never had a finite value; see history.csv."
             )
 
@@ -139,45 +167,159 @@ def monitor_mode(monitor):
     return "min" if lower_is_better(monitor) else "max"
 
 
-def run_callbacks(run, training, save_best, evaluate=None, resume=False, log=None):
+def _random_state(model):
+    """The model's random state: the `SeedGenerator` variables (dropout masks), which
+    `save_weights` leaves out; in a fixed order for one architecture."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
+class RunBackup(keras.callbacks.Callback):
+    """The run's resume state, replaced whole after every finished epoch; `history.csv` from it.
+
+    `run.backup` holds `state.json` (the epochs finished, their logged
+    values, the best epoch and score, the early or NaN stop, the seconds
+    trained, the feed's summary, and `done` once training has ended) and,
+    while training goes on, `model.weights.h5` (the weights and the
+    optimiser's state, EMA included) with `random.npz` (the dropout seeds).
+    The folder is built beside the old one and swapped in
+    (`toolkit.atomic.replace_directory`), so a kill at any instant leaves the
+    last complete backup; `history.csv` is rewritten after each swap, so it
+    never gets ahead of the backup, and a resumed run truncates it to the
+    backup's epoch first.
+
+    An epoch's backup is written when the next epoch begins (or training
+    ends): by then `SwapEMAWeights` has put the training weights back, so
+    the saved weights are exactly those the next epoch trains from. Put it
+    last, after every callback that adds to the logs.
+
+    Args:
+        run: the `RunFolder`.
+        best: the run's `BestModelCheckpoint` (its best epoch and stops are saved).
+        state: the resume state to continue from (`RunFolder.resume_state()`),
+            restored when training begins; None for a fresh run.
+        summary: what the training feed reports (`TrainingFeed.summary`), kept
+            for a run resumed only to be scored.
+    """
+
+    def __init__(self, run, best, *, state=None, summary=None):
+        super().__init__()
+        self.run = run
+        self.best = best
+        self.state = state
+        self.summary = dict(summary or {})
+        self.rows = list(state["history"])[: state["epoch"]] if state else []
+        self._seconds = float(state.get("seconds") or 0.0) if state else 0.0
+        self._since = None
+        self._pending = False
+
+    @property
+    def train_seconds(self):
+        """Seconds spent training, over every process of the run."""
+        running = time.monotonic() - self._since if self._since is not None else 0.0
+        return round(self._seconds + running, 1)
+
+    def on_train_begin(self, logs=None):
+        self._since = time.monotonic()
+        if self.state is not None:
+            self._restore(resolve_directory(self.run.backup))
+            self.run.write_history(self.rows)
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = {name: float(value) for name, value in (logs or {}).items()}
+        self.rows.append({"epoch": epoch + 1, **values})
+        self._pending = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._pending:
+            self._write(done=False)
+
+    def on_train_end(self, logs=None):
+        self._write(done=True)
+
+    def _write(self, *, done):
+        self._pending = False
+        best = self.best
+        state = json_ready(
+            {
+                "epoch": self.rows[-1]["epoch"] if self.rows else 0,
+                "done": done,
+                "best_epoch": best.best_epoch,
+                "best_score": best.best_score,
+                "stopped_on_nan": best.stopped_on_nan,
+                "early_stopped": best.early_stopped,
+                "seconds": self.train_seconds,
+                "summary": self.summary,
+                "history": self.rows,
+            }
+        )
+
+        def build(folder):
+            folder = Path(folder)
+            folder.mkdir(parents=True)
+            if not done:  # a finished training resumes to be scored only: no weights needed
+                self.model.save_weights(str(folder / WEIGHTS_FILE))
+                arrays = [keras.ops.convert_to_numpy(variable) for variable in _random_state(self.model)]
+                np.savez(folder / RANDOM_FILE, *arrays)
+            (folder / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+
+        replace_directory(build, self.run.backup)
+        self.run.write_history(self.rows)
+
+    def _restore(self, folder):
+        weights, seeds = folder / WEIGHTS_FILE, folder / RANDOM_FILE
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)  # its variables must exist to be loaded
+        try:
+            self.model.load_weights(str(weights))
+        except (OSError, ValueError, KeyError) as error:
+            raise RunFolderError(self.run.unreadable_backup(weights, error)) from None
+        variables = _random_state(self.model)
+        try:
+            with np.load(seeds) as saved:
+                arrays = [saved[f"arr_{index}"] for index in range(len(saved.files))]
+            if len(arrays) != len(variables):
+                raise ValueError(f"{len(arrays)} random states saved, the model has {len(variables)}")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise RunFolderError(self.run.unreadable_backup(seeds, error)) from None
+        for variable, array in zip(variables, arrays):
+            variable.assign(array)
+
+
+def run_callbacks(run, training, save_best, evaluate=None, state=None, summary=None, log=None):
     """The callbacks of a pipeline run, in the order they must see each epoch's end.
 
     EMA weights are swapped in first (so evaluation and the saved model use
     them), then extra scores from `evaluate()` join the logs, then the best
-    model is saved, the history written, and early stopping decides. A
-    `BackupAndRestore` in `run.backup` lets the same command resume an
-    interrupted run from its last finished epoch.
+    model is saved and early stopping decides, then TensorBoard logs, and
+    last `RunBackup` keeps the resume state and the history. With `state`
+    (`RunFolder.resume_state()`) the run continues from it: the best so far
+    is the model `best.json` describes, else the one the state names.
 
     Returns:
-        `(callbacks, best_checkpoint)`.
+        `(callbacks, best_checkpoint, backup)`.
     """
     mode = monitor_mode(training.monitor)
-    state = run.read_json("best.json") if resume else None
+    kept = (run.read_json("best.json") if (run / "best.json").is_file() else None) if state else None
+    if state and not kept and state.get("best_epoch") is not None:
+        kept = {"epoch": state["best_epoch"], "score": state["best_score"]}
     best = BestModelCheckpoint(
         save_best,
         run.best,
         monitor=training.monitor,
         mode=mode,
-        initial_score=state["score"] if state else None,
-        initial_epoch=state["epoch"] if state else None,
+        initial_score=kept["score"] if kept else None,
+        initial_epoch=kept["epoch"] if kept else None,
         on_save=lambda epoch, score: run.write_json("best.json", {"epoch": epoch, "score": score}),
         log=log,
+        patience=training.early_stopping_patience or None,
     )
+    backup = RunBackup(run, best, state=state, summary=summary)
     callbacks = []
     if training.ema is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if evaluate is not None:
         callbacks.append(EpochEvaluation(evaluate))
-    callbacks += [
-        best,
-        keras.callbacks.CSVLogger(str(run / "history.csv"), append=resume),
-        keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False),
-    ]
-    if training.early_stopping_patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=training.monitor, mode=mode, patience=training.early_stopping_patience
-            )
-        )
-    callbacks.append(keras.callbacks.BackupAndRestore(str(run.backup)))
-    return callbacks, best
+    callbacks += [best, keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False), backup]
+    return callbacks, best, backup

@@ -60,9 +60,11 @@ def main(argv=None):
     log = logging.getLogger("toolkit").info
     from toolkit.config import ConfigError, load_config
     from toolkit.data import DataError
+    from toolkit.distribution import ClusterError
     from toolkit.encoders.errors import EncoderLoadError
     from toolkit.pipeline import Pipeline
-    from toolkit.runs import RunFolderError
+    from toolkit.runs import RunFolderError, TrainingError
+    from toolkit.saved import SavedModelError
 
     try:
         if args.command == "train":
@@ -77,7 +79,16 @@ def main(argv=None):
             pipeline.evaluate(pipeline.run_folder, pipeline.read_data())
         elif args.command == "predict":
             Pipeline.from_run(args.run_dir, log=log).predict_file(args.input, args.output)
-    except (ConfigError, DataError, EncoderLoadError, RunFolderError, FileNotFoundError) as error:
+    except (
+        ClusterError,
+        ConfigError,
+        DataError,
+        EncoderLoadError,
+        RunFolderError,
+        SavedModelError,
+        TrainingError,
+        FileNotFoundError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

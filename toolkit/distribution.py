@@ -31,7 +31,9 @@ with distribution_scope(config.training) as replicas:
 
 import contextlib
 import dataclasses
+import json
 import math
+import os
 import typing
 
 import numpy as np
@@ -46,12 +48,20 @@ __all__ = [
     "config_source",
     "distribution_scope",
     "distributed_batches",
+    "is_chief_process",
     "local_evaluation",
+    "wait_for_chief",
+    "ClusterError",
 ]
 
 STRATEGIES = ("none", "mirrored", "multi_worker_mirrored", "data_parallel")
 _BACKEND = {"mirrored": "tensorflow", "multi_worker_mirrored": "tensorflow", "data_parallel": "jax"}
 _ALTERNATIVE = {"tensorflow": "'mirrored' or 'multi_worker_mirrored'", "jax": "'data_parallel'"}
+
+
+class ClusterError(RuntimeError):
+    """The machines of `multi_worker_mirrored` could not start training together."""
+
 
 # A process can configure TensorFlow's collective ops only once, before it runs any
 # TensorFlow op; later runs in the same process reuse the strategy made first.
@@ -166,6 +176,8 @@ def distribution_scope(training, source="<config>"):
         with keras.distribution.DataParallel(devices=devices).scope():
             yield replicas
     else:
+        if name == "multi_worker_mirrored" and not is_chief_process(training):
+            wait_for_chief(training.cluster_timeout)
         strategy = _tf_strategy(name)
         replicas = Replicas(
             name,
@@ -175,6 +187,73 @@ def distribution_scope(training, source="<config>"):
         )
         with strategy.scope():
             yield replicas
+
+
+def is_chief_process(training, environ=None):
+    """Whether this process writes the run folder, known before any strategy is made.
+
+    True except under `multi_worker_mirrored` for a task of `TF_CONFIG` that is
+    not the chief: the chief is task `chief`, or worker 0 when the cluster has
+    none (TensorFlow's rule, which `Replicas.is_chief` reads off the strategy).
+
+    >>> from toolkit.config.sections import TrainingConfig
+    >>> is_chief_process(TrainingConfig(distribution="multi_worker_mirrored"),
+    ...                  {"TF_CONFIG": '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}'})
+    False
+    """
+    if training.distribution != "multi_worker_mirrored":
+        return True
+    environ = os.environ if environ is None else environ
+    try:
+        spec = json.loads(environ.get("TF_CONFIG") or "{}")
+    except ValueError:
+        return True  # TensorFlow reports a bad TF_CONFIG itself
+    task = spec.get("task") or {}
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in spec.get("cluster", {})
+
+
+def _chief_address(spec):
+    cluster = spec.get("cluster") or {}
+    tasks = cluster.get("chief") or cluster.get("worker") or []
+    return tasks[0] if tasks else None
+
+
+def wait_for_chief(timeout, environ=None, *, interval=1.0):
+    """Wait until the chief of `TF_CONFIG` accepts connections; ClusterError after `timeout` seconds.
+
+    TensorFlow's own wait for the cluster has no end: a worker whose chief
+    failed at start-up (a bad config on that machine, say) would hang there
+    for good. The chief's server listens once its strategy is made, so a
+    worker calls this before making its own (`distribution_scope` does).
+    """
+    import socket
+    import time
+
+    environ = os.environ if environ is None else environ
+    try:
+        address = _chief_address(json.loads(environ.get("TF_CONFIG") or "{}"))
+    except ValueError:
+        return  # TensorFlow reports a bad TF_CONFIG itself
+    if not address or ":" not in address:
+        return
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=interval):
+                return
+        except (OSError, ValueError):
+            if time.monotonic() >= deadline:
+                raise ClusterError(
+                    f"training.distribution: multi_worker_mirrored: the chief ({address} in TF_CONFIG) did not "
+                    f"come up within {timeout:g} s (training.cluster_timeout). Check why it stopped (its own "
+                    "output says), start it, then start this worker again."
+                ) from None
+            time.sleep(interval)
 
 
 def config_source(config):

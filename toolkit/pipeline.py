@@ -19,16 +19,20 @@ A task subclass sets `task` (its registry name), `predictor_class` (with
 
 - `read_data()`: the splits and whatever order the outputs follow;
 - `build(data)`: the untrained predictor (its model and preprocessing);
-- `training_feed(predictor, data, run)`: a `TrainingFeed`, what Keras fits;
+- `training_feed(predictor, data, run, initial_epoch=0)`: a `TrainingFeed`,
+  what Keras fits, whose batches from `initial_epoch` on are those an
+  uninterrupted run would see there (a resumed run must train on the same);
 - `compile(predictor, feed)`: optimiser (`toolkit.optimization`), loss, metrics;
 - `score(run, predictor, data, calibrate)`: scores, reports and plots of the
   saved model, and the text of `report.txt`;
 - `prediction_records(predictor, texts)`: the JSON lines `predict_file` writes;
 - `training_summary(data, feed_summary)`: what `metrics.json` says about the data.
 
-The base owns the rest: the run folder's lifecycle, distribution and mixed
-precision, the callbacks, the fit loop, learning curves, `metrics.json`,
-streaming prediction and the demo. `toolkit.tasks` maps `task:` to the subclass.
+The base owns the rest: the run folder's lifecycle (its lock, resuming an
+interrupted run, refusing to train a finished one again), distribution and
+mixed precision, the callbacks, the fit loop, learning curves,
+`metrics.json`, streaming prediction and the demo. `toolkit.tasks` maps
+`task:` to the subclass.
 """
 
 import contextlib
@@ -42,7 +46,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from toolkit.atomic import resolve_directory
-from toolkit.runs import RunFolder, close_run_folder, open_run_folder
+from toolkit.runs import RunFolder, RunFolderError, TrainingError, close_run_folder, open_run_folder
 
 __all__ = ["Pipeline", "TrainingFeed", "Fitted", "dtype_policy", "expected_warnings_silenced"]
 
@@ -103,12 +107,27 @@ class TrainingFeed:
 
 @dataclass
 class Fitted:
-    """The outcome of `Pipeline.fit`: the best epoch (from 1), its score, a NaN stop, the feed's summary."""
+    """The outcome of `Pipeline.fit`: the best epoch (from 1), its score, a NaN or early stop,
+    the feed's summary and the seconds spent training (over every resumed part)."""
 
     best_epoch: Optional[int]
     best_score: Optional[float]
     stopped_on_nan: Optional[dict]
     summary: dict
+    early_stopped: Optional[dict] = None
+    train_seconds: Optional[float] = None
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Fitted":
+        """The outcome recorded in a finished training's resume state (`RunFolder.resume_state`)."""
+        return cls(
+            state.get("best_epoch"),
+            state.get("best_score"),
+            state.get("stopped_on_nan"),
+            dict(state.get("summary") or {}),
+            state.get("early_stopped"),
+            state.get("seconds"),
+        )
 
 
 class Pipeline:
@@ -222,8 +241,14 @@ class Pipeline:
         """The untrained predictor: the encoder `model.encoder` names and the task's head."""
         raise NotImplementedError
 
-    def training_feed(self, predictor, data, run: Optional[RunFolder] = None) -> TrainingFeed:
-        """What Keras fits: the model, the batches and the epoch-end scores (`run` for caches)."""
+    def training_feed(
+        self, predictor, data, run: Optional[RunFolder] = None, *, initial_epoch: int = 0
+    ) -> TrainingFeed:
+        """What Keras fits: the model, the batches and the epoch-end scores (`run` for caches).
+
+        The batches start at epoch `initial_epoch` (from 0): those an
+        uninterrupted run trains on there, so that a resumed run trains on them too.
+        """
         raise NotImplementedError
 
     def compile(self, predictor, feed: TrainingFeed) -> None:
@@ -233,22 +258,40 @@ class Pipeline:
     def fit(self, run: RunFolder, predictor, data, *, resume: bool = False) -> Fitted:
         """Train; keep the best model by `training.monitor` in `run/best` (`predictor.save`).
 
-        Call it inside `training_run`. With `resume`, Keras continues from the
-        last finished epoch of `run`'s backup. Raises RuntimeError when no
-        model was ever saved (a NaN loss at the start, a monitor never finite).
+        Call it inside `training_run`. With `resume`, training continues after
+        the last finished epoch of `run`'s resume state (weights, optimiser,
+        random state, history, best epoch: the uninterrupted run's losses and
+        weights, on one machine); a training that had ended is not repeated.
+        Raises `toolkit.runs.TrainingError` when no model was ever saved
+        (a NaN loss at the start, a monitor never finite).
         """
         from toolkit.callbacks import run_callbacks
 
-        feed = self.training_feed(predictor, data, run)
+        state = run.resume_state() if resume else None
+        if state is not None and state["done"]:
+            self.log(f"{run.path}: training had ended (best epoch {state['best_epoch']}); nothing more to train")
+            return Fitted.from_state(state)
+        initial_epoch = state["epoch"] if state is not None else 0
+        epochs = self.config.training.epochs
+        feed = self.training_feed(predictor, data, run, initial_epoch=initial_epoch)
         self.compile(predictor, feed)
-        callbacks, best = run_callbacks(
-            run, self.config.training, predictor.save, evaluate=feed.evaluate, resume=resume, log=self.log
+        callbacks, best, backup = run_callbacks(
+            run,
+            self.config.training,
+            predictor.save,
+            evaluate=feed.evaluate,
+            state=state,
+            summary=feed.summary,
+            log=self.log,
         )
+        if state is not None:
+            self.log(f"{run.path}: resuming after epoch {initial_epoch} of {epochs}")
         with expected_warnings_silenced():
             feed.model.fit(
                 feed.train,
                 validation_data=feed.validation,
-                epochs=self.config.training.epochs,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
                 steps_per_epoch=feed.steps_per_epoch,
                 validation_steps=feed.validation_steps,
                 callbacks=callbacks,
@@ -257,7 +300,14 @@ class Pipeline:
             )
         best.require_model()
         self.log(f"best epoch {best.best_epoch}: {self.config.training.monitor} {best.best_score:.4f}")
-        return Fitted(best.best_epoch, best.best_score, best.stopped_on_nan, feed.summary)
+        return Fitted(
+            best.best_epoch,
+            best.best_score,
+            best.stopped_on_nan,
+            feed.summary,
+            early_stopped=best.early_stopped,
+            train_seconds=backup.train_seconds,
+        )
 
     def load_predictor(self, run: Optional[RunFolder] = None):
         """The best model a run saved, ready to predict (`run` defaults to `output.dir`)."""
@@ -292,16 +342,24 @@ class Pipeline:
         return dict(feed_summary)
 
     def write_metrics(self, run: RunFolder, results: dict, fitted: Fitted, data) -> dict:
-        """`results` with the training's outcome, written to `run/metrics.json`; returns them."""
+        """`results` with the training's outcome, written to `run/metrics.json`; returns them.
+
+        The run is then finished: its resume state (`run/backup`) is deleted.
+        """
         results = dict(results)
+        seconds = fitted.train_seconds
+        if seconds is None and self._started:
+            seconds = round(time.time() - self._started, 1)
         results.update(
             best_epoch=fitted.best_epoch,
             monitor={self.config.training.monitor: fitted.best_score},
             stopped_on_nan=fitted.stopped_on_nan,
-            train_seconds=round(time.time() - self._started, 1) if self._started else None,
+            early_stopped=fitted.early_stopped,
+            train_seconds=seconds,
             **self.training_summary(data, fitted.summary),
         )
         run.write_json("metrics.json", results)
+        run.discard_backup()
         self.log(f"run folder: {run.path} (best model in {run.best})")
         return results
 
@@ -313,18 +371,86 @@ class Pipeline:
         non-chief worker of `multi_worker_mirrored` only trains, and returns `{}`.
 
         The data are read and checked before the run folder is touched, so a
-        bad line leaves an existing run (and `output.overwrite`'s victim) as it was.
+        bad line leaves an existing run (and `output.overwrite`'s victim) as it
+        was. The folder stays locked from training to the scores.
+
+        With `resume`, where the run stands decides (`RunFolder.status`):
+        interrupted in training, it continues after its last finished epoch;
+        interrupted while being scored, it is scored; finished, nothing is
+        done and its scores are returned; with no epoch finished it starts
+        from epoch 1. A config that differs from the run's `config.yaml`, or
+        a run whose resume state is gone, is refused (`RunFolderError`).
         """
+        from toolkit.distribution import check_backend, config_source, is_chief_process
+
         self._started = time.time()
+        check_backend(self.config.training, config_source(self.config))  # before any folder is made
+        folder = self.run_folder
+        chief = is_chief_process(self.config.training)
+        if resume:  # every worker reads the chief's folder (a shared file system)
+            status = folder.status()
+            if status == "finished":
+                self.log(folder.cannot_resume(status).removeprefix("output.dir: "))
+                return folder.read_json("metrics.json")
+            if status == "orphaned":
+                raise RunFolderError(folder.cannot_resume(status))
+            if status in ("new", "partial"):
+                self.log(f"{folder.path}: no finished epoch to resume; training from epoch 1")
+            else:
+                self.check_same_config(folder)
         data = self.read_data()
-        with self.training_run(resume=resume) as run:
-            predictor = self.build(data)
-            fitted = self.fit(run, predictor, data, resume=resume)
-        if not self.replicas.is_chief:
-            self.log(f"worker done; the chief writes the run folder {self.config.output.dir}")
-            return {}
-        results = self.evaluate(run, data, calibrate=True)
-        return self.write_metrics(run, results, fitted, data)
+        if chief:
+            folder.lock()
+        try:
+            with self.training_run(resume=resume) as run:
+                state = run.resume_state() if resume else None
+                if state is not None and state["done"]:  # killed while being scored
+                    self.log(f"{run.path}: training had ended (best epoch {state['best_epoch']}); scoring it")
+                    fitted = Fitted.from_state(state)
+                else:
+                    fitted = self.fit(run, self.build(data), data, resume=resume)
+            if not self.replicas.is_chief:
+                self.log(f"worker done; the chief writes the run folder {self.config.output.dir}")
+                return {}
+            if fitted.best_epoch is None:
+                raise TrainingError(
+                    f"{run.path}: training ended without a model to keep (see history.csv); "
+                    "set output.overwrite=true to train it again."
+                )
+            results = self.evaluate(run, data, calibrate=True)
+            return self.write_metrics(run, results, fitted, data)
+        finally:
+            folder.unlock()
+
+    def check_same_config(self, run: RunFolder) -> None:
+        """Refuse to resume `run` with a config other than the one in its `config.yaml`.
+
+        `output` may differ (the folder may have moved). RunFolderError names
+        the keys that differ, with both values.
+        """
+        from toolkit.config import ConfigError, load_config
+
+        saved_path = run / "config.yaml"
+        if not saved_path.is_file():
+            return
+        try:
+            saved = _flatten(load_config(saved_path).to_dict())
+        except ConfigError:
+            return  # a config.yaml this version cannot read: nothing to compare with
+        current = _flatten(self.config.to_dict())
+        changed = [
+            key
+            for key in sorted(set(saved) | set(current))
+            if not key.startswith("output.") and saved.get(key) != current.get(key)
+        ]
+        if changed:
+            shown = "; ".join(f"{key}: {saved.get(key)!r} in the run, {current.get(key)!r} now" for key in changed[:5])
+            more = f" (and {len(changed) - 5} more)" if len(changed) > 5 else ""
+            raise RunFolderError(
+                f"--resume: the config differs from the one {run.path} was started with ({shown}{more}). "
+                f"Resume with the same config (python -m toolkit train {saved_path} --resume), or set "
+                "output.overwrite=true to start a new run."
+            )
 
     # --- prediction --------------------------------------------------------------
 
@@ -354,3 +480,15 @@ class Pipeline:
         )
         self.log(f"wrote {count} predictions to {output_path}")
         return count
+
+
+def _flatten(tree, prefix=""):
+    """`{"a": {"b": 1}}` as `{"a.b": 1}`."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat

@@ -1,12 +1,12 @@
 """A threshold-free, scikit-learn style predictor over any logits model."""
 
 import importlib
-import json
 from pathlib import Path
 
 import numpy as np
 
 from toolkit.atomic import replace_file, write_json_atomic
+from toolkit.saved import load_saved_model, read_saved_json
 
 __all__ = ["MultilabelPredictor"]
 
@@ -176,13 +176,9 @@ class MultilabelPredictor:
 
     @classmethod
     def read_meta(cls, directory):
-        """The settings `save` wrote into `directory` (`predictor.json`); FileNotFoundError if none."""
-        meta_path = Path(directory) / _META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(
-                f"{meta_path} not found: {directory} is not a folder written by {cls.__name__}.save()."
-            )
-        return json.loads(meta_path.read_text(encoding="utf-8"))
+        """The settings `save` wrote into `directory` (`predictor.json`); `SavedModelError` naming
+        the file when it is missing or unreadable."""
+        return read_saved_json(Path(directory) / _META_FILE, writer=f"{cls.__name__}.save()")
 
     @classmethod
     def load(cls, directory, **overrides):
@@ -199,7 +195,7 @@ class MultilabelPredictor:
             preprocessor = keras.saving.deserialize_keras_object(meta["preprocessor"])
             if hasattr(preprocessor, "load_assets"):
                 preprocessor.load_assets(directory)
-        model = keras.models.load_model(directory / _MODEL_FILE, compile=False)
+        model = load_saved_model(directory / _MODEL_FILE, compile=False)
         settings = {
             "batch_size": meta.get("batch_size", 256),
             "at_least_one": meta.get("at_least_one", False),

@@ -1,7 +1,9 @@
 """The run folder and its lifecycle: where a training run writes everything, never half-written.
 
-- `RunFolder`: the layout of one run, refusing a folder that holds another
-  run, and reading back what a run wrote (`history.csv`, JSON files);
+- `RunFolder`: the layout of one run, its lock (one run per folder), the
+  state it is in (`status`: new, training, scoring, finished), refusing a
+  folder that holds another run, and reading back what a run wrote
+  (`history.csv`, the resume state in `backup/`, JSON files);
 - `open_run_folder` / `close_run_folder`: the folder this process writes into,
   on one process or as a worker of `multi_worker_mirrored` (a temporary
   folder seeded with the chief's resume state).
@@ -17,22 +19,39 @@ run.read_history()["val_micro_f1"]       # one value per finished epoch
 """
 
 import csv
+import io
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from toolkit.atomic import write_json_atomic, write_text_atomic
+from toolkit.atomic import resolve_directory, write_json_atomic, write_text_atomic
 
-__all__ = ["RunFolder", "RunFolderError", "open_run_folder", "close_run_folder"]
+__all__ = ["RunFolder", "RunFolderError", "TrainingError", "STATUSES", "open_run_folder", "close_run_folder"]
 
 
 class RunFolderError(ValueError):
     """The output folder cannot be used as asked."""
 
 
-_RUN_MARKERS = ("best", "best.old", "best.json", "backup", "history.csv", "metrics.json")
+class TrainingError(RuntimeError):
+    """Training ended without a model to keep (a NaN loss from the start, a monitor never finite)."""
+
+
+_RUN_MARKERS = ("best", "best.old", "best.tmp", "best.json", "backup", "backup.old", "backup.tmp")
+_RUN_MARKERS += ("history.csv", "metrics.json")
+
+# The locks this process holds, by folder: `RunFolder.lock` is re-entrant within a
+# process (an flock taken twice by one process through two descriptors would
+# refuse itself), so `Pipeline.train` can hold the folder across training and
+# scoring while `Pipeline.training_run` takes it too.
+_HELD_LOCKS: dict = {}
+
+# `RunFolder.status` values.
+STATUSES = ("new", "partial", "training", "scoring", "finished", "orphaned")
+
+STATE_FILE = "state.json"
 
 
 class RunFolder:
@@ -47,28 +66,47 @@ class RunFolder:
     - `history.csv`, `plots/*.png`, `logs/` (TensorBoard), `backup/` (resume
       state), `cache/` (tokenized data).
 
-    A folder that already holds a run (one that finished at least one epoch)
-    is refused unless `overwrite=True` or `resume=True` (an interrupted run
-    started again with the same config). A folder left by a run that failed
-    before its first epoch (a bad data line, a missing encoder file) is reused.
+    A folder that already holds a run (one that got as far as saving a
+    model) is refused unless `overwrite=True` or `resume=True` (an interrupted
+    run started again with the same config). A folder left by a run that
+    failed before that (a bad data line, a missing encoder file) is reused.
 
     One run at a time: `lock()` takes an OS file lock on `<folder>/.lock`
     (`fcntl.flock`), which a second process asking for the same folder cannot
     get; the operating system releases it when the holder ends, however it
     ends, so a stale `.lock` file never blocks.
+
+    Resuming: after each finished epoch the run's resume state is swapped in
+    whole as `backup/` (`toolkit.callbacks.RunBackup`): `state.json` (the
+    epoch, the history so far, the best epoch, whether training is done) and,
+    while training goes on, the weights with the optimiser's state and the
+    random state. `history.csv` is written from it, after it, so it never
+    holds an epoch the backup does not. `status()` reads where a run stands.
     """
 
     def __init__(self, directory):
         self.path = Path(directory)
-        self._lock = None
+        self._locked = False
+
+    # --- one run per folder ------------------------------------------------------
 
     def lock(self):
-        """Take the folder's lock (creating the folder); RunFolderError naming the holder if it is taken."""
+        """Take the folder's lock (creating the folder); RunFolderError naming the holder if it is taken.
+
+        Re-entrant within a process: each `lock()` needs its `unlock()`.
+        """
         self._check_is_folder()
+        if self._locked:
+            return self
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise RunFolderError(f"output.dir: cannot create {self.path} ({error.strerror}).") from None
+        key = os.path.realpath(self.path)
+        if key in _HELD_LOCKS:
+            _HELD_LOCKS[key][1] += 1
+            self._locked = True
+            return self
         try:
             import fcntl
         except ImportError:  # not a POSIX system: no lock
@@ -87,44 +125,139 @@ class RunFolder:
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n")
         handle.flush()
-        self._lock = handle
+        _HELD_LOCKS[key] = [handle, 1]
+        self._locked = True
         return self
 
     def unlock(self):
         """Release the lock `lock()` took (a no-op without one)."""
-        if self._lock is not None:
-            self._lock.close()  # closing the descriptor releases the flock
-            self._lock = None
+        if not self._locked:
+            return
+        self._locked = False
+        key = os.path.realpath(self.path)
+        held = _HELD_LOCKS.get(key)
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD_LOCKS[key]
+            held[0].close()  # closing the descriptor releases the flock
 
     def _check_is_folder(self):
         if self.path.exists() and not self.path.is_dir():
             raise RunFolderError(f"output.dir: {self.path} exists and is not a folder.")
 
     def prepare(self, *, overwrite=False, resume=False):
-        """Create the folder; refuse one holding another run unless told."""
+        """Create the folder; refuse one holding another run unless told.
+
+        With `resume`, a run with a resume state (`status()` "training" or
+        "scoring") is kept as it is; one with nothing to resume ("new",
+        "partial": stopped before its first backup) starts afresh; a finished
+        run, or one whose resume state is gone, is refused. Without it, an
+        existing run is refused unless `overwrite`, which clears it first.
+        """
         self._check_is_folder()
-        if self.started() and not (overwrite or resume):
+        keep = False
+        if resume:
+            status = self.status()
+            if status in ("finished", "orphaned"):
+                raise RunFolderError(self.cannot_resume(status))
+            keep = status in ("training", "scoring")
+        elif self.started() and not overwrite:
             raise RunFolderError(
                 f"output.dir: {self.path} already holds a run. Choose another folder "
                 "(--set output.dir=...), set output.overwrite=true to replace it, or run "
                 "the same command again with --resume to continue an interrupted run."
             )
-        if overwrite and not resume:
-            # A fresh start: the old run's state must not leak in (Keras would
-            # restore a leftover backup/ as if resuming).
-            for name in _RUN_MARKERS:
-                target = self.path / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+        if not keep:
+            # A fresh start: nothing of an earlier run may leak in.
+            self._clear_run()
         for sub in ("plots", "logs", "cache"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         return self
 
+    def _clear_run(self):
+        for name in _RUN_MARKERS:
+            target = self.path / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+
     def started(self):
-        """Whether the folder holds a run that got as far as one epoch."""
+        """Whether the folder holds a run that got as far as saving a model or finishing an epoch."""
         return any((self.path / name).exists() for name in _RUN_MARKERS)
+
+    # --- where a run stands ------------------------------------------------------
+
+    def status(self):
+        """Where the run in this folder stands, one of `STATUSES`:
+
+        - "new": no run here;
+        - "partial": stopped before its first finished epoch was backed up
+          (at most a first best model): nothing to resume, it starts afresh;
+        - "training": interrupted between epochs; `--resume` continues after
+          the epoch `resume_state()["epoch"]`;
+        - "scoring": training ended, the scores were not written;
+        - "finished": `metrics.json` is written;
+        - "orphaned": epochs in `history.csv` but no resume state (deleted).
+
+        Raises RunFolderError when the resume state cannot be read.
+        """
+        if (self.path / "metrics.json").is_file():
+            return "finished"
+        state = self.resume_state()
+        if state is not None:
+            return "scoring" if state["done"] else "training"
+        if (self.path / "history.csv").is_file():
+            return "orphaned"
+        return "partial" if self.started() else "new"
+
+    def cannot_resume(self, status):
+        """The one-line reason `--resume` cannot go on for a "finished" or "orphaned" run."""
+        if status == "finished":
+            return (
+                f"output.dir: the run in {self.path} has finished (metrics.json); there is nothing to resume. "
+                "Score it again with `evaluate`, or set output.overwrite=true to train it again."
+            )
+        epochs = len(next(iter(self.read_history().values()), []))
+        return (
+            f"output.dir: {self.path} holds {epochs} epoch(s) in history.csv but no resume state "
+            f"({self.backup} is gone), so the run cannot continue. Set output.overwrite=true to train it "
+            "again from epoch 1, or choose another folder (--set output.dir=...)."
+        )
+
+    def resume_state(self):
+        """The resume state `backup/state.json` (see the class docstring), or None without one.
+
+        The previous backup is used when a swap was cut short
+        (`toolkit.atomic.resolve_directory`). Raises RunFolderError naming the
+        file when it cannot be read.
+        """
+        path = resolve_directory(self.backup) / STATE_FILE
+        if not path.is_file():
+            return None
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
+                raise ValueError("not a resume state")
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RunFolderError(self.unreadable_backup(path, error)) from None
+        state.setdefault("done", False)
+        return state
+
+    def unreadable_backup(self, path, error):
+        """The one-line error for a resume-state file that cannot be read."""
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return (
+            f"{path}: the resume state cannot be read ({reason}). It was changed outside the toolkit; "
+            "set output.overwrite=true to train the run again from epoch 1."
+        )
+
+    def discard_backup(self):
+        """Delete the resume state (a finished run needs none)."""
+        for name in ("backup", "backup.old", "backup.tmp"):
+            shutil.rmtree(self.path / name, ignore_errors=True)
 
     def __truediv__(self, name):
         return self.path / name
@@ -168,8 +301,26 @@ class RunFolder:
         names = [name for name in rows[0] if name not in ("epoch", None)]
         return {name: [float(row[name]) if row[name] else float("nan") for row in rows] for name in names}
 
+    def write_history(self, rows):
+        """Write `history.csv` atomically: one row per finished epoch (dicts with an `epoch` from 1).
+
+        Columns: `epoch`, then every other key, sorted; a value missing from a
+        row is an empty cell, a non-finite one is written as `nan`/`inf`.
+        """
+        names = sorted({name for row in rows for name in row if name != "epoch"})
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["epoch", *names])
+        for row in rows:
+            writer.writerow([row["epoch"], *(_cell(row.get(name)) for name in names)])
+        return self.write_text("history.csv", buffer.getvalue())
+
     def write_text(self, name, text):
         return write_text_atomic(self.path / name, text)
+
+
+def _cell(value):
+    return "" if value is None else str(value)
 
 
 def open_run_folder(config, replicas=None, *, resume=False):
@@ -192,11 +343,12 @@ def open_run_folder(config, replicas=None, *, resume=False):
             raise
     chief = RunFolder(config.output.dir)
     run = RunFolder(tempfile.mkdtemp(prefix="toolkit-worker-")).prepare()
-    if resume:
-        if chief.backup.is_dir():
-            shutil.copytree(chief.backup, run.backup)
-        if (chief / "best.json").is_file():
-            shutil.copy2(chief / "best.json", run / "best.json")
+    backup = resolve_directory(chief.backup)
+    if resume and backup.is_dir():
+        shutil.copytree(backup, run.backup)
+        for name in ("best.json", "history.csv"):
+            if (chief / name).is_file():
+                shutil.copy2(chief / name, run / name)
     return run
 
 

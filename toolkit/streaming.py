@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from toolkit.atomic import partial_file
 from toolkit.data import DataError
 from toolkit.data._io import iter_lines
 
@@ -39,29 +40,44 @@ def stream_predictions(input_path, output_path, predict_records, *, text_field="
     """Predict chunk by chunk and write one JSON line per input text.
 
     `predict_records(texts)` returns one JSON-ready dict per text. Memory stays
-    bounded by `chunk_size`; lines are written (and flushed) as each chunk is
-    done, so an error in the input keeps everything written before it.
+    bounded by `chunk_size`. The lines go to `<output>.partial`, moved onto
+    `output_path` once every text is predicted (`toolkit.atomic.partial_file`),
+    so an existing output file is never emptied by a run that fails. A bad
+    input line stops it with a `DataError` naming `file:line`; the
+    predictions of every text before that line are kept in the partial file,
+    which the error names.
 
     Returns:
         The number of lines written.
     """
     output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = output_path.with_name(output_path.name + ".partial")
     count = 0
-    with open(output_path, "w", encoding="utf-8") as output:
+    try:
+        with partial_file(output_path) as output:
 
-        def flush(texts):
-            for record in predict_records(texts):
-                output.write(json.dumps(record, ensure_ascii=False) + "\n")
-            output.flush()
-            return len(texts)
+            def flush(texts):
+                for record in predict_records(texts):
+                    output.write(json.dumps(record, ensure_ascii=False) + "\n")
+                output.flush()
+                return len(texts)
 
-        chunk = []
-        for _, text in iter_texts(input_path, text_field):
-            chunk.append(text)
-            if len(chunk) >= chunk_size:
+            chunk = []
+            try:
+                for _, text in iter_texts(input_path, text_field):
+                    chunk.append(text)
+                    if len(chunk) >= chunk_size:
+                        count += flush(chunk)
+                        chunk = []
+            except DataError:
+                count += flush(chunk) if chunk else 0  # every good line before the bad one
+                raise
+            if chunk:
                 count += flush(chunk)
-                chunk = []
-        if chunk:
-            count += flush(chunk)
+    except DataError as error:
+        if count == 0:
+            partial.unlink(missing_ok=True)
+            raise
+        kept = f"the {count} prediction(s) before it are in {partial}; {output_path} was not changed"
+        raise DataError(error.path, error.line, f"{error.message} ({kept})", reason=error.reason) from None
     return count

@@ -88,7 +88,7 @@ def _batch_signature(num_labels):
     )
 
 
-def make_stream(preprocessor, encoded, batch_size, replicas=None, *, shuffle, seed=0):
+def make_stream(preprocessor, encoded, batch_size, replicas=None, *, shuffle, seed=0, first_epoch=0):
     """What `fit` reads, on one device or several: `(stream, steps per epoch)`.
 
     Length-grouped, padded batches (`toolkit.batching.length_grouped_batches`),
@@ -96,7 +96,8 @@ def make_stream(preprocessor, encoded, batch_size, replicas=None, *, shuffle, se
     (`toolkit.distribution.distributed_batches`), split over `replicas` when
     there are several; pass the steps to `fit`. With `shuffle`, each epoch's
     order depends on the seed and the epoch number only, however often Keras
-    opens the stream. On JAX the dev batches (`shuffle=False`) carry sample
+    opens the stream; the stream starts at epoch `first_epoch` (from 0), as
+    a resumed run needs. On JAX the dev batches (`shuffle=False`) carry sample
     weights, so that padding them to a multiple of the device count changes
     no score.
     """
@@ -108,7 +109,7 @@ def make_stream(preprocessor, encoded, batch_size, replicas=None, *, shuffle, se
     lengths = encoded.lengths
 
     def endless():
-        for epoch in itertools.count() if shuffle else itertools.repeat(0):
+        for epoch in itertools.count(first_epoch) if shuffle else itertools.repeat(0):
             for indices in length_grouped_batches(lengths, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
                 yield preprocessor.pad([encoded.token_ids[i] for i in indices]), encoded.targets[indices]
 
@@ -171,14 +172,17 @@ class ClassificationPipeline(Pipeline):
         )
         return MultilabelPredictor(model, data.label_names, preprocessor=preprocessor)
 
-    def training_feed(self, predictor, data, run=None):
-        """Train and dev tokenized once (cached in `run/cache`), as length-grouped streams."""
+    def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
+        """Train and dev tokenized once (cached in `run/cache`), as length-grouped streams
+        (train's from epoch `initial_epoch` on)."""
         batch_size, seed = self.config.training.batch_size, self.config.training.seed
         cache = run.cache if run is not None else None
         preprocessor = predictor.preprocessor
         train = encode_split(preprocessor, data.train, data.label_names, cache)
         dev = encode_split(preprocessor, data.dev, data.label_names, cache)
-        train_stream, steps = make_stream(preprocessor, train, batch_size, self.replicas, shuffle=True, seed=seed)
+        train_stream, steps = make_stream(
+            preprocessor, train, batch_size, self.replicas, shuffle=True, seed=seed, first_epoch=initial_epoch
+        )
         dev_stream, dev_steps = make_stream(preprocessor, dev, batch_size, self.replicas, shuffle=False)
         return TrainingFeed(predictor.model, train_stream, steps, dev_stream, dev_steps)
 

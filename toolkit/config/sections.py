@@ -119,7 +119,9 @@ class TrainingConfig(Section):
     GPUs of one machine), `multi_worker_mirrored` (TensorFlow, several
     machines described by `TF_CONFIG`) or `data_parallel` (JAX, every local
     device); `batch_size` is then the global batch. Whether it fits the Keras
-    backend is checked when training starts (`toolkit.distribution`).
+    backend is checked when training starts (`toolkit.distribution`). Under
+    `multi_worker_mirrored` a worker waits at most `cluster_timeout` seconds
+    for the chief to come up, then stops with a message.
     """
 
     epochs: int = Field(3, ge=1)
@@ -135,6 +137,7 @@ class TrainingConfig(Section):
     mixed_precision: Optional[Literal["mixed_float16", "mixed_bfloat16"]] = None
     monitor: str = Field("val_micro_f1", min_length=1)
     distribution: Literal["none", "mirrored", "multi_worker_mirrored", "data_parallel"] = "none"
+    cluster_timeout: float = Field(600.0, gt=0.0)
 
     @model_validator(mode="after")
     def _check_warmup(self) -> TrainingConfig:

@@ -61,6 +61,8 @@ class RelationDataFeed(keras.utils.PyDataset):
         pad_id: the padding token id.
         length_multiple: round the padded length up to a multiple of this,
             which bounds the number of distinct shapes (retracing, XLA).
+        first_epoch: the epoch (from 0) the feed starts at; a resumed run
+            starts where it stopped, to draw what the uninterrupted run drew.
         workers, use_multiprocessing, max_queue_size: as for
             `keras.utils.PyDataset`.
     """
@@ -77,6 +79,7 @@ class RelationDataFeed(keras.utils.PyDataset):
         targets_as: str = "inputs",
         pad_id: int = 0,
         length_multiple: int = 1,
+        first_epoch: int = 0,
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
@@ -106,7 +109,9 @@ class RelationDataFeed(keras.utils.PyDataset):
         self.pad_id = int(pad_id)
         self.length_multiple = length_multiple
         self.num_predicates = targets[0].num_predicates
-        self.epoch = 0
+        if isinstance(first_epoch, bool) or not isinstance(first_epoch, int) or first_epoch < 0:
+            raise ValueError(f"first_epoch must be a non-negative integer; got {first_epoch!r}.")
+        self.epoch = first_epoch
         self._batches = self._arrange(self.epoch)
 
     def __len__(self) -> int:

@@ -368,7 +368,9 @@ class RelationExtractor(keras.Model):
         (loss, weights, metrics, optimizer state); with `compile=False` it is
         ready for decoding, and `compile` can be called again to train.
         """
-        model = keras.saving.load_model(path, compile=compile)
+        from toolkit.saved import load_saved_model
+
+        model = load_saved_model(path, compile=compile)
         if not isinstance(model, cls):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}.")
         return model

@@ -16,7 +16,6 @@ pipeline.predict_file("texts.jsonl", "triples.jsonl")
 """
 
 import copy
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,12 +85,10 @@ class RelationPredictor:
     def load(cls, directory, batch_size=None):
         """Load a predictor written by `save`; `batch_size` overrides the saved one."""
         from toolkit.relations.model import RelationExtractor
+        from toolkit.saved import read_saved_json
 
         directory = Path(directory)
-        meta_path = directory / _META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"{meta_path} not found: {directory} is not a saved relation extractor.")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_saved_json(directory / _META_FILE, writer="RelationPredictor.save()")
         extractor = RelationExtractor.load(directory / _MODEL_FILE, compile=False)
         tokenizer = WordPieceTokenizer.from_directory(directory / _TOKENIZER, maxlen=meta["maxlen"])
         return cls(extractor, tokenizer, meta["maxlen"], batch_size or meta["batch_size"])
@@ -202,10 +199,10 @@ class RelationPipeline(Pipeline):
             extractor, encoder.tokenizer, settings.maxlen, batch_size=self.config.training.batch_size
         )
 
-    def training_feed(self, predictor, data, run=None):
+    def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
         """Gold triples as token spans (those that cannot be placed are counted, or raise with
         `data.on_missing_entity: error`); one sampled subject per sentence, re-drawn every
-        epoch, similar lengths together; a dev decode at every epoch end."""
+        epoch (from epoch `initial_epoch` on), similar lengths together; a dev decode at every epoch end."""
         from toolkit.distribution import local_evaluation
         from toolkit.relations.feed import RelationDataFeed
         from toolkit.relations.targets import build_targets
@@ -231,6 +228,7 @@ class RelationPipeline(Pipeline):
             targets_as="inputs" if extractor.loss_in == "layer" else "y",
             pad_id=tokenizer.pad_id,
             length_multiple=8,
+            first_epoch=initial_epoch,
         )
 
         def evaluate():
