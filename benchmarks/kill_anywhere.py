@@ -125,7 +125,7 @@ def main() -> int:
         process = train(config_path)
         try:
             process.wait(timeout=instant)
-            landed = "after the run ended"
+            landed = "not killed: it ended first"
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait()

@@ -120,3 +120,36 @@ def test_nan_in_the_first_epoch_means_no_model_and_a_clear_error(tmp_path):
     fresh = BestModelCheckpoint(lambda folder: None, tmp_path / "best", monitor="val_micro_f1")
     with pytest.raises(RuntimeError, match=r"training.monitor \(val_micro_f1\) never had a finite value"):
         fresh.require_model()
+
+
+def test_early_stopping_counts_from_the_best_epoch_and_says_so(tmp_path):
+    """Stops once `patience` epochs pass without a better score, counted from the best epoch, so
+    a resumed run (best epoch given) stops where the uninterrupted one does."""
+
+    class Model:
+        stop_training = False
+
+    def run(scores, start=0, **settings):
+        messages = []
+        checkpoint = BestModelCheckpoint(
+            lambda folder: folder.mkdir(), tmp_path / "best", monitor="val_f1", log=messages.append, **settings
+        )
+        checkpoint.set_model(Model())
+        for epoch, score in enumerate(scores, start=start):
+            checkpoint.on_epoch_end(epoch, {"val_f1": score})
+            if checkpoint.model.stop_training:
+                break
+        checkpoint.on_train_end()
+        return checkpoint, messages
+
+    whole, messages = run([0.1, 0.5, 0.4, 0.3, 0.9], patience=2)
+    assert whole.early_stopped == {"epoch": 4, "best_epoch": 2, "patience": 2} and whole.best_epoch == 2
+    assert messages == [
+        "early stopping after epoch 4: val_f1 has not improved for 2 epoch(s) since epoch 2 "
+        "(training.early_stopping_patience)"
+    ]
+    # Resumed after epoch 3's backup: the best (epoch 2, 0.5) comes from best.json.
+    resumed, _ = run([0.3, 0.9], start=3, patience=2, initial_score=0.5, initial_epoch=2)
+    assert resumed.early_stopped == whole.early_stopped
+    endless, messages = run([0.1, 0.5, 0.4, 0.3, 0.9])
+    assert endless.early_stopped is None and endless.best_epoch == 5 and messages == []

@@ -30,13 +30,10 @@ import keras
 import numpy as np
 
 from toolkit.atomic import json_ready, replace_directory, resolve_directory
-from toolkit.runs import STATE_FILE, RunFolderError, TrainingError
+from toolkit.runs import RANDOM_FILE, STATE_FILE, WEIGHTS_FILE, RunFolderError, TrainingError
 from toolkit.scores import lower_is_better
 
-__all__ = ["BestModelCheckpoint", "EpochEvaluation", "RunBackup", "TrainingError", "monitor_mode", "run_callbacks"]
-
-WEIGHTS_FILE = "model.weights.h5"
-RANDOM_FILE = "random.npz"
+__all__ = ["BestModelCheckpoint", "EpochEvaluation", "RunBackup", "monitor_mode", "run_callbacks"]
 
 
 class EpochEvaluation(keras.callbacks.Callback):
@@ -301,7 +298,7 @@ def run_callbacks(run, training, save_best, evaluate=None, state=None, summary=N
         `(callbacks, best_checkpoint, backup)`.
     """
     mode = monitor_mode(training.monitor)
-    kept = (run.read_json("best.json") if (run / "best.json").is_file() else None) if state else None
+    kept = run.read_json("best.json") if state else None  # the best model on disk, ahead of the state or not
     if state and not kept and state.get("best_epoch") is not None:
         kept = {"epoch": state["best_epoch"], "score": state["best_score"]}
     best = BestModelCheckpoint(

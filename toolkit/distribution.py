@@ -203,17 +203,23 @@ def is_chief_process(training, environ=None):
     """
     if training.distribution != "multi_worker_mirrored":
         return True
-    environ = os.environ if environ is None else environ
-    try:
-        spec = json.loads(environ.get("TF_CONFIG") or "{}")
-    except ValueError:
-        return True  # TensorFlow reports a bad TF_CONFIG itself
+    spec = _tf_config(environ)
     task = spec.get("task") or {}
     if not task:
         return True
     if task.get("type") == "chief":
         return True
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in spec.get("cluster", {})
+
+
+def _tf_config(environ=None):
+    """`TF_CONFIG` as a dict ({} when unset or not JSON: TensorFlow reports a bad one itself)."""
+    environ = os.environ if environ is None else environ
+    try:
+        spec = json.loads(environ.get("TF_CONFIG") or "{}")
+    except ValueError:
+        return {}
+    return spec if isinstance(spec, dict) else {}
 
 
 def _chief_address(spec):
@@ -233,11 +239,7 @@ def wait_for_chief(timeout, environ=None, *, interval=1.0):
     import socket
     import time
 
-    environ = os.environ if environ is None else environ
-    try:
-        address = _chief_address(json.loads(environ.get("TF_CONFIG") or "{}"))
-    except ValueError:
-        return  # TensorFlow reports a bad TF_CONFIG itself
+    address = _chief_address(_tf_config(environ))
     if not address or ":" not in address:
         return
     host, port = address.rsplit(":", 1)

@@ -51,7 +51,10 @@ _HELD_LOCKS: dict = {}
 # `RunFolder.status` values.
 STATUSES = ("new", "partial", "training", "scoring", "finished", "orphaned")
 
+# The files of `backup/` (`toolkit.callbacks.RunBackup` writes them).
 STATE_FILE = "state.json"
+WEIGHTS_FILE = "model.weights.h5"
+RANDOM_FILE = "random.npz"
 
 
 class RunFolder:
