@@ -91,14 +91,16 @@ def test_predict_streams_json_lines_and_plain_text_and_keeps_output_on_error(tin
         '{"text": "shares of the bank rose after the merger"}\nrain and storms hit the coast\n\n', encoding="utf-8"
     )
     output = tmp_path / "out.jsonl"
-    assert pipeline.predict_file(source, output, chunk_size=1) == 2
+    assert pipeline.predict_file(source, output, chunk_size=1) == 3  # the blank line too: lines stay aligned
     lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [line["text"] for line in lines] == [
         "shares of the bank rose after the merger",
         "rain and storms hit the coast",
+        "",
     ]
     for line in lines:
         assert set(line["labels"]) == set(line["scores"]) and all(score > 0 for score in line["scores"].values())
+    assert lines[2] == {"text": "", "labels": [], "scores": {}}
 
     bad = tmp_path / "bad.txt"
     bad.write_text("first text\nsecond text\n{broken json\n", encoding="utf-8")
@@ -286,3 +288,76 @@ def test_cli_reports_a_missing_encoder_file_without_a_traceback(tmp_path):
     from toolkit.runs import RunFolder
 
     assert not RunFolder(tmp_path / "run").started()
+
+
+# ----------------------------------------------------------------------------- what was read, and predict reading it
+
+
+def test_the_run_folder_says_what_was_read_before_training(tiny_run):
+    from toolkit.predictors import MultilabelPredictor
+
+    config, _, run = tiny_run
+    summary = json.loads((run / "data_summary.json").read_text(encoding="utf-8"))
+    assert {name: split["examples"] for name, split in summary["splits"].items()} == {
+        "train": 240,
+        "dev": 80,
+        "test": 80,
+    }
+    assert summary["labels"]["count"] == 10 and len(summary["labels"]["most_frequent"]) == 5
+    counts = [count for _, count in summary["labels"]["most_frequent"]]
+    assert counts == sorted(counts, reverse=True) and summary["labels"]["least_frequent"][0][1] <= counts[-1]
+    train = summary["splits"]["train"]
+    assert 1 <= train["labels_per_example"]["min"] <= train["labels_per_example"]["mean"]
+    assert sum(train["labels_per_example"]["histogram"].values()) == 240
+    data = read_multilabel(config.data.train)
+    first = train["rows"][0]
+    assert (first["line"], first["labels"]) == (1, data.labels[0]) and len(train["rows"]) == 2
+    assert data.texts[0].startswith(first["text"].removesuffix("...")) and len(first["text"]) <= 83
+    # Token lengths are those of the run's tokenizer, before maxlen cuts them.
+    tokenizer = MultilabelPredictor.load(run / "best").preprocessor.tokenizer
+    lengths = [len(encoding) for encoding in tokenizer.encode_batch(data.texts, maxlen=10_000)]
+    cut = sum(length > 48 for length in lengths)
+    assert train["tokens"]["max"] == max(lengths) and train["tokens"]["maxlen"] == 48
+    assert (train["tokens"]["cut"], train["tokens"]["cut_share"]) == (cut, round(cut / 240, 4))
+    assert summary["read_as"]["on_warning"] == "count"
+    codes = [warning["code"] for warning in summary["warnings"]]
+    assert ("maxlen_cut" in codes) == any(split["tokens"]["cut_share"] > 0.05 for split in summary["splits"].values())
+    assert all(set(warning) == {"code", "message", "key"} for warning in summary["warnings"])
+
+
+def test_predict_reads_a_csv_like_the_training_csv(tiny_run, tmp_path):
+    """A run trained on a CSV (here: the tiny run's model, with a CSV data section) reads a CSV the same way."""
+    from toolkit.classification.pipeline import ClassificationPipeline
+
+    config, _, run = tiny_run
+    csv_config = config.model_copy(deep=True)
+    csv_config.data.format, csv_config.data.header = "csv", True
+    csv_config.data.text_field, csv_config.data.labels_field = "review", "tags"
+    csv_config.output.dir = str(run)
+    pipeline = ClassificationPipeline(csv_config, log=lambda message: None)
+    source = tmp_path / "reviews.csv"
+    source.write_text(
+        "id,review,tags\n"
+        'r1,"shares of the bank rose, then fell",economy\n'
+        "r2,rain and storms hit the coast,weather\n"
+        "\n"
+        "r3,the team won the final match,sports\n",
+        encoding="utf-8",
+    )
+    output = tmp_path / "out.jsonl"
+    assert pipeline.predict_file(source, output) == 4
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [line.get("id") for line in lines] == ["r1", "r2", None, "r3"]
+    assert [line["text"] for line in lines] == [
+        "shares of the bank rose, then fell",
+        "rain and storms hit the coast",
+        "",
+        "the team won the final match",
+    ]
+    assert lines[0]["tags"] == "economy" and "review" not in lines[0]  # the gold labels carried, the text once
+    assert lines[2] == {"text": "", "labels": [], "scores": {}}
+    # The same predictions as for the texts alone, one a line.
+    (tmp_path / "texts.txt").write_text("\n".join(line["text"] for line in lines) + "\n", encoding="utf-8")
+    assert pipeline.predict_file(tmp_path / "texts.txt", tmp_path / "plain.jsonl") == 4
+    plain = [json.loads(line) for line in (tmp_path / "plain.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["labels"] for line in plain] == [line["labels"] for line in lines]

@@ -386,7 +386,9 @@ def test_read_schema_errors(tmp_path):
     with pytest.raises(DataError, match=re.escape(f"{path}: predicates 'a' and 'b' share id 0")):
         read_schema(path)
     path = write(tmp_path, "x.json", '[{"a": [1]}]')
-    with pytest.raises(DataError, match=re.escape(f"{path}: not a schema: expected rel2id.json")):
+    with pytest.raises(
+        DataError, match=re.escape(f"{path}: not a schema. The accepted forms are: CasRel's rel2id.json")
+    ):
         read_schema(path)
     path = write(tmp_path, "y.json", '[\n{"a": 1,\n]')
     with pytest.raises(DataError, match="^" + re.escape(f"{path}:3: malformed JSON")):
@@ -544,9 +546,11 @@ def test_missing_entity_count_or_error(tmp_path):
         read_relations(path, on_missing_entity="error")
     skipped = read_relations(path, on_missing_entity="error", on_bad_line="skip")
     assert skipped.texts == ["Bo lives in Rome"] and skipped.report.skipped == {"entity not in text": 1}
-    with pytest.raises(ValueError, match=r"on_missing_entity must be one of 'count', 'error'; got 'drop'"):
+    with pytest.raises(ValueError, match=r"on_missing_entity must be one of 'count', 'skip', 'error'; got 'drop'"):
         read_relations(path, on_missing_entity="drop")
-    with pytest.raises(ValueError, match=r"layout must be one of 'lic2019', 'casrel', 'custom'; got 'nyt'"):
+    with pytest.raises(
+        ValueError, match=r"layout must be one of 'lic2019', 'duie2', 'casrel', 'spert', 'custom'; got 'nyt'"
+    ):
         read_relations(path, layout="nyt")
 
 
@@ -888,3 +892,89 @@ def test_docstring_examples_run():
     assert result.failed == 0 and result.attempted >= 3
     result = doctest.testmod(toolkit.data.relations)
     assert result.failed == 0 and result.attempted >= 1
+
+
+# ============================================================================ data.max_examples: a seeded sample
+
+
+def _label_sorted_config(tmp_path, dev="dev: dev.tsv"):
+    """A TSV of 650 examples sorted by label (65 labels, 10 each) and a config reading it."""
+    rows = [f"text {label} {i}\tl{label:02d}\n" for label in range(65) for i in range(10)]
+    write(tmp_path, "train.tsv", "".join(rows))
+    write(tmp_path, "dev.tsv", "".join(rows[::7]))
+    keys = ", ".join(["train: train.tsv", dev, "max_examples: 100"])
+    return write(tmp_path, "c.yaml", f"task: multilabel_classification\ndata: {{{keys}}}\ntraining: {{seed: 42}}\n")
+
+
+def _read_data(config, log=lambda message: None):
+    from toolkit.classification.pipeline import ClassificationPipeline
+
+    return ClassificationPipeline(config, log=log).read_data()
+
+
+def test_max_examples_is_a_seeded_sample_from_all_over_the_file(tmp_path):
+    path = _label_sorted_config(tmp_path)
+    messages = []
+    data = _read_data(load_config(path), log=messages.append)
+    assert len(data.train) == 100 and len(data.dev) == 93  # dev has 93 examples: not cut
+    assert "train: 100 of 650 examples sampled (data.max_examples 100, seed 42)" in messages
+    # The first 100 lines hold 10 labels; a sample holds most of the 65.
+    assert len({label for labels in data.train.labels for label in labels}) > 40
+    assert data.train.lines == sorted(data.train.lines) and data.train.lines != list(range(1, 101))
+    for text, labels, line in zip(data.train.texts, data.train.labels, data.train.lines):
+        assert text == f"text {(line - 1) // 10} {(line - 1) % 10}" and labels == [f"l{(line - 1) // 10:02d}"]
+    # The same sample on every read; another seed, another sample.
+    assert _read_data(load_config(path)).train.lines == data.train.lines
+    other = _read_data(load_config(path, overrides=["training.seed=7"]))
+    assert len(other.train) == 100 and other.train.lines != data.train.lines
+
+
+def test_max_examples_then_dev_fraction_splits_the_sample(tmp_path):
+    path = _label_sorted_config(tmp_path, dev="dev_fraction: 0.2")
+    messages = []
+    data = _read_data(load_config(path), log=messages.append)
+    assert (len(data.train), len(data.dev)) == (80, 20)
+    assert "train: 100 of 650 examples sampled (data.max_examples 100, seed 42)" in messages
+    full = _read_data(load_config(path, overrides=["data.max_examples=null"]))
+    sampled = set(data.train.lines) | set(data.dev.lines)
+    assert len(sampled) == 100 and sampled <= set(full.train.lines) | set(full.dev.lines)
+    # The sample is not drawn from the examples a full run holds out as dev.
+    assert len(sampled & set(full.dev.lines)) < 50
+
+
+def test_read_multilabel_split_reads_the_whole_file_and_sample_works_on_any_dataset(tmp_path):
+    from toolkit.data.multilabel import read_multilabel_split
+    from toolkit.data.relations import RelationDataset
+    from toolkit.data.splits import sample
+
+    config = load_config(_label_sorted_config(tmp_path))
+    assert len(read_multilabel_split(config.data, "train")) == 650
+    relations = RelationDataset(
+        "r.json",
+        texts=[f"s{i}" for i in range(30)],
+        triples=[[(f"s{i}", "p", "o")] for i in range(30)],
+        lines=list(range(1, 31)),
+    )
+    kept = sample(relations, 5, seed=1)
+    assert len(kept) == 5 and kept.lines == sorted(kept.lines)
+    assert all(triples == [(text, "p", "o")] for text, triples in zip(kept.texts, kept.triples))
+    assert sample(relations, 30, seed=1) is relations  # nothing to cut
+    assert sample(relations, 5, seed=1).lines == kept.lines and sample(relations, 5, seed=2).lines != kept.lines
+    with pytest.raises(ValueError, match="size must be a positive integer; got 0"):
+        sample(relations, 0, seed=1)
+
+
+@pytest.mark.parametrize("missing", ["dev", "test"])
+def test_a_missing_dev_or_test_file_is_told_before_train_is_read(tmp_path, missing, monkeypatch):
+    from toolkit.data import read_splits
+
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "labels": ["x"]}\n', encoding="utf-8")
+    (tmp_path / "dev.jsonl").write_text('{"text": "b", "labels": ["x"]}\n', encoding="utf-8")
+    overrides = [f"data.train={tmp_path / 'train.jsonl'}", f"data.dev={tmp_path / 'dev.jsonl'}"]
+    overrides.append(f"data.{missing}={tmp_path / 'nowhere.jsonl'}")
+    config = load_config(None, base={"task": "multilabel_classification"}, overrides=overrides)
+    read = []
+    monkeypatch.setattr(type(config.data), "read", lambda self, split: read.append(split))
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'nowhere.jsonl'}: file not found (data.{missing})")):
+        read_splits(config.data, seed=0)
+    assert read == []

@@ -47,7 +47,11 @@ def _parser():
     evaluate = commands.add_parser("evaluate", help="score a run's best model on its dev and test data")
     evaluate.add_argument("run_dir")
 
-    predict = commands.add_parser("predict", help="predict for a file of texts (JSON lines or plain lines)")
+    predict = commands.add_parser(
+        "predict",
+        help="predict for a file of texts: read like the run's data when its extension says the run's format "
+        "(the same header and text field), else one text a line; one output line per input line",
+    )
     predict.add_argument("run_dir")
     predict.add_argument("input")
     predict.add_argument("output")

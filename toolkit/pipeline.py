@@ -458,15 +458,36 @@ class Pipeline:
         """One JSON-ready record per text, as `predict_file` writes them."""
         raise NotImplementedError
 
-    def predict_file(
-        self, input_path, output_path, *, text_field: str = "text", chunk_size: Optional[int] = None
-    ) -> int:
-        """Predict for every text of a file with the run's best model, streaming; returns the count.
+    def prediction_input(self):
+        """How `predict_file` reads its input: a `toolkit.streaming.PredictionInput`.
 
-        Input: JSON lines with a `text_field`, or plain text, one text a line.
-        Output: one JSON line per input (`prediction_records`). Lines are
-        written as they are predicted, so an error (reported with file and
-        line) keeps everything written before it.
+        This default reads every file line by line: a line starting with `{`
+        is a JSON object whose text is in `data.text_field` (when the data
+        section names one, else `text`), any other line is the text itself,
+        and a blank line gives `{"text": ""}`. A task whose runs read CSV or
+        TSV files returns its own layout, and the record of a blank text
+        (`ClassificationPipeline.prediction_input`).
+        """
+        from toolkit.streaming import PredictionInput
+
+        text_field = getattr(self.config.data, "text_field", None)
+        return PredictionInput(text_field=text_field if isinstance(text_field, str) else "text")
+
+    def predict_file(
+        self, input_path, output_path, *, text_field: Optional[str] = None, chunk_size: Optional[int] = None
+    ) -> int:
+        """Predict for every text of a file with the run's best model, streaming; returns the lines written.
+
+        Input: read as the run read its data (`prediction_input`): for a
+        classification run, a file of its `data.format` (by the extension)
+        with the same header and text field; any other file one text a line
+        (or a JSON object with the text field). `text_field` replaces the
+        text field. Output: one JSON line per input line or record, in order,
+        blank ones included (with nothing predicted), each carrying the input
+        record's other fields (an id, the gold labels as `input_labels`) so
+        that results join back (`toolkit.streaming`). Lines are written as
+        they are predicted, so an error (reported with file and line) keeps
+        everything written before it in `<output>.partial`.
         """
         from toolkit.streaming import stream_predictions
 
@@ -477,6 +498,7 @@ class Pipeline:
             lambda texts: self.prediction_records(predictor, texts),
             text_field=text_field,
             chunk_size=chunk_size or self.prediction_chunk_size,
+            layout=self.prediction_input(),
         )
         self.log(f"wrote {count} predictions to {output_path}")
         return count

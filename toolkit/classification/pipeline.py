@@ -15,14 +15,16 @@ pipeline.predict_file("texts.jsonl", "labels.jsonl")
 
 import hashlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from toolkit.atomic import replace_file, resolve_directory
 from toolkit.batching import length_grouped_batches
 from toolkit.data import build_label_vocabulary, read_splits, to_multi_hot
+from toolkit.data.summary import SplitData, check_warnings, data_summary, data_warnings, summary_lines
 from toolkit.pipeline import Pipeline, TrainingFeed
 from toolkit.predictors import MultilabelPredictor
 
@@ -41,14 +43,33 @@ class ClassificationData:
 
 @dataclass
 class EncodedSplit:
-    """Token ids of every text, and the multi-hot targets."""
+    """Token ids of every text (cut to `maxlen`), the multi-hot targets, and each
+    text's length in tokens before the cut (`[CLS]` and `[SEP]` included).
+
+    `pending_cache` is the cache file still to write (`save_cache`), when
+    `encode_split` was told to wait.
+    """
 
     token_ids: list
     targets: np.ndarray
+    text_lengths: Optional[np.ndarray] = None
+    pending_cache: Optional[Path] = field(default=None, repr=False)
 
     @property
     def lengths(self):
         return np.array([len(ids) for ids in self.token_ids])
+
+    def save_cache(self):
+        """Write the pending cache file (atomically); nothing when there is none."""
+        if self.pending_cache is None:
+            return
+        flat = np.concatenate(self.token_ids) if self.token_ids else np.zeros(0, dtype="int32")
+        lengths, text_lengths = self.lengths, self.text_lengths
+        replace_file(
+            self.pending_cache,
+            lambda temporary: np.savez(temporary, flat=flat, lengths=lengths, text_lengths=text_lengths),
+        )
+        self.pending_cache = None
 
 
 def _cache_key(preprocessor, texts):
@@ -61,8 +82,40 @@ def _cache_key(preprocessor, texts):
     return digest.hexdigest()[:16]
 
 
-def encode_split(preprocessor, dataset, label_names, cache_dir=None):
-    """Tokenize a split once; with `cache_dir`, reuse the result across runs and resumes."""
+# Longer than any text: tokenizing with this limit cuts nothing.
+_NO_CUT = 2**31 - 1
+_ENCODE_CHUNK = 4096
+
+
+def _encode_and_measure(preprocessor, texts):
+    """`(token ids cut to maxlen, length of each text before the cut)`, tokenizing each text once.
+
+    Texts are tokenized uncut; one that fits in `maxlen` has exactly the ids
+    the preprocessor gives it, and only the longer ones are tokenized again,
+    cut, by the preprocessor itself (so training and prediction see the same ids).
+    """
+    tokenizer, maxlen = preprocessor.tokenizer, preprocessor.maxlen
+    token_ids, text_lengths = [], []
+    for start in range(0, len(texts), _ENCODE_CHUNK):
+        chunk = list(texts[start : start + _ENCODE_CHUNK])
+        encodings = tokenizer.encode_batch(chunk, maxlen=_NO_CUT)
+        ids = [np.asarray(encoding.token_ids, dtype="int32") for encoding in encodings]
+        lengths = [len(item) for item in ids]
+        long = [i for i, length in enumerate(lengths) if length > maxlen]
+        for i, cut in zip(long, preprocessor.encode([chunk[i] for i in long])):
+            ids[i] = np.asarray(cut, dtype="int32")
+        token_ids.extend(ids)
+        text_lengths.extend(lengths)
+    return token_ids, np.asarray(text_lengths, dtype="int64")
+
+
+def encode_split(preprocessor, dataset, label_names, cache_dir=None, *, write_cache=True):
+    """Tokenize a split once; with `cache_dir`, reuse the result across runs and resumes.
+
+    The ids are the preprocessor's (cut to `maxlen`); `text_lengths` are the
+    uncut lengths, measured in the same pass. With `write_cache=False` a new
+    cache file is left to `EncodedSplit.save_cache`.
+    """
     targets = to_multi_hot(dataset.labels, label_names, dtype="float32")
     cache_file = None
     if cache_dir is not None:
@@ -70,12 +123,16 @@ def encode_split(preprocessor, dataset, label_names, cache_dir=None):
         if cache_file.is_file():
             with np.load(cache_file) as cached:
                 flat, lengths = cached["flat"], cached["lengths"]
-            return EncodedSplit(np.split(flat, np.cumsum(lengths)[:-1]), targets)
-    token_ids = [np.asarray(ids, dtype="int32") for ids in preprocessor.encode(dataset.texts)]
-    if cache_file is not None:
-        flat, lengths = np.concatenate(token_ids), np.array([len(ids) for ids in token_ids])
-        replace_file(cache_file, lambda temporary: np.savez(temporary, flat=flat, lengths=lengths))
-    return EncodedSplit(token_ids, targets)
+                text_lengths = cached["text_lengths"] if "text_lengths" in cached.files else None
+            token_ids = np.split(flat, np.cumsum(lengths)[:-1])
+            if text_lengths is None:  # a cache written before text lengths were kept
+                text_lengths = _encode_and_measure(preprocessor, dataset.texts)[1]
+            return EncodedSplit(token_ids, targets, text_lengths)
+    token_ids, text_lengths = _encode_and_measure(preprocessor, dataset.texts)
+    encoded = EncodedSplit(token_ids, targets, text_lengths, pending_cache=cache_file)
+    if write_cache:
+        encoded.save_cache()
+    return encoded
 
 
 def _batch_signature(num_labels):
@@ -150,6 +207,8 @@ class ClassificationPipeline(Pipeline):
         The label order is the label file's (`data.label_names`) when given,
         else every label seen, sorted; a label outside the file is an error.
         Lines skipped with `data.on_bad_line: skip` are counted in the log.
+        With `data.max_examples`, each file is read whole and a seeded sample
+        of it kept (`toolkit.data.splits.sample`), the same every run.
         With `data.dev_fraction`, dev is that share of train, held out with
         `training.seed` (`toolkit.data.split_off`): the same split every time.
         """
@@ -174,17 +233,84 @@ class ClassificationPipeline(Pipeline):
 
     def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
         """Train and dev tokenized once (cached in `run/cache`), as length-grouped streams
-        (train's from epoch `initial_epoch` on)."""
+        (train's from epoch `initial_epoch` on).
+
+        Before that, what was read is described and checked (`describe_data`):
+        a few lines in the log and `run/data_summary.json`. Under
+        `data.on_warning: error` a warning stops the run here with a
+        `DataError` listing them all, before the summary or the token cache is
+        written; the run folder is then reused by the next try.
+        """
         batch_size, seed = self.config.training.batch_size, self.config.training.seed
         cache = run.cache if run is not None else None
         preprocessor = predictor.preprocessor
-        train = encode_split(preprocessor, data.train, data.label_names, cache)
-        dev = encode_split(preprocessor, data.dev, data.label_names, cache)
+        encoded = {
+            name: encode_split(preprocessor, split, data.label_names, cache, write_cache=False)
+            for name, split in _present_splits(data)
+        }
+        summary, warnings = self.describe_data(data, {name: split.text_lengths for name, split in encoded.items()})
+        for line in summary_lines(summary):
+            self.log(line)
+        check_warnings(warnings, self.config.data.on_warning, data.train.path)
+        if run is not None:
+            run.write_json("data_summary.json", summary)
+        for split in encoded.values():
+            split.save_cache()
+        train, dev = encoded["train"], encoded["dev"]
         train_stream, steps = make_stream(
             preprocessor, train, batch_size, self.replicas, shuffle=True, seed=seed, first_epoch=initial_epoch
         )
         dev_stream, dev_steps = make_stream(preprocessor, dev, batch_size, self.replicas, shuffle=False)
         return TrainingFeed(predictor.model, train_stream, steps, dev_stream, dev_steps)
+
+    def describe_data(self, data, token_lengths=None):
+        """What was read, and the likely mistakes in reading it: `(summary, warnings)`.
+
+        `summary` is what `data_summary.json` holds (`toolkit.data.summary.data_summary`):
+        examples per split, the labels and their train counts, labels per
+        example, token lengths (`token_lengths`: each split's uncut lengths,
+        as `encode_split` measures them) and how many texts `model.maxlen`
+        cuts, two rows as parsed, and the warnings
+        (`toolkit.data.summary.data_warnings`), each naming the key to check.
+
+        ```python
+        summary, warnings = pipeline.describe_data(pipeline.read_data())   # without token lengths
+        ```
+        """
+        settings, token_lengths = self.config.data, token_lengths or {}
+        maxlen = self.config.model.maxlen
+        splits = {
+            name: SplitData(split.texts, split.labels, token_lengths.get(name), lines=split.lines, path=split.path)
+            for name, split in _present_splits(data)
+        }
+        sampled = ", data.max_examples" if settings.max_examples is not None else ""
+        keys = {
+            "dev": ("data.dev" if settings.dev is not None else "data.dev_fraction") + sampled,
+            "test": "data.test" + sampled,
+        }
+        warnings = data_warnings(
+            splits,
+            label_separator=settings.label_separator,
+            labels_in_lists=settings.format == "jsonl" and settings.label_separator is None,
+            maxlen=maxlen if token_lengths else None,
+            split_keys=keys,
+        )
+        read_as = {
+            "format": settings.format,
+            "text_field": settings.text_field,
+            "labels_field": settings.labels_field,
+            "label_separator": settings.label_separator,
+            "max_examples": settings.max_examples,
+            "on_warning": settings.on_warning,
+        }
+        summary = data_summary(
+            splits,
+            label_names=data.label_names,
+            maxlen=maxlen if token_lengths else None,
+            warnings=warnings,
+            extra={"read_as": read_as},
+        )
+        return summary, warnings
 
     def compile(self, predictor, feed):
         """AdamW + warmup/decay, the configured loss, and the threshold-0 metrics.
@@ -267,9 +393,28 @@ class ClassificationPipeline(Pipeline):
             "skipped_lines": {name: split.report.num_skipped for name, split in splits if split is not None},
         }
 
+    def prediction_input(self):
+        """Read `predict`'s input as training read its data: a file of the run's
+        `data.format` (by its extension) with the same `header` and
+        `text_field`; a blank text predicts no label (`{"labels": [], "scores": {}}`)."""
+        from toolkit.streaming import PredictionInput
+
+        data = self.config.data
+        return PredictionInput(
+            format=data.format,
+            text_field=data.text_field,
+            header=data.header,
+            blank={"labels": [], "scores": {}},
+        )
+
     def prediction_records(self, predictor, texts):
         """`{"text", "labels", "scores"}` per text; `scores` are the logits of the predicted labels."""
         return [
             {"text": text, "labels": [name for name, _ in scored], "scores": dict(scored)}
             for text, scored in zip(texts, predictor.predict_scored(texts))
         ]
+
+
+def _present_splits(data):
+    """`(name, split)` of train, dev and test, leaving out a missing test."""
+    return [(name, getattr(data, name)) for name in ("train", "dev", "test") if getattr(data, name) is not None]

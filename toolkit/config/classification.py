@@ -28,6 +28,12 @@ class MultilabelDataConfig(DataConfig):
     lines read fields `text` and `labels` (a list); CSV has a header and reads
     columns `text` and `labels`; TSV has no header and reads column 0 (text)
     and 1 (labels); CSV/TSV labels are split on `,`.
+
+    `on_warning` says what the checks before the first epoch do with a
+    likely mistake (`toolkit.data.summary`: a label separator that looks
+    wrong, swapped fields, labels unseen in train, texts cut by `maxlen`):
+    `count` logs it and records it in `data_summary.json`, `error` stops the
+    run listing them all.
     """
 
     format: Optional[Literal["jsonl", "csv", "tsv"]] = None
@@ -36,6 +42,7 @@ class MultilabelDataConfig(DataConfig):
     label_separator: Optional[str] = None
     label_names: Optional[str] = None
     header: Optional[bool] = None
+    on_warning: Literal["count", "error"] = "count"
 
     def read(self, split: str = "train"):
         """Read one split with `toolkit.data.read_multilabel_split`."""

@@ -10,13 +10,14 @@ they check.
 
 from __future__ import annotations
 
-import difflib
 import re
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional, Union
 
 from pydantic import BaseModel
+
+from toolkit._suggest import closest
 
 __all__ = ["ConfigError", "problems", "suggestion", "describe", "format_errors"]
 
@@ -51,9 +52,9 @@ def describe(value: Any) -> str:
 
 
 def suggestion(word: Any, choices: Iterable[str]) -> str:
-    """`did you mean 'x'?` for the closest of `choices`, or "" when none is close."""
-    matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"did you mean {matches[0]!r}?" if matches else ""
+    """`did you mean 'x'?` for the closest of `choices` (case ignored), or "" when none is close."""
+    match = closest(word, choices)
+    return f"did you mean {match!r}?" if match is not None and match != word else ""
 
 
 # ----------------------------------------------------------------------------- schema walking

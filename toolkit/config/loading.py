@@ -52,6 +52,7 @@ config.save(run_dir / "config.yaml")
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -230,6 +231,12 @@ def _deep_merge(base: dict, update: dict) -> dict:
     return merged
 
 
+def _quote_hint(dotted: str, text: str) -> str:
+    """How to pass `text` as a string: `--set 'data.label_separator="|"'`."""
+    quoted = json.dumps(text.strip(), ensure_ascii=False)
+    return f"quote it to mean the text: --set '{dotted.strip()}={quoted}'"
+
+
 def _apply_override(data: dict, override: str, problems: list) -> Optional[tuple]:
     """Apply `a.b.c=value` to `data`; return the key path, or None after a problem."""
     source = f"--set {override}"
@@ -244,7 +251,15 @@ def _apply_override(data: dict, override: str, problems: list) -> Optional[tuple
     try:
         value = _read_scalar(text)
     except yaml.YAMLError as error:
-        problems.append(f"{source}: {'.'.join(keys)}: the value is not valid YAML ({error})")
+        problems.append(
+            f"{source}: {'.'.join(keys)}: the value is not valid YAML ({error}); {_quote_hint(dotted, text)}"
+        )
+        return None
+    if value == "" and text.strip() not in ("", '""', "''"):
+        # `|` and `>` start YAML block scalars: unquoted, they read as an empty string.
+        problems.append(
+            f"{source}: {'.'.join(keys)}: YAML reads {text.strip()!r} as an empty string; {_quote_hint(dotted, text)}"
+        )
         return None
     if keys in _path_keys():
         value = _resolve_path(value, Path.cwd())

@@ -21,19 +21,25 @@ __all__ = ["RelationDataConfig", "RelationModelConfig", "RelationConfig"]
 class RelationDataConfig(DataConfig):
     """`data` for `task: relation_extraction`.
 
-    `schema` is the predicate list (LIC2019 `all_50_schemas`, CasRel
-    `rel2id.json`, or one predicate a line). `layout: custom` reads your
-    own field names; the other layouts fix them.
+    `layout` is one of `toolkit.data.relations.LAYOUTS` (`lic2019`,
+    `duie2`, `casrel`, `spert`, `custom`); `layout: custom` reads your own
+    field names (dotted paths allowed), the other layouts fix them.
+    `schema` (optional) is the predicate list in any form
+    `toolkit.data.schema.load_schema` reads; without it the predicates
+    (and entity types) come from the training data and are logged with
+    their counts.
     """
 
-    schema_path: str = Field(alias="schema")
-    layout: Literal["lic2019", "casrel", "custom"] = "lic2019"
+    schema_path: Optional[str] = Field(None, alias="schema")
+    layout: Literal["lic2019", "duie2", "casrel", "spert", "custom"] = "lic2019"
     text_field: Optional[str] = None
     triples_field: Optional[str] = None
     subject_key: Optional[str] = None
     predicate_key: Optional[str] = None
     object_key: Optional[str] = None
-    on_missing_entity: Literal["count", "error"] = "count"
+    subject_type_key: Optional[str] = None
+    object_type_key: Optional[str] = None
+    on_missing_entity: Literal["count", "skip", "error"] = "count"
 
     def read(self, split: str = "train"):
         """Read one split with `toolkit.data.read_relations_split`."""
@@ -43,7 +49,15 @@ class RelationDataConfig(DataConfig):
 
     @model_validator(mode="after")
     def _check_layout(self) -> RelationDataConfig:
-        custom_keys = ("text_field", "triples_field", "subject_key", "predicate_key", "object_key")
+        custom_keys = (
+            "text_field",
+            "triples_field",
+            "subject_key",
+            "predicate_key",
+            "object_key",
+            "subject_type_key",
+            "object_type_key",
+        )
         found = self.dev_problems()
         if self.layout != "custom":
             for name in custom_keys:

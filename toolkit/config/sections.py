@@ -49,7 +49,8 @@ class DataConfig(Section):
     """What every task's `data` section has: the splits, and what to do with bad lines.
 
     Give `dev` (a file) or `dev_fraction` (a share of train held out as dev,
-    drawn with `training.seed`), not both.
+    drawn with `training.seed`), not both. `max_examples` keeps a seeded
+    random sample of each file (`toolkit.data.read_splits`).
     """
 
     train: str

@@ -6,10 +6,11 @@ knows the line and turns it into a `DataError` (`path:line: message`).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from typing import Any, Union
+
+from toolkit._suggest import closest
 
 FieldType = Union[str, int]
 
@@ -26,9 +27,9 @@ class RecordError(Exception):
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
-    """`"; did you mean 'x'?"` for the closest of `choices`, or `""`."""
-    matches = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {matches[0]!r}?" if matches else ""
+    """`"; did you mean 'x'?"` for the closest of `choices` (case ignored), or `""`."""
+    match = closest(word, choices)
+    return f"; did you mean {match!r}?" if match is not None and match != word else ""
 
 
 def kind(value: Any) -> str:
@@ -59,10 +60,19 @@ def check_text(value: Any, text_field: FieldType) -> str:
     return value
 
 
-def get_field(record: dict, name: str) -> Any:
+def get_field(record: dict, name: str, exclude: Iterable[str] = ()) -> Any:
     """`record[name]`; a dotted name (`"meta.text"`) walks nested objects.
 
-    Raises `KeyError` with a did-you-mean message when the field is missing.
+    Raises `KeyError` with a did-you-mean message when the field is missing;
+    the keys in `exclude` (the names of the record's other fields) are never
+    suggested: a triple missing its `object` is not asked whether it meant
+    its `subject`.
+
+    >>> get_field({"head": {"name": "Ada"}}, "head.name")
+    'Ada'
+    >>> get_field({"subject": "a", "predicate": "p", "Objekt": "b"}, "object", exclude=["subject"])
+    Traceback (most recent call last):
+    KeyError: "missing field 'object'; did you mean 'Objekt'?"
     """
     if name in record:
         return record[name]
@@ -74,7 +84,8 @@ def get_field(record: dict, name: str) -> Any:
             value = value[part]
         else:
             return value
-    raise KeyError(f"missing field {name!r}" + suggest(name, [k for k in record if isinstance(k, str)]))
+    excluded = set(exclude)
+    raise KeyError(f"missing field {name!r}" + suggest(name, [k for k in record if k not in excluded]))
 
 
 def text_and_field(record: Any, text_field: str, other_field: str) -> tuple:

@@ -239,7 +239,8 @@ def _jsonl_records(path, text_field, labels_field, mapper) -> Iterator[tuple[int
             yield number, DataError(path, number, problem.message, reason=problem.reason)
 
 
-def _column_index(path, name: FieldType, header: Optional[list], header_line: int, role: str) -> int:
+def column_index(path, name: FieldType, header: Optional[list], header_line: int, role: str) -> int:
+    """The column number of `name` (a header name, or a column number) in a CSV/TSV file; DataError if none."""
     if isinstance(name, int):
         if name < 0:
             raise DataError(path, None, f"{role} column index must be >= 0, got {name}", reason="bad configuration")
@@ -264,14 +265,23 @@ def _column_index(path, name: FieldType, header: Optional[list], header_line: in
     )
 
 
-def _table_rows(path, delimiter: str, header: bool) -> Iterator[tuple[int, Any]]:
-    """Yield `(line, fields)` or `(line, DataError)` for each non-blank row."""
+def table_rows(path, delimiter: str, *, blank: bool = False) -> Iterator[tuple[int, Any]]:
+    """Yield `(line, cells)` or `(line, DataError)` for each row of a CSV (`","`) or TSV (`"\t"`) file.
+
+    A row is a line of a TSV file (split on tabs, no quoting) or a CSV record
+    (quoted cells may span lines; `line` is where it starts). Rows whose cells
+    are all blank are left out, unless `blank`: then they are yielded too
+    (as `[]` for an empty line), so that a caller can keep one result per
+    row (`toolkit.streaming` does).
+    """
     if delimiter == "\t":
         for number, line, error in iter_lines(path):
             if error is not None:
                 yield number, error
             elif line.strip():
                 yield number, line.split("\t")
+            elif blank:
+                yield number, []
         return
     bad_lines: dict = {}
 
@@ -296,13 +306,13 @@ def _table_rows(path, delimiter: str, header: bool) -> Iterator[tuple[int, Any]]
         bad = [bad_lines.pop(n) for n in range(start, end + 1) if n in bad_lines]
         if bad:
             yield start, bad[0]
-        elif row and any(cell.strip() for cell in row):
+        elif (row and any(cell.strip() for cell in row)) or blank:
             yield start, row
         start = end + 1
 
 
 def _table_records(path, delimiter, text_field, labels_field, header, mapper):
-    rows = _table_rows(path, delimiter, header)
+    rows = table_rows(path, delimiter)
     names = None
     header_line = 0
     if header:
@@ -312,8 +322,8 @@ def _table_records(path, delimiter, text_field, labels_field, header, mapper):
             names = [cell.strip() for cell in row]
             header_line = number
             break
-    text_index = _column_index(path, text_field, names, header_line, "text_field")
-    labels_index = _column_index(path, labels_field, names, header_line, "labels_field")
+    text_index = column_index(path, text_field, names, header_line, "text_field")
+    labels_index = column_index(path, labels_field, names, header_line, "labels_field")
     needed = max(text_index, labels_index) + 1
     for number, row in rows:
         if isinstance(row, DataError):
@@ -356,7 +366,9 @@ def read_multilabel(
         label_names: a label file path (one label a line) or a list of names.
             Labels must then be names from it, or integer ids (JSON integers,
             or digit strings that are not themselves names) indexing it.
-        max_examples: stop after this many good examples.
+        max_examples: stop after this many good examples (the first ones; a
+            config's `data.max_examples` is a seeded sample instead, see
+            `toolkit.data.read_splits`).
         on_bad_line: `"error"` raises DataError at the first bad record;
             `"skip"` leaves bad records out and counts them in `report`.
             A line of invalid UTF-8 counts as a bad record; an unreadable or
@@ -434,7 +446,9 @@ def read_multilabel_split(data_config: Any, split: str = "train") -> MultilabelD
     """Read `split` (`"train"`, `"dev"` or `"test"`) as a config's data section describes.
 
     `data_config` is `config.data` of a multilabel
-    `toolkit.config.MultilabelConfig`.
+    `toolkit.config.MultilabelConfig`. The whole file is read:
+    `data.max_examples` is a seeded sample that `toolkit.data.read_splits`
+    draws from it afterwards, not the first lines.
 
     ```python
     train = read_multilabel_split(config.data, "train")
@@ -449,7 +463,6 @@ def read_multilabel_split(data_config: Any, split: str = "train") -> MultilabelD
         label_separator=data_config.label_separator,
         header=data_config.header if data_config.format != "jsonl" else None,
         label_names=data_config.label_names,
-        max_examples=data_config.max_examples,
         on_bad_line=data_config.on_bad_line,
     )
 

@@ -1,6 +1,7 @@
 """Train, dev and test as a config's `data` section names them, for either task.
 
-`read_splits` is what both pipelines call: it reads each file, or holds
+`read_splits` is what both pipelines call: it reads each file, keeps a
+seeded random sample of `data.max_examples` of each (`sample`), or holds
 dev out of train with `data.dev_fraction` (`split_off`), logs what it
 read and refuses an empty split.
 
@@ -14,6 +15,7 @@ len(splits.train), len(splits.dev), splits.test      # test is None when not giv
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NamedTuple, Optional, Union
@@ -64,12 +66,21 @@ def _describe(dataset: Dataset) -> str:
 def read_splits(data_config: Any, seed: int, log: Callable[[str], None] = lambda message: None) -> Splits:
     """Read train, dev and test as `config.data` says (either task).
 
-    With `data.dev_fraction` instead of a dev file, dev is that share of
-    train held out with `seed` (pass `config.training.seed`): the same
-    split on every run. Skipped lines (`data.on_bad_line: skip`) are counted
-    in the log; a split left with no example is a `DataError` naming
-    its file.
+    Each file is read whole. With `data.max_examples`, each file read (train,
+    dev, test) is then cut to a seeded random sample of that many examples,
+    kept in file order (`sample`, seeded by `seed`): the same sample on every
+    run, from all over the file, so a file sorted by label still gives every
+    label a chance. With `data.dev_fraction` instead of a dev file, dev is
+    that share of the (sampled) train held out with `seed` (pass
+    `config.training.seed`): the same split on every run. Skipped lines
+    (`data.on_bad_line: skip`) are counted in the log over the whole file; a
+    split left with no example is a `DataError` naming its file.
     """
+    max_examples = getattr(data_config, "max_examples", None)
+    for split in SPLITS:  # A missing dev or test file is told before train is read.
+        path = getattr(data_config, split, None)
+        if path is not None and not os.path.exists(path):
+            raise DataError(path, None, f"file not found (data.{split})", reason="cannot read file")
     read = {}
     for split in SPLITS:
         if split == "test" and not getattr(data_config, "test", None):
@@ -89,8 +100,74 @@ def read_splits(data_config: Any, seed: int, log: Callable[[str], None] = lambda
             log(dataset.report.summary())
         if len(dataset) == 0:
             raise DataError(dataset.path, None, f"no usable {_unit(dataset)} in the {split} split")
+        if max_examples is not None and len(dataset) > max_examples:
+            size = len(dataset)
+            dataset = sample(dataset, max_examples, seed)
+            log(
+                f"{split}: {max_examples} of {size} {_unit(dataset)} sampled (data.max_examples {max_examples}, seed {seed})"
+            )
         read[split] = dataset
     return Splits(read["train"], read["dev"], read["test"])
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer; got {seed!r}")
+
+
+def _order(dataset: Dataset, seed: int, purpose: str = "") -> list:
+    """The positions of `dataset` sorted by a pseudo-random key of `seed`, `purpose` and each example's line.
+
+    An in-memory dataset without line numbers is keyed by position instead.
+    The key of `split_off` has no purpose (it must not change: runs and
+    resumes rely on it); other draws name theirs, so that they are
+    independent of it.
+    """
+    size = len(dataset)
+    ids = dataset.lines if len(dataset.lines) == size else range(size)
+
+    def key(position: int) -> bytes:
+        return hashlib.blake2b(f"{purpose}{int(seed)}:{ids[position]}".encode(), digest_size=8).digest()
+
+    return sorted(range(size), key=key)
+
+
+def _subset(dataset: Dataset, positions, report) -> Dataset:
+    """The examples at `positions` (in file order), every per-example field together, with `report`."""
+    positions = sorted(positions)
+    has_lines = len(dataset.lines) == len(dataset)
+    parts = {name: [getattr(dataset, name)[i] for i in positions] for name in dataset.PER_EXAMPLE if name != "lines"}
+    parts["lines"] = [dataset.lines[i] for i in positions] if has_lines else []
+    return replace(dataset, report=report, **parts)
+
+
+def sample(dataset: Dataset, size: int, seed: int) -> Dataset:
+    """A seeded random sample of `size` examples of `dataset`, in file order (`data.max_examples`).
+
+    Works on any dataset that lists its per-example fields in `PER_EXAMPLE`
+    (a `MultilabelDataset`, a `RelationDataset`). Each example gets a
+    pseudo-random key from `seed` and the line it was read from, and the
+    `size` examples with the smallest keys are kept: the same sample on every
+    run, machine and Python version for the same file and seed, drawn from
+    all over the file. The keys are not those of `split_off`, so a sample is
+    not biased towards the examples a full run holds out as dev. A dataset
+    of `size` examples or fewer is returned as it is. The sample keeps the
+    file's `path`, its `lines` and its bad-line `report`.
+
+    >>> data = MultilabelDataset("t.jsonl", texts=list("abcdefghij"),
+    ...                          labels=[["x"]] * 10, lines=list(range(1, 11)))
+    >>> kept = sample(data, 4, seed=42)
+    >>> len(kept), kept.lines == sorted(kept.lines), set(kept.texts) <= set(data.texts)
+    (4, True, True)
+    >>> sample(data, 4, seed=42).lines == kept.lines, sample(data, 20, seed=42) is data
+    (True, True)
+    """
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive integer; got {size!r}")
+    _check_seed(seed)
+    if len(dataset) <= size:
+        return dataset
+    return _subset(dataset, _order(dataset, seed, purpose="sample:")[:size], dataset.report)
 
 
 def split_off(dataset: Dataset, fraction: float, seed: int) -> tuple:
@@ -117,8 +194,7 @@ def split_off(dataset: Dataset, fraction: float, seed: int) -> tuple:
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise ValueError(f"fraction must be a number between 0 and 1 (exclusive); got {fraction!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer; got {seed!r}")
+    _check_seed(seed)
     size = len(dataset)
     if size < 2:
         unit = _unit(dataset) if size != 1 else _unit(dataset)[:-1]
@@ -129,21 +205,6 @@ def split_off(dataset: Dataset, fraction: float, seed: int) -> tuple:
             reason="too few examples",
         )
     dev_size = min(max(int(round(fraction * size)), 1), size - 1)
-    has_lines = len(dataset.lines) == size
-    # An in-memory dataset without line numbers is keyed by position instead.
-    ids = dataset.lines if has_lines else range(size)
-
-    def key(position: int) -> bytes:
-        return hashlib.blake2b(f"{int(seed)}:{ids[position]}".encode(), digest_size=8).digest()
-
-    in_dev = set(sorted(range(size), key=key)[:dev_size])
-
-    def subset(dev: bool, report) -> Dataset:
-        positions = [i for i in range(size) if (i in in_dev) == dev]
-        parts = {
-            name: [getattr(dataset, name)[i] for i in positions] for name in dataset.PER_EXAMPLE if name != "lines"
-        }
-        parts["lines"] = [dataset.lines[i] for i in positions] if has_lines else []
-        return replace(dataset, report=report, **parts)
-
-    return subset(False, dataset.report), subset(True, None)
+    in_dev = set(_order(dataset, seed)[:dev_size])
+    train = _subset(dataset, [i for i in range(size) if i not in in_dev], dataset.report)
+    return train, _subset(dataset, in_dev, None)

@@ -27,11 +27,17 @@ triples[0]   # [('周杰伦', '父亲', '周耀中')]
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
-__all__ = ["decode_per_sentence_bert4keras_style", "decode_relations", "find_spans"]
+__all__ = [
+    "SpanTriple",
+    "decode_per_sentence_bert4keras_style",
+    "decode_relation_spans",
+    "decode_relations",
+    "find_spans",
+]
 
 
 def find_spans(start_logits, end_logits, valid_length: Optional[int] = None, threshold: float = 0.0) -> list:
@@ -78,11 +84,18 @@ def _real_spans(spans, encoding) -> list:
     return [span for span in spans if not encoding.is_special(span[0]) and not encoding.is_special(span[1])]
 
 
-def _surface(tokenizer, encoding, span) -> Optional[str]:
-    char_span = tokenizer.token_span_to_char_span(encoding, span[0], span[1])
-    if char_span is None:
-        return None
-    return encoding.text[char_span[0] : char_span[1]]
+class SpanTriple(NamedTuple):
+    """A decoded triple with the characters of its entities: `text[start:end]` is the entity."""
+
+    subject: str
+    predicate: str
+    object: str
+    subject_span: tuple
+    object_span: tuple
+
+
+def _char_span(tokenizer, encoding, span) -> Optional[tuple]:
+    return tokenizer.token_span_to_char_span(encoding, span[0], span[1])
 
 
 def _pad(encodings, pad_id: int, length_multiple: int):
@@ -97,10 +110,12 @@ def _pad(encodings, pad_id: int, length_multiple: int):
 
 
 def _object_triples(object_logits, encoding, subject_span, predicates, tokenizer, threshold) -> list:
-    """Triples of one subject from its `[P, 2, seq]` object logits."""
-    subject = _surface(tokenizer, encoding, subject_span)
-    if subject is None:
+    """`SpanTriple`s of one subject from its `[P, 2, seq]` object logits."""
+    subject_chars = _char_span(tokenizer, encoding, subject_span)
+    if subject_chars is None:
         return []
+    text = encoding.text
+    subject = text[subject_chars[0] : subject_chars[1]]
     length = len(encoding.token_ids)
     has_start = (object_logits[:, 0, :length] > threshold).any(axis=-1)
     triples = []
@@ -108,9 +123,10 @@ def _object_triples(object_logits, encoding, subject_span, predicates, tokenizer
         for span in _real_spans(
             find_spans(object_logits[predicate, 0], object_logits[predicate, 1], length, threshold), encoding
         ):
-            object_ = _surface(tokenizer, encoding, span)
-            if object_ is not None:
-                triples.append((subject, predicates[predicate], object_))
+            object_chars = _char_span(tokenizer, encoding, span)
+            if object_chars is not None:
+                object_ = text[object_chars[0] : object_chars[1]]
+                triples.append(SpanTriple(subject, predicates[predicate], object_, subject_chars, object_chars))
     return triples
 
 
@@ -139,7 +155,16 @@ def _compiles_per_shape(model) -> bool:
     return keras.backend.backend() == "jax" or bool(getattr(model, "jit_compile", False))
 
 
-def decode_relations(
+def decode_relations(extractor, tokenizer, texts: Sequence[str], **options) -> list:
+    """Triples of each text, decoded in batches: per text, the distinct `(subject, predicate, object)`
+    strings, each entity an exact slice of its text. The options are `decode_relation_spans`'s."""
+    return [
+        list(dict.fromkeys(tuple(found[:3]) for found in triples))
+        for triples in decode_relation_spans(extractor, tokenizer, texts, **options)
+    ]
+
+
+def decode_relation_spans(
     extractor,
     tokenizer,
     texts: Sequence[str],
@@ -152,7 +177,7 @@ def decode_relations(
     sort_by_length: bool = True,
     threshold: float = 0.0,
 ) -> list:
-    """Triples of each text, decoded in batches.
+    """`SpanTriple`s of each text, decoded in batches (`decode_relations` without the spans).
 
     Args:
         extractor: a `RelationExtractor` (`subject_model`, `object_model`,
@@ -177,8 +202,8 @@ def decode_relations(
         threshold: the decision threshold on the logits (0 for this loss).
 
     Returns:
-        Per text, a list of distinct `(subject, predicate, object)` strings,
-        each entity an exact slice of its text.
+        Per text, a list of distinct `SpanTriple`s: two mentions of the same
+        words are two triples.
     """
     if length_multiple is None or subject_multiple is None:
         fixed_shapes = _compiles_per_shape(extractor.subject_model)
@@ -274,5 +299,5 @@ def decode_per_sentence_bert4keras_style(
             )
             for logits, span in zip(object_logits, spans):
                 found.extend(_object_triples(logits, encoding, span, extractor.predicates, tokenizer, threshold))
-        results.append(list(dict.fromkeys(found)))
+        results.append(list(dict.fromkeys(tuple(triple[:3]) for triple in found)))
     return results

@@ -1,8 +1,21 @@
-"""Scores of extracted triples, and predictions written in the input layout.
+"""Scores of extracted relations, and predictions written in the input layout.
 
-A triple counts as right only when subject, predicate and object all match
-exactly (string equality). Each sentence's predictions and gold triples are
-sets, so a repeated triple counts once.
+A relation counts as right only when it matches a gold one exactly; how
+"exactly" is read depends on the data (`scoring`, from
+`toolkit.data.relations.layout_scoring`):
+
+- `"text"`: subject, predicate and object strings equal (LIC2019, CasRel's
+  NYT / WebNLG and custom data, which give strings);
+- `"span"`: both entities' character spans and types and the predicate
+  equal (token layouts such as CoNLL04: the strict measure of published
+  results), so two mentions of the same words are two relations;
+- `"duie2"`: subject, predicate and every slot of the object equal, lower
+  case and book-title marks removed, as the official DuIE 2.0 evaluation.
+
+Each sentence's predictions and gold relations are sets, so a repeated one
+counts once. Relations are records, `{"subject", "predicate", "object",
+...}` dicts as `RelationDataset.gold` holds them and `RelationPredictor.extract`
+returns them; `relation_key` turns one into what is compared.
 
 Example:
 
@@ -22,7 +35,18 @@ from typing import Optional
 
 from toolkit.atomic import replace_file
 
-__all__ = ["evaluate_triples", "per_predicate_scores", "triple_scores", "write_predictions_jsonl"]
+__all__ = [
+    "SCORINGS",
+    "entity_scores",
+    "evaluate_relations",
+    "evaluate_triples",
+    "per_predicate_scores",
+    "relation_key",
+    "triple_scores",
+    "write_predictions_jsonl",
+]
+
+SCORINGS = ("text", "span", "duie2")
 
 
 def _as_sets(predictions, references):
@@ -118,6 +142,81 @@ def evaluate_triples(
     }
 
 
+def relation_key(record: dict, scoring: str = "text") -> tuple:
+    """What is compared of a relation record: a `(subject, predicate, object)` tuple whose parts
+    are strings (`"text"`), `(start, end, type)` entities (`"span"`) or the official DuIE 2.0 form.
+
+    >>> relation_key({"subject": "Ada", "predicate": "born_in", "object": "London"})
+    ('Ada', 'born_in', 'London')
+    >>> relation_key({"subject": "Ada", "predicate": "born_in", "object": "London", "subject_span": [0, 3],
+    ...               "object_span": [12, 18], "subject_type": "Peop", "object_type": "Loc"}, "span")
+    ((0, 3, 'Peop'), 'born_in', (12, 18, 'Loc'))
+    """
+    if scoring == "text":
+        return record["subject"], record["predicate"], record["object"]
+    if scoring == "span":
+        subject = (*record["subject_span"], record.get("subject_type"))
+        object_ = (*record["object_span"], record.get("object_type"))
+        return tuple(subject), record["predicate"], tuple(object_)
+    if scoring == "duie2":
+        from toolkit.data.duie import official_key
+
+        return official_key(record)
+    raise ValueError(f"scoring must be one of {', '.join(map(repr, SCORINGS))}; got {scoring!r}")
+
+
+def _keys(records: Sequence, scoring: str) -> list:
+    return [[relation_key(record, scoring) for record in sentence] for sentence in records]
+
+
+def entity_scores(predictions: Sequence, references: Sequence, *, zero_division: float = 0.0) -> dict:
+    """Micro scores of the entities that take part in relations, `(start, end, type)` strict.
+
+    The semi-pointer model tags an entity only as the subject or object of a
+    relation, so this is the F1 of those entities (`"span"` scoring only):
+    the entities of the gold relations against those of the predicted ones.
+    """
+
+    def entities(records):
+        found = set()
+        for record in records:
+            found.add((*record["subject_span"], record.get("subject_type")))
+            found.add((*record["object_span"], record.get("object_type")))
+        return found
+
+    correct = predicted = gold = 0
+    for predicted_records, gold_records in zip(predictions, references):
+        predicted_set, gold_set = entities(predicted_records), entities(gold_records)
+        correct += len(predicted_set & gold_set)
+        predicted += len(predicted_set)
+        gold += len(gold_set)
+    return _scores(correct, predicted, gold, zero_division)
+
+
+def evaluate_relations(
+    predictions: Sequence,
+    references: Sequence,
+    *,
+    scoring: str = "text",
+    predicates: Optional[Sequence[str]] = None,
+    zero_division: float = 0.0,
+) -> dict:
+    """`evaluate_triples` over relation records compared as `scoring` says; with `"span"`, also
+    `"entities"` (`entity_scores`).
+
+    ```python
+    scores = evaluate_relations(predictor.extract(dev.texts), dev.gold, scoring=dev.scoring)
+    scores["micro"]["f1"], scores["entities"]["f1"]
+    ```
+    """
+    scores = evaluate_triples(
+        _keys(predictions, scoring), _keys(references, scoring), predicates=predicates, zero_division=zero_division
+    )
+    if scoring == "span":
+        scores["entities"] = entity_scores(predictions, references, zero_division=zero_division)
+    return scores
+
+
 def write_predictions_jsonl(
     path,
     texts: Sequence[str],
@@ -128,7 +227,9 @@ def write_predictions_jsonl(
     """Write one JSON line per text in the LIC2019 layout.
 
     Each line is `{"text": ..., "spo_list": [{"subject", "predicate",
-    "object"}, ...]}`, the layout `toolkit.data.read_relations` reads; with
+    "object"}, ...]}`, the layout `toolkit.data.read_relations` reads
+    (`predictions` are triples or relation records; records are written with
+    all their keys: types, spans, DuIE 2.0 objects); with
     `references`, a `"spo_list_gold"` list in the same form is added, for
     error analysis. The file is written atomically (`toolkit.atomic`).
     """
@@ -136,7 +237,10 @@ def write_predictions_jsonl(
         raise ValueError("texts, predictions (and references) must have one entry per sentence.")
 
     def spo_list(triples):
-        return [{"subject": s, "predicate": p, "object": o} for s, p, o in triples]
+        return [
+            dict(item) if isinstance(item, dict) else {"subject": item[0], "predicate": item[1], "object": item[2]}
+            for item in triples
+        ]
 
     def write(temporary):
         with open(temporary, "w", encoding="utf-8") as handle:

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.atomic import replace_file, write_json_atomic
-from toolkit.data import read_schema, read_splits
+from toolkit.data import DataError, read_splits
+from toolkit.data.duie import assemble
+from toolkit.data.schema import RelationSchema, load_schema, schema_from_data
 from toolkit.encoders import WordPieceTokenizer
 from toolkit.pipeline import Pipeline, TrainingFeed
-from toolkit.relations.decoder import decode_relations
-from toolkit.relations.evaluation import evaluate_triples, write_predictions_jsonl
+from toolkit.relations.decoder import decode_relation_spans, decode_relations
+from toolkit.relations.evaluation import evaluate_relations, write_predictions_jsonl
 
 __all__ = ["RelationData", "RelationPredictor", "distribute_feed", "dev_scores", "RelationPipeline"]
 
@@ -35,12 +37,17 @@ _TOKENIZER = "tokenizer"
 
 @dataclass
 class RelationData:
-    """The splits a config names (test may be None) and the predicate order."""
+    """The splits a config names (test may be None) and the schema (`toolkit.data.schema`)."""
 
     train: object
     dev: object
     test: object
-    predicates: list
+    schema: RelationSchema
+
+    @property
+    def predicates(self) -> list:
+        """The predicates in the model's order."""
+        return self.schema.predicates
 
 
 class RelationPredictor:
@@ -54,11 +61,13 @@ class RelationPredictor:
     ```
     """
 
-    def __init__(self, extractor, tokenizer, maxlen, batch_size=32):
+    def __init__(self, extractor, tokenizer, maxlen, batch_size=32, *, schema=None, scoring="text"):
         self.extractor = extractor
         self.tokenizer = tokenizer
         self.maxlen = int(maxlen)
         self.batch_size = int(batch_size)
+        self.schema = schema if schema is not None else RelationSchema(predicates=list(extractor.predicates))
+        self.scoring = scoring
 
     @property
     def predicates(self):
@@ -70,6 +79,38 @@ class RelationPredictor:
             self.extractor, self.tokenizer, list(texts), maxlen=self.maxlen, batch_size=self.batch_size
         )
 
+    def extract(self, texts):
+        """Per text, the relations found as records in the training data's layout.
+
+        Each is `{"subject", "predicate", "object", "subject_span",
+        "object_span"}` (the spans are characters of the text), with
+        `subject_type` and `object_type` when the schema or the training data
+        gave the predicate's entity types. A model trained on DuIE 2.0 data
+        (`scoring == "duie2"`) returns DuIE 2.0 records instead, the slots of
+        each object put back together (`toolkit.data.duie.assemble`).
+        """
+        signatures = self.schema.signatures
+        results = []
+        for triples in decode_relation_spans(
+            self.extractor, self.tokenizer, list(texts), maxlen=self.maxlen, batch_size=self.batch_size
+        ):
+            records = []
+            for triple in triples:
+                record = {
+                    "subject": triple.subject,
+                    "predicate": triple.predicate,
+                    "object": triple.object,
+                    "subject_span": list(triple.subject_span),
+                    "object_span": list(triple.object_span),
+                }
+                if triple.predicate in signatures:
+                    record["subject_type"], record["object_type"] = signatures[triple.predicate]
+                records.append(record)
+            if self.scoring == "duie2":
+                records = assemble(records, self.schema.slots, signatures)
+            results.append(records)
+        return results
+
     def save(self, directory):
         """Write the extractor, the tokenizer and the settings to a folder (each file atomically)."""
         directory = Path(directory)
@@ -78,7 +119,13 @@ class RelationPredictor:
         self.tokenizer.save(directory / _TOKENIZER)
         write_json_atomic(
             directory / _META_FILE,
-            {"maxlen": self.maxlen, "batch_size": self.batch_size, "predicates": self.predicates},
+            {
+                "maxlen": self.maxlen,
+                "batch_size": self.batch_size,
+                "predicates": self.predicates,
+                "schema": self.schema.to_json(),
+                "scoring": self.scoring,
+            },
         )
 
     @classmethod
@@ -91,7 +138,15 @@ class RelationPredictor:
         meta = read_saved_json(directory / _META_FILE, writer="RelationPredictor.save()")
         extractor = RelationExtractor.load(directory / _MODEL_FILE, compile=False)
         tokenizer = WordPieceTokenizer.from_directory(directory / _TOKENIZER, maxlen=meta["maxlen"])
-        return cls(extractor, tokenizer, meta["maxlen"], batch_size or meta["batch_size"])
+        schema = RelationSchema.from_json(meta["schema"]) if "schema" in meta else None
+        return cls(
+            extractor,
+            tokenizer,
+            meta["maxlen"],
+            batch_size or meta["batch_size"],
+            schema=schema,
+            scoring=meta.get("scoring", "text"),
+        )
 
 
 def _feed_signature(feed):
@@ -130,10 +185,35 @@ def distribute_feed(feed, replicas):
 
 
 def dev_scores(predictor, dataset):
-    """Decode a split and score its triples, as epoch-end log values."""
-    predictions = predictor.predict(dataset.texts)
-    micro = evaluate_triples(predictions, dataset.triples)["micro"]
+    """Decode a split and score its relations (as `dataset.scoring` says), as epoch-end log values."""
+    micro = evaluate_relations(predictor.extract(dataset.texts), dataset.gold, scoring=dataset.scoring)["micro"]
     return {"val_micro_f1": micro["f1"], "val_precision": micro["precision"], "val_recall": micro["recall"]}
+
+
+def _scored_predicates(predictor):
+    """The predicates scores are reported for: DuIE 2.0's own (the slots put together), else the model's."""
+    if predictor.scoring == "duie2":
+        return list(dict.fromkeys(predicate for predicate, _ in predictor.schema.slots.values())) or None
+    return predictor.predicates
+
+
+def describe_schema(schema, shown=12):
+    """Log lines: where the predicates came from, how many training triples each has, the entity types."""
+    counts = schema.counts
+    order = {name: position for position, name in enumerate(schema.predicates)}
+    ranked = sorted(schema.predicates, key=lambda name: (-counts[name], order[name]))
+    listed = ", ".join(f"{name} {counts[name]}" for name in ranked[:shown])
+    more = f", ... ({len(ranked) - shown} more)" if len(ranked) > shown else ""
+    lines = [f"predicates: {len(schema.predicates)} from {schema.source}; training triples each: {listed}{more}"]
+    unused = [name for name in schema.predicates if not counts[name]]
+    if unused and counts:
+        lines.append(f"{len(unused)} predicate(s) of the schema have no training triple: {', '.join(unused[:shown])}")
+    slotted = sorted({predicate for predicate, slot in schema.slots.values() if slot != "@value"})
+    if slotted:
+        lines.append(f"objects with slots (each slot learnt as a predicate of its own): {', '.join(slotted)}")
+    if schema.entity_types:
+        lines.append(f"entity types: {', '.join(schema.entity_types)}")
+    return lines
 
 
 def _per_predicate_report(per_predicate):
@@ -170,13 +250,26 @@ class RelationPipeline(Pipeline):
         write_relation_demo(data_dir)
 
     def read_data(self):
-        """Read train, dev and test as `config.data` says; the predicates come from the schema.
+        """Read train, dev and test as `config.data` says; the predicates come from `data.schema`, or
+        from the training data when the config names none (logged with their counts either way).
 
         With `data.dev_fraction`, dev is that share of train, held out with
         `training.seed` (`toolkit.data.split_off`): the same split every time.
         """
-        predicates = read_schema(self.config.data.schema_path)
-        return RelationData(*read_splits(self.config.data, self.config.training.seed, log=self.log), predicates)
+        data_config = self.config.data
+        schema_file = load_schema(data_config.schema_path) if data_config.schema_path else None
+        splits = read_splits(data_config, self.config.training.seed, log=self.log)
+        schema = schema_from_data(splits.train, schema=schema_file)
+        if not schema.predicates:
+            raise DataError(
+                splits.train.path,
+                None,
+                "no triple in the training data and no data.schema: there is no predicate to learn",
+                reason="no predicates",
+            )
+        for line in describe_schema(schema):
+            self.log(line)
+        return RelationData(*splits, schema)
 
     def build(self, data):
         """The encoder `model.encoder` names and the semi-pointer semi-tagging extractor on it.
@@ -196,7 +289,12 @@ class RelationPipeline(Pipeline):
             encoder.backbone, data.predicates, pad_id=encoder.tokenizer.pad_id, loss_in=loss_in
         )
         return RelationPredictor(
-            extractor, encoder.tokenizer, settings.maxlen, batch_size=self.config.training.batch_size
+            extractor,
+            encoder.tokenizer,
+            settings.maxlen,
+            batch_size=self.config.training.batch_size,
+            schema=data.schema,
+            scoring=data.train.scoring,
         )
 
     def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
@@ -215,6 +313,7 @@ class RelationPipeline(Pipeline):
             tokenizer,
             data.predicates,
             config.model.maxlen,
+            spans=data.train.spans if any(span is not None for span in data.train.spans) else None,
             on_missing="error" if config.data.on_missing_entity == "error" else "count",
         )
         if report.num_dropped:
@@ -261,12 +360,14 @@ class RelationPipeline(Pipeline):
             dataset = getattr(data, split)
             if dataset is None:
                 continue
-            predictions = predictor.predict(dataset.texts)
-            scores = evaluate_triples(predictions, dataset.triples, predicates=predictor.predicates)
-            micro = results[split] = scores["micro"]
+            predictions = predictor.extract(dataset.texts)
+            scores = evaluate_relations(
+                predictions, dataset.gold, scoring=dataset.scoring, predicates=_scored_predicates(predictor)
+            )
+            micro = results[split] = dict(scores["micro"], scoring=dataset.scoring)
             run.write_json(f"per_predicate_{split}.json", scores["per_predicate"])
             write_predictions_jsonl(
-                run / f"predictions_{split}.jsonl", dataset.texts, predictions, references=dataset.triples
+                run / f"predictions_{split}.jsonl", dataset.texts, predictions, references=dataset.gold
             )
             plot_per_label_f1(
                 _per_predicate_report(scores["per_predicate"]),
@@ -278,14 +379,28 @@ class RelationPipeline(Pipeline):
                 f"({micro['num_correct']} correct of {micro['num_predicted']} predicted, {micro['num_gold']} gold)\n"
             )
             self.log(lines[-1].strip())
+            if "entities" in scores:
+                entities = results[split]["entities"] = scores["entities"]
+                lines.append(
+                    f"{split} entities in relations (span and type): precision {entities['precision']:.4f} "
+                    f"recall {entities['recall']:.4f} f1 {entities['f1']:.4f}\n"
+                )
+                self.log(lines[-1].strip())
         return results, "".join(lines)
 
     def training_summary(self, data, feed_summary):
         return {"train_sentences": len(data.train), **feed_summary}
 
+    def prediction_input(self):
+        """Read `predict`'s input one text a line, or JSON lines with the run's text field
+        (`text` unless `layout: custom` names another; token-level runs read raw text too);
+        a blank line gives `{"text": "", "spo_list": []}`."""
+        from toolkit.streaming import PredictionInput
+
+        text_field = self.config.data.text_field if self.config.data.layout == "custom" else "text"
+        return PredictionInput(text_field=text_field or "text", blank={"spo_list": []})
+
     def prediction_records(self, predictor, texts):
-        """LIC2019-layout records: `{"text", "spo_list": [{"subject", "predicate", "object"}]}`."""
-        return [
-            {"text": text, "spo_list": [{"subject": s, "predicate": p, "object": o} for s, p, o in triples]}
-            for text, triples in zip(texts, predictor.predict(texts))
-        ]
+        """LIC2019-layout records: `{"text", "spo_list": [{"subject", "predicate", "object", ...}]}`
+        (`RelationPredictor.extract`: with spans and types; DuIE 2.0 objects for a DuIE 2.0 model)."""
+        return [{"text": text, "spo_list": records} for text, records in zip(texts, predictor.extract(texts))]

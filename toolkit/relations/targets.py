@@ -58,6 +58,7 @@ __all__ = [
     "TargetReport",
     "build_targets",
     "locate_entity",
+    "place_entity",
 ]
 
 DROP_REASONS = (
@@ -222,6 +223,25 @@ def locate_entity(encoding, entity: str):
     return span[0], span[1], "not on token boundaries"
 
 
+def place_entity(tokenizer, encoding, char_start: int, char_end: int):
+    """Token span of the entity at characters `[char_start, char_end)`, as `locate_entity` returns it.
+
+    `"ok"` when the span starts and ends on token boundaries, `"not on
+    token boundaries"` (the covering tokens) when not, and `(None, None,
+    "beyond maxlen")` when `maxlen` cut it off.
+    """
+    span = tokenizer.char_span_to_token_span(encoding, char_start, char_end)
+    if span is None:
+        covered = [
+            end for (start, end), segment in zip(encoding.offsets, encoding.segment_ids) if segment == 0 and end > start
+        ]
+        if covered and char_start < max(covered):
+            return None, None, "not in text"  # Only characters the tokenizer drops.
+        return None, None, "beyond maxlen"
+    aligned = encoding.offsets[span[0]][0] == char_start and encoding.offsets[span[1]][1] == char_end
+    return span[0], span[1], "ok" if aligned else "not on token boundaries"
+
+
 def _covering_tokens(encoding, char_start, char_end):
     covering = [
         index
@@ -242,6 +262,7 @@ def build_targets(
     predicates: Sequence[str],
     maxlen: int,
     *,
+    spans: Optional[Sequence] = None,
     on_missing: str = "count",
     report: Optional[TargetReport] = None,
 ):
@@ -256,6 +277,10 @@ def build_targets(
         predicates: the predicate list; index `p` is row `p` of the object
             labels.
         maxlen: maximum tokens per text, `[CLS]` and `[SEP]` included.
+        spans: per text, None or for each triple its `((start, end), (start,
+            end))` characters of subject and object (token layouts): the
+            entities are placed there instead of searched for, so two
+            mentions with the same words stay two.
         on_missing: `"count"` drops a triple that cannot be placed and counts
             it in the report; `"error"` raises `TargetError` for the first one.
         report: a `TargetReport` to add to (a new one by default).
@@ -276,17 +301,28 @@ def build_targets(
     report = report if report is not None else TargetReport()
     encodings = tokenizer.encode_batch(list(texts), maxlen=maxlen)
     all_targets = []
+    if spans is not None and len(spans) != len(triples):
+        raise ValueError(f"spans must have one entry per text; got {len(spans)} for {len(triples)} texts.")
     for index, (encoding, text_triples) in enumerate(zip(encodings, triples)):
         objects: dict = {}
-        for triple in dict.fromkeys(tuple(item) for item in text_triples):
+        text_spans = spans[index] if spans is not None else None
+        if text_spans is None:
+            placed = dict.fromkeys((tuple(item), None) for item in text_triples)
+        else:
+            placed = dict.fromkeys((tuple(item), span) for item, span in zip(text_triples, text_spans))
+        for triple, char_spans in placed:
             report.num_triples += 1
             subject, predicate, object_ = triple
             reason = None
             if predicate not in predicate_index:
                 reason = "unknown predicate"
             else:
-                subject_start, subject_end, subject_status = locate_entity(encoding, subject)
-                object_start, object_end, object_status = locate_entity(encoding, object_)
+                if char_spans is None:
+                    subject_start, subject_end, subject_status = locate_entity(encoding, subject)
+                    object_start, object_end, object_status = locate_entity(encoding, object_)
+                else:
+                    subject_start, subject_end, subject_status = place_entity(tokenizer, encoding, *char_spans[0])
+                    object_start, object_end, object_status = place_entity(tokenizer, encoding, *char_spans[1])
                 if subject_start is None:
                     reason = f"subject {subject_status}"
                 elif object_start is None:
