@@ -518,7 +518,7 @@ def test_task_errors(tmp_path):
     with pytest.raises(
         ConfigError,
         match=re.escape(
-            f"{path}: task: required key is missing; expected one of 'multilabel_classification', 'relation_extraction'"
+            f"{path}: task: required key is missing; expected one of 'multilabel_classification', 'relation_extraction', 'entity_recognition'"
         ),
     ):
         load_config(path)
@@ -526,7 +526,7 @@ def test_task_errors(tmp_path):
     with pytest.raises(
         ConfigError,
         match=re.escape(
-            f"{path}: task: expected one of 'multilabel_classification', 'relation_extraction'; got "
+            f"{path}: task: expected one of 'multilabel_classification', 'relation_extraction', 'entity_recognition'; got "
             "'multilabel_clasification'; did you mean 'multilabel_classification'?"
         ),
     ):

@@ -20,6 +20,7 @@ TINY = [
     [
         ("multilabel_text_classification.py", "demo_classification", ("test", "micro_f1")),
         ("relation_extraction.py", "demo_relations", ("test", "f1")),
+        ("entity_recognition.py", "demo_entities", ("test", "f1")),
     ],
 )
 def test_example_runs_its_demo(tmp_path, script, run_name, score):

@@ -229,3 +229,19 @@ def test_training_with_the_loss_learns_a_separable_problem(rng):
     model.fit(x, y, epochs=30, batch_size=64, verbose=0)
     accuracy = np.mean((to_numpy(model(x)) > 0) == (y > 0))
     assert accuracy > 0.97
+
+
+def test_sparse_reads_an_unknown_class_count_at_run_time(rng):
+    """A graph traced for any sequence length (GlobalPointer's seq * seq classes) computes the same loss."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("only TensorFlow traces a graph with an unknown last axis")
+    import tensorflow as tf
+
+    targets, logits = random_problem(rng, (4, 3, 25))
+    indices = dense_to_indices(targets.reshape(-1, 25)).reshape(4, 3, -1)
+    traced = tf.function(
+        lambda y, s: sparse_multilabel_categorical_crossentropy(y, s),
+        input_signature=[tf.TensorSpec((None, None, None), tf.int32), tf.TensorSpec((None, None, None), tf.float32)],
+    )
+    expected, _ = reference_loss_and_gradient(targets, logits)
+    np.testing.assert_allclose(to_numpy(traced(indices.astype("int32"), logits)), expected, rtol=1e-5, atol=1e-6)

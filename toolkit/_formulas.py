@@ -108,12 +108,11 @@ def sparse_multilabel_categorical_crossentropy(ops, y_true, y_pred, mask_zero=Fa
         y_true = ops.cast(y_true, "int32")
     dtype = compute_dtype(ops, y_pred)
     leading_shape = ops.shape(y_pred)[:-1]
+    # Known when the graph is built for it; else (a traced graph whose sequence length, and so
+    # GlobalPointer's seq * seq classes, changes from batch to batch) read at run time.
     num_classes = y_pred.shape[-1]
     if num_classes is None:
-        raise ValueError(
-            "sparse_multilabel_categorical_crossentropy needs the number of classes "
-            f"(the last axis of y_pred) to be known; got y_pred of shape {y_pred.shape}."
-        )
+        num_classes = ops.shape(y_pred)[-1]
     # Rows: [..., num_classes] -> [rows, num_classes], [..., max_targets] -> [rows, max_targets].
     logits = ops.reshape(ops.cast(y_pred, dtype), (-1, num_classes))
     indices = ops.reshape(ops.cast(y_true, "int32"), (-1, ops.shape(y_true)[-1]))

@@ -13,6 +13,7 @@ line on stderr and exit status 2; nothing written before is lost.
 
 import argparse
 import logging
+import os
 import sys
 
 from toolkit import tasks
@@ -21,8 +22,16 @@ from toolkit.tasks import get_task, pipeline_class
 __all__ = ["main"]
 
 
+def _program_name() -> str:
+    """`zlpr` when started as the installed command, else `python -m toolkit`."""
+    return "zlpr" if os.path.basename(sys.argv[0] or "") == "zlpr" else "python -m toolkit"
+
+
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m toolkit", description=__doc__.split("\n")[0])
+    from toolkit import __version__
+
+    parser = argparse.ArgumentParser(prog=_program_name(), description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train and evaluate from a config file")
@@ -45,16 +54,16 @@ def _parser():
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
     evaluate = commands.add_parser("evaluate", help="score a run's best model on its dev and test data")
-    evaluate.add_argument("run_dir")
+    evaluate.add_argument("run_dir", help="a run folder written by train (it holds config.yaml and best/)")
 
     predict = commands.add_parser(
         "predict",
         help="predict for a file of texts: read like the run's data when its extension says the run's format "
         "(the same header and text field), else one text a line; one output line per input line",
     )
-    predict.add_argument("run_dir")
-    predict.add_argument("input")
-    predict.add_argument("output")
+    predict.add_argument("run_dir", help="a run folder written by train (its best/ model predicts)")
+    predict.add_argument("input", help="the texts: a file in the run's data format, or one text a line")
+    predict.add_argument("output", help="JSON lines to write, one per input line (written when complete)")
     return parser
 
 

@@ -9,7 +9,7 @@ config never import Keras. Adding a task is one entry here (see
 ```python
 from toolkit.tasks import pipeline_class, task_names
 
-task_names()                                    # ('multilabel_classification', 'relation_extraction')
+task_names()    # ('multilabel_classification', 'relation_extraction', 'entity_recognition')
 Pipeline = pipeline_class(config.task)          # toolkit.classification.pipeline.ClassificationPipeline
 results = Pipeline(config).train()
 ```
@@ -56,6 +56,13 @@ TASKS = (
         "toolkit.config.relations:RelationConfig",
         "toolkit.relations.pipeline:RelationPipeline",
         "(subject, predicate, object) extraction, semi-pointer semi-tagging",
+    ),
+    Task(
+        "entity_recognition",
+        "entities",
+        "toolkit.config.entities:EntityConfig",
+        "toolkit.entities.pipeline:EntityPipeline",
+        "entity recognition with GlobalPointer (nested and overlapping spans)",
     ),
 )
 

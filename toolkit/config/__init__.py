@@ -4,8 +4,9 @@
 - `default_config(task, data_dir, output_dir)`: a task's built-in demo config;
 - `ConfigError`: every problem, one `<file>: <dotted.path>: <message>` line each;
 - the schemas: `MultilabelConfig` (`toolkit.config.classification`),
-  `RelationConfig` (`toolkit.config.relations`), both `TaskConfig`s built
-  from the shared sections of `toolkit.config.sections`.
+  `RelationConfig` (`toolkit.config.relations`), `EntityConfig`
+  (`toolkit.config.entities`), `TaskConfig`s built from the shared sections
+  of `toolkit.config.sections`.
 
 Importing this package imports neither Keras nor the tokenizer.
 
@@ -18,6 +19,7 @@ type(config).__name__, config.training.monitor       # ('MultilabelConfig', 'val
 """
 
 from toolkit.config.classification import ClassifierModelConfig, LossConfig, MultilabelConfig, MultilabelDataConfig
+from toolkit.config.entities import EntityConfig, EntityDataConfig, EntityModelConfig
 from toolkit.config.errors import ConfigError
 from toolkit.config.loading import default_config, load_config, validate
 from toolkit.config.relations import RelationConfig, RelationDataConfig, RelationModelConfig
@@ -33,6 +35,9 @@ __all__ = [
     "RelationConfig",
     "RelationDataConfig",
     "RelationModelConfig",
+    "EntityConfig",
+    "EntityDataConfig",
+    "EntityModelConfig",
     "TrainingConfig",
     "OutputConfig",
     "load_config",

@@ -50,7 +50,7 @@ from toolkit.data._records import RecordError, get_field, kind, split_path, sugg
 from toolkit.data.duie import VALUE_SLOT, slot_predicate
 from toolkit.data.errors import BadLineReport, DataError, check_on_bad_line
 from toolkit.data.schema import RelationSchema, load_schema, read_schema
-from toolkit.data.tokens import TagError, entities_from_tags, join_tokens
+from toolkit.data.tokens import checked_tokens, token_entities
 
 PathType = Union[str, PathLike]
 
@@ -338,18 +338,8 @@ class _Reader:
             tokens = get_field(record, self.text_field)
         except KeyError as missing:
             raise RecordError(missing.args[0], "missing field") from None
-        if not isinstance(tokens, list) or not tokens:
-            raise RecordError(
-                f"field {self.text_field!r} must be a non-empty list of tokens, got {kind(tokens)}", "bad text"
-            )
-        for position, token in enumerate(tokens):
-            if not isinstance(token, str) or not token.strip() or any(c.isspace() for c in token):
-                shown = repr(token) if isinstance(token, str) else kind(token)
-                raise RecordError(
-                    f"token {position} must be a non-empty string without spaces, got {shown}", "bad text"
-                )
-        text, offsets = join_tokens(tokens)
-        spans = self._spert_entities(record, len(tokens))
+        text, offsets = checked_tokens(tokens, self.text_field)
+        spans = token_entities(record, len(tokens))
         entities = [(offsets[start][0], offsets[end - 1][1], entity_type) for start, end, entity_type in spans]
         try:
             raw = get_field(record, self.triples_field)
@@ -385,46 +375,6 @@ class _Reader:
             types.append((subject_type, object_type))
             gold.append(_record(triple, span, (subject_type, object_type)))
         return text, triples, char_spans, types, entities, gold, []
-
-    def _spert_entities(self, record: dict, num_tokens: int) -> list:
-        if "entities" in record:
-            raw = record["entities"]
-            if not isinstance(raw, list):
-                raise RecordError(f"field 'entities' must be a list, got {kind(raw)}", "bad entity")
-            spans = []
-            for position, item in enumerate(raw):
-                where = f"entity {position} in 'entities'"
-                if not isinstance(item, dict):
-                    raise RecordError(f"{where} must be an object {{type, start, end}}, got {kind(item)}", "bad entity")
-                values = [_key_value(item, key, ("type", "start", "end"), where) for key in ("type", "start", "end")]
-                entity_type, start, end = values
-                _entity_string(entity_type, "type", where)
-                if (
-                    any(isinstance(v, bool) or not isinstance(v, int) for v in (start, end))
-                    or not 0 <= start < end <= num_tokens
-                ):
-                    raise RecordError(
-                        f"{where}: start and end must be token positions with 0 <= start < end <= {num_tokens} "
-                        f"(end exclusive), got {start!r} and {end!r}",
-                        "bad entity",
-                    )
-                spans.append((start, end, entity_type))
-            return spans
-        if "tags" in record:
-            tags = record["tags"]
-            if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-                raise RecordError(f"field 'tags' must be a list of strings, got {kind(tags)}", "bad entity")
-            if len(tags) != num_tokens:
-                raise RecordError(f"{len(tags)} tags for {num_tokens} tokens", "bad entity")
-            try:
-                return entities_from_tags(tags)
-            except TagError as problem:
-                raise RecordError(str(problem), "bad tags") from None
-        raise RecordError(
-            "expected 'entities' ([{type, start, end}]) or 'tags' (BIO, BIOES or BILOU) beside the tokens"
-            + suggest("entities", [k for k in record if isinstance(k, str)]),
-            "missing field",
-        )
 
 
 def read_relations(

@@ -22,11 +22,12 @@ from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 
+from toolkit.data.entities import EntityDataset
 from toolkit.data.errors import DataError
 from toolkit.data.multilabel import MultilabelDataset
 from toolkit.data.relations import RelationDataset
 
-Dataset = Union[MultilabelDataset, RelationDataset]
+Dataset = Union[MultilabelDataset, RelationDataset, EntityDataset]
 SPLITS = ("train", "dev", "test")
 
 
@@ -54,12 +55,14 @@ def read_split(data_config: Any, split: str = "train") -> Dataset:
 
 
 def _unit(dataset: Dataset) -> str:
-    return "sentences" if isinstance(dataset, RelationDataset) else "examples"
+    return "sentences" if isinstance(dataset, (RelationDataset, EntityDataset)) else "examples"
 
 
 def _describe(dataset: Dataset) -> str:
     if isinstance(dataset, RelationDataset):
         return f"{len(dataset)} sentences, {sum(map(len, dataset.triples))} triples"
+    if isinstance(dataset, EntityDataset):
+        return f"{len(dataset)} sentences, {sum(map(len, dataset.entities))} entities"
     return f"{len(dataset)} examples"
 
 

@@ -581,7 +581,8 @@ def _entities(rng: random.Random) -> dict:
             return roles
 
 
-def _relation_sentence(rng: random.Random) -> dict:
+def _compose(rng: random.Random) -> tuple:
+    """`(roles, text, triples)`: one or two filled templates with fresh names."""
     roles = _entities(rng)
     count = rng.choices((1, 2), weights=(60, 40))[0]
     chosen = rng.sample(range(len(_RELATION_TEMPLATES)), count)
@@ -594,7 +595,11 @@ def _relation_sentence(rng: random.Random) -> dict:
             triple = (roles[subject_role], predicate, roles[object_role])
             if triple not in triples:
                 triples.append(triple)
-    text = " ".join(sentences)
+    return roles, " ".join(sentences), triples
+
+
+def _relation_sentence(rng: random.Random) -> dict:
+    _, text, triples = _compose(rng)
     spo_list = []
     for subject, predicate, obj in triples:
         subject_type, object_type = _TYPES[predicate]
@@ -631,6 +636,59 @@ def make_relation_demo(n_train: int = 3000, n_dev: int = 400, n_test: int = 400,
         records = []
         while len(records) < size:
             record = _relation_sentence(rng)
+            if record["text"] in seen:
+                continue
+            seen.add(record["text"])
+            records.append(record)
+        splits[name] = records
+    return splits
+
+
+ENTITY_DEMO_TYPES = ("DATE", "LOC", "ORG", "PER")
+ENTITY_DEMO_FILES = {
+    "train": "train.jsonl",
+    "dev": "dev.jsonl",
+    "test": "test.jsonl",
+    "types": "types.txt",
+    "vocab": "vocab.txt",
+}
+_ROLE_TYPES = {"P": "PER", "C": "LOC", "K": "LOC", "O": "ORG", "U": "ORG", "Y": "DATE"}
+
+
+def _entity_sentence(rng: random.Random) -> dict:
+    roles, text, _ = _compose(rng)
+    entities = []
+    for role, name in roles.items():
+        position = text.find(name)
+        while position != -1:
+            entities.append({"start": position, "end": position + len(name), "type": _ROLE_TYPES[role[0]]})
+            position = text.find(name, position + 1)
+    entities.sort(key=lambda entity: (entity["start"], -entity["end"]))
+    return {"text": text, "entities": entities}
+
+
+def make_entity_demo(n_train: int = 3000, n_dev: int = 400, n_test: int = 400, seed: int = 0) -> dict:
+    """Generate the entity recognition demo: the relation demo's sentences with every name typed.
+
+    Returns `{"train": [...], "dev": [...], "test": [...]}`, each a list of
+    ``{"text": "...", "entities": [{"start", "end", "type"}]}`` (character
+    offsets, end exclusive; types `ENTITY_DEMO_TYPES`). Some entities are
+    nested: the city in "Kelburg Bank" or "University of Kelburg" is a
+    `LOC` inside an `ORG`.
+
+    >>> demo = make_entity_demo(20, 2, 2, seed=1)
+    >>> record = demo["train"][0]
+    >>> all(0 <= e["start"] < e["end"] <= len(record["text"]) for e in record["entities"])
+    True
+    """
+    sizes = _split_sizes(n_train, n_dev, n_test)
+    rng = random.Random(seed)
+    seen: set = set()
+    splits: dict = {}
+    for name, size in sizes.items():
+        records = []
+        while len(records) < size:
+            record = _entity_sentence(rng)
             if record["text"] in seen:
                 continue
             seen.add(record["text"])
@@ -734,6 +792,26 @@ def write_multilabel_demo(
         _write_jsonl(paths[name], records)
     write_text_atomic(paths["labels"], "\n".join(MULTILABEL_DEMO_LABELS) + "\n")
     write_demo_vocab(paths["vocab"], (record["text"] for record in splits["train"]))
+    return paths
+
+
+def write_entity_demo(
+    folder: PathType, n_train: int = 3000, n_dev: int = 400, n_test: int = 400, seed: int = 0
+) -> dict:
+    """Generate the entity demo and write it into `folder` (layout `spans`).
+
+    Files (`ENTITY_DEMO_FILES`): `train.jsonl`, `dev.jsonl`, `test.jsonl`
+    (`{"text", "entities"}` lines), `types.txt` and `vocab.txt` (as the
+    relation demo's). Returns `{"train": path, ..., "types": ..., "vocab": ...}`.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = make_entity_demo(n_train, n_dev, n_test, seed)
+    paths = {name: folder / file_name for name, file_name in ENTITY_DEMO_FILES.items()}
+    for name, records in splits.items():
+        _write_jsonl(paths[name], records)
+    write_text_atomic(paths["types"], "\n".join(ENTITY_DEMO_TYPES) + "\n")
+    write_demo_vocab(paths["vocab"], (record["text"] for record in splits["train"]), pieces=NAME_PIECES, min_count=3)
     return paths
 
 

@@ -28,7 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["TAG_SCHEMES", "TagError", "entities_from_tags", "join_tokens", "tag_scheme"]
+from toolkit.data._records import RecordError, get_field, kind, suggest
+
+__all__ = [
+    "TAG_SCHEMES",
+    "TagError",
+    "checked_tokens",
+    "entities_from_tags",
+    "join_tokens",
+    "tag_scheme",
+    "token_entities",
+]
 
 TAG_SCHEMES = ("BIO", "BIOES", "BILOU")
 
@@ -139,3 +149,73 @@ def entities_from_tags(tags: Sequence[str], scheme: str = None) -> list:
                 open_start,
             )
     return entities
+
+
+# --- One record of token data (SpERT's layout) --------------------------------------------------
+
+
+def checked_tokens(tokens, field: str = "tokens") -> tuple:
+    """`join_tokens(tokens)` of a record's token list; `RecordError` unless it is non-empty strings without spaces."""
+    if not isinstance(tokens, list) or not tokens:
+        raise RecordError(f"field {field!r} must be a non-empty list of tokens, got {kind(tokens)}", "bad text")
+    for position, token in enumerate(tokens):
+        if not isinstance(token, str) or not token.strip() or any(c.isspace() for c in token):
+            shown = repr(token) if isinstance(token, str) else kind(token)
+            raise RecordError(f"token {position} must be a non-empty string without spaces, got {shown}", "bad text")
+    return join_tokens(tokens)
+
+
+def token_entities(record: dict, num_tokens: int) -> list:
+    """A token record's entities as `(start, end, type)` token spans (end exclusive), in the record's order.
+
+    From `"entities": [{"type", "start", "end"}]` (SpERT), or from `"tags"`
+    (one a token, any of `TAG_SCHEMES`), the entities then in order of
+    appearance. Problems are `RecordError`s (the reader adds the line).
+    """
+    if "entities" in record:
+        raw = record["entities"]
+        if not isinstance(raw, list):
+            raise RecordError(f"field 'entities' must be a list, got {kind(raw)}", "bad entity")
+        spans = []
+        for position, item in enumerate(raw):
+            where = f"entity {position} in 'entities'"
+            if not isinstance(item, dict):
+                raise RecordError(f"{where} must be an object {{type, start, end}}, got {kind(item)}", "bad entity")
+            values = []
+            for key in ("type", "start", "end"):
+                try:
+                    values.append(get_field(item, key, exclude={"type", "start", "end"} - {key}))
+                except KeyError:
+                    candidates = [k for k in item if isinstance(k, str) and k not in {"type", "start", "end"}]
+                    raise RecordError(f"{where} has no {key!r} key" + suggest(key, candidates), "bad entity") from None
+            entity_type, start, end = values
+            if not isinstance(entity_type, str) or not entity_type.strip():
+                raise RecordError(
+                    f"{where}: the type must be a non-empty string, got {kind(entity_type)}", "bad entity"
+                )
+            if (
+                any(isinstance(v, bool) or not isinstance(v, int) for v in (start, end))
+                or not 0 <= start < end <= num_tokens
+            ):
+                raise RecordError(
+                    f"{where}: start and end must be token positions with 0 <= start < end <= {num_tokens} "
+                    f"(end exclusive), got {start!r} and {end!r}",
+                    "bad entity",
+                )
+            spans.append((start, end, entity_type))
+        return spans
+    if "tags" in record:
+        tags = record["tags"]
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise RecordError(f"field 'tags' must be a list of strings, got {kind(tags)}", "bad entity")
+        if len(tags) != num_tokens:
+            raise RecordError(f"{len(tags)} tags for {num_tokens} tokens", "bad entity")
+        try:
+            return entities_from_tags(tags)
+        except TagError as problem:
+            raise RecordError(str(problem), "bad tags") from None
+    raise RecordError(
+        "expected 'entities' ([{type, start, end}]) or 'tags' (BIO, BIOES or BILOU) beside the tokens"
+        + suggest("entities", [k for k in record if isinstance(k, str)]),
+        "missing field",
+    )

@@ -23,7 +23,7 @@ import math
 import keras
 from keras import ops
 
-from toolkit.spans.rotary import SpanScorer, span_mask
+from toolkit.spans.common import SpanScorer, span_mask
 
 __all__ = ["EfficientGlobalPointer"]
 

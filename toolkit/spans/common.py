@@ -1,12 +1,12 @@
 """What GlobalPointer and EfficientGlobalPointer share: rotary position embedding, the span mask,
-and their base layer (arguments, checks, serialisation)."""
+the base layer (arguments, checks, serialisation), and `FlattenSpans` for the sparse loss."""
 
 from __future__ import annotations
 
 import keras
 from keras import ops
 
-__all__ = ["SpanScorer", "rotary_embedding", "span_mask"]
+__all__ = ["FlattenSpans", "SpanScorer", "rotary_embedding", "span_mask"]
 
 
 def rotary_embedding(x, positions=None):
@@ -92,3 +92,19 @@ class SpanScorer(keras.layers.Layer):
         if self.rope:
             start, end = rotary_embedding(start), rotary_embedding(end)
         return start, end
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class FlattenSpans(keras.layers.Layer):
+    """`[batch, heads, seq, seq]` span scores as `[batch, heads, seq * seq]`, the classes of the sparse loss.
+
+    Span `(start, end)` becomes class `start * seq + end` (`toolkit.spans.targets`).
+    """
+
+    def call(self, scores):
+        shape = ops.shape(scores)
+        return ops.reshape(scores, (-1, shape[1], shape[2] * shape[3]))
+
+    def compute_output_shape(self, input_shape):
+        batch, heads, rows, columns = input_shape
+        return (batch, heads, None if rows is None or columns is None else rows * columns)

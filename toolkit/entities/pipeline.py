@@ -1,0 +1,312 @@
+"""`task: entity_recognition`: what differs from `toolkit.pipeline.Pipeline`.
+
+The data are texts with typed character spans (`toolkit.data.entities`); the
+model is an `EntityRecognizer` (encoder + GlobalPointer) inside an
+`EntityPredictor`; training uses the sparse loss over every (start, end) pair
+of each type; every epoch ends by decoding dev and scoring entities strictly
+(span and type), logged as `val_micro_f1` (with `val_precision`,
+`val_recall`). Nested and overlapping entities are kept throughout.
+
+```python
+pipeline = EntityPipeline(load_config("configs/conll04_entities.yaml"))
+results = pipeline.train()
+pipeline.predict_file("texts.txt", "entities.jsonl")
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.atomic import replace_file, write_json_atomic
+from toolkit.data import DataError, read_splits
+from toolkit.data.entities import read_entity_types
+from toolkit.encoders import WordPieceTokenizer
+from toolkit.pipeline import Pipeline, TrainingFeed
+from toolkit.relations.evaluation import evaluate_triples
+
+__all__ = ["EntityData", "EntityPipeline", "EntityPredictor", "decode_entities", "entity_scores"]
+
+_MODEL_FILE = "model.keras"
+_META_FILE = "recognizer.json"
+_TOKENIZER = "tokenizer"
+
+
+@dataclass
+class EntityData:
+    """The splits a config names (test may be None) and the entity types, in the model's order."""
+
+    train: object
+    dev: object
+    test: object
+    types: list
+
+
+def decode_entities(model, tokenizer, texts, *, maxlen=None, batch_size=32, length_multiple=8, threshold=0.0):
+    """Per text, `(start, end, type)` character spans scoring above `threshold`, decoded a batch at a time.
+
+    The encoder and head run once per batch of similar-length texts; every
+    span above the threshold is read from the whole batch's scores at once
+    (`toolkit.spans.decode_spans`) and mapped to characters through the
+    tokenizer's offsets. Spans touching `[CLS]`/`[SEP]` are dropped.
+    """
+    from toolkit.spans.targets import decode_spans
+
+    texts = list(texts)
+    encodings = tokenizer.encode_batch(texts, maxlen=maxlen)
+    order = np.argsort([len(encoding.token_ids) for encoding in encodings], kind="stable")
+    results = [[] for _ in texts]
+    for begin in range(0, len(texts), batch_size):
+        rows = order[begin : begin + batch_size]
+        batch = [encodings[row] for row in rows]
+        longest = max(len(encoding.token_ids) for encoding in batch)
+        seq_len = -(-longest // length_multiple) * length_multiple
+        token_ids = np.full((len(batch), seq_len), model.pad_id, dtype="int32")
+        segment_ids = np.zeros((len(batch), seq_len), dtype="int32")
+        for position, encoding in enumerate(batch):
+            token_ids[position, : len(encoding.token_ids)] = encoding.token_ids
+            segment_ids[position, : len(encoding.segment_ids)] = encoding.segment_ids
+        scores = np.asarray(model.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids}))
+        found = decode_spans(scores, threshold, lengths=[len(encoding.token_ids) for encoding in batch])
+        for position, spans in enumerate(found):
+            encoding = batch[position]
+            for head, start, end in spans:
+                chars = tokenizer.token_span_to_char_span(encoding, start, end)
+                if chars is not None:
+                    results[rows[position]].append((chars[0], chars[1], model.types[head]))
+    return [sorted(set(found)) for found in results]
+
+
+def entity_scores(predictions, references, *, types=None) -> dict:
+    """Strict entity scores (span and type equal): `{"micro": ..., "per_type": ...}`.
+
+    >>> entity_scores([[(0, 3, "PER"), (4, 9, "LOC")]], [[(0, 3, "PER"), (4, 9, "ORG")]])["micro"]["f1"]
+    0.5
+    """
+    # (start, end, type) as (span, type, span): evaluate_triples reads the middle item as the class.
+    keyed = [[((start, end), entity_type, ()) for start, end, entity_type in sentence] for sentence in predictions]
+    gold = [[((start, end), entity_type, ()) for start, end, entity_type in sentence] for sentence in references]
+    scores = evaluate_triples(keyed, gold, predicates=types)
+    return {"micro": scores["micro"], "per_type": scores["per_predicate"]}
+
+
+class EntityPredictor:
+    """A trained recognizer with its tokenizer: texts in, typed character spans out.
+
+    ```python
+    predictor = EntityPredictor.load("runs/demo_entities/best")
+    predictor.predict(["Ada Lovelace met Babbage in London."])
+    # [[{"start": 0, "end": 12, "type": "PER", "text": "Ada Lovelace"}, ...]]
+    ```
+    """
+
+    def __init__(self, model, tokenizer, maxlen, batch_size=32):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.maxlen = int(maxlen)
+        self.batch_size = int(batch_size)
+
+    @property
+    def types(self):
+        return self.model.types
+
+    def spans(self, texts):
+        """Per text, the sorted `(start, end, type)` character spans found."""
+        return decode_entities(self.model, self.tokenizer, texts, maxlen=self.maxlen, batch_size=self.batch_size)
+
+    def predict(self, texts):
+        """Per text, `{"start", "end", "type", "text"}` records; `text` is `texts[i][start:end]`."""
+        texts = list(texts)
+        return [
+            [
+                {"start": start, "end": end, "type": entity_type, "text": text[start:end]}
+                for start, end, entity_type in found
+            ]
+            for text, found in zip(texts, self.spans(texts))
+        ]
+
+    def save(self, directory):
+        """Write the model, the tokenizer and the settings to a folder (each file atomically)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        replace_file(directory / _MODEL_FILE, self.model.save)
+        self.tokenizer.save(directory / _TOKENIZER)
+        write_json_atomic(
+            directory / _META_FILE, {"maxlen": self.maxlen, "batch_size": self.batch_size, "types": list(self.types)}
+        )
+
+    @classmethod
+    def load(cls, directory, batch_size=None):
+        """Load a predictor written by `save`; `batch_size` overrides the saved one."""
+        from toolkit.entities.model import EntityRecognizer
+        from toolkit.saved import read_saved_json
+
+        directory = Path(directory)
+        meta = read_saved_json(directory / _META_FILE, writer="EntityPredictor.save()")
+        model = EntityRecognizer.load(directory / _MODEL_FILE, compile=False)
+        tokenizer = WordPieceTokenizer.from_directory(directory / _TOKENIZER, maxlen=meta["maxlen"])
+        return cls(model, tokenizer, meta["maxlen"], batch_size or meta["batch_size"])
+
+
+def _per_type_report(per_type):
+    return {
+        name: {"precision": s["precision"], "recall": s["recall"], "f1-score": s["f1"], "support": s["num_gold"]}
+        for name, s in per_type.items()
+    }
+
+
+class EntityPipeline(Pipeline):
+    """Entity recognition from a config (`toolkit.config.EntityConfig`); the steps are `Pipeline.train`'s."""
+
+    task = "entity_recognition"
+    predictor_class = EntityPredictor
+    prediction_chunk_size = 256
+
+    @staticmethod
+    def write_demo_data(data_dir):
+        from toolkit.data.synthetic import write_entity_demo
+
+        write_entity_demo(data_dir)
+
+    def read_data(self):
+        """Train, dev and test as `config.data` says; the types come from `data.types` or, without it,
+        from the training data; logged with their counts either way."""
+        data_config = self.config.data
+        splits = read_splits(data_config, self.config.training.seed, log=self.log)
+        types = read_entity_types(data_config.types) if data_config.types else sorted(splits.train.type_counts())
+        if not types:
+            raise DataError(
+                splits.train.path, None, "no entity in the training data and no data.types", reason="no types"
+            )
+        counts = splits.train.type_counts()
+        source = data_config.types or "the training data"
+        self.log(
+            f"types: {len(types)} from {source}; training entities each: "
+            + ", ".join(f"{t} {counts[t]}" for t in types)
+        )
+        nested = sum(
+            1
+            for entities in splits.train.entities
+            for a in entities
+            for b in entities
+            if a != b and a[0] <= b[0] and b[1] <= a[1]
+        )
+        if nested:
+            self.log(f"{nested} training entities lie inside another (nested entities are kept)")
+        return EntityData(*splits, types)
+
+    def build(self, data):
+        """The encoder `model.encoder` names and a GlobalPointer head over the types."""
+        from toolkit.encoders import load_encoder
+        from toolkit.entities.model import EntityRecognizer
+
+        settings = self.config.model
+        encoder = load_encoder(settings.encoder, maxlen=settings.maxlen)
+        model = EntityRecognizer(
+            encoder.backbone,
+            data.types,
+            head=settings.head,
+            head_size=settings.head_size,
+            pad_id=encoder.tokenizer.pad_id,
+        )
+        return EntityPredictor(model, encoder.tokenizer, settings.maxlen, batch_size=self.config.training.batch_size)
+
+    def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
+        """Gold spans on their tokens (those cut by `maxlen` are counted); length-grouped batches
+        from epoch `initial_epoch` on; a dev decode at every epoch end."""
+        from toolkit.distribution import local_evaluation
+        from toolkit.entities.feed import EntityDataFeed, encode_entities
+
+        config, replicas = self.config, self.replicas
+        if replicas is not None and replicas.name != "none":
+            from toolkit.config.errors import ConfigError
+
+            raise ConfigError(
+                f"{config.source}: training.distribution: task entity_recognition trains on one device for now; "
+                f"got {config.training.distribution!r}"
+            )
+        encoded, report = encode_entities(
+            data.train.texts, data.train.entities, predictor.tokenizer, data.types, config.model.maxlen
+        )
+        if report.dropped:
+            self.log(f"{data.train.path}: {report.summary()}")
+        feed = EntityDataFeed(
+            encoded,
+            config.training.batch_size,
+            len(data.types),
+            shuffle=True,
+            seed=config.training.seed,
+            pad_id=predictor.tokenizer.pad_id,
+            first_epoch=initial_epoch,
+        )
+
+        def evaluate():
+            with local_evaluation(replicas):
+                micro = entity_scores(predictor.spans(data.dev.texts), data.dev.entities)["micro"]
+            return {"val_micro_f1": micro["f1"], "val_precision": micro["precision"], "val_recall": micro["recall"]}
+
+        return TrainingFeed(predictor.model, feed, evaluate=evaluate, summary={"train_entities": report.as_dict()})
+
+    def compile(self, predictor, feed):
+        """AdamW + warmup/decay with the sparse loss over the flattened spans."""
+        from toolkit.optimization import make_optimizer
+
+        predictor.model.compile(make_optimizer(self.config.training, len(feed.train)))
+
+    def score(self, run, predictor, data, *, calibrate=False):
+        """Decode dev and test; strict micro and per-type scores, a per-type plot, predictions in JSON lines."""
+        from toolkit.plots import plot_per_label_f1
+
+        results = {"type_count": len(predictor.types)}
+        lines = []
+        for split in ("dev", "test"):
+            dataset = getattr(data, split)
+            if dataset is None:
+                continue
+            predictions = predictor.spans(dataset.texts)
+            scores = entity_scores(predictions, dataset.entities, types=predictor.types)
+            micro = results[split] = scores["micro"]
+            run.write_json(f"per_type_{split}.json", scores["per_type"])
+            _write_entities(run / f"predictions_{split}.jsonl", dataset.texts, predictions, dataset.entities)
+            plot_per_label_f1(
+                _per_type_report(scores["per_type"]),
+                run.plots / f"per_type_f1_{split}.png",
+                title=f"Per-type F1 ({split})",
+            )
+            lines.append(
+                f"{split}: precision {micro['precision']:.4f} recall {micro['recall']:.4f} f1 {micro['f1']:.4f} "
+                f"({micro['num_correct']} correct of {micro['num_predicted']} predicted, {micro['num_gold']} gold)\n"
+            )
+            self.log(lines[-1].strip())
+        return results, "".join(lines)
+
+    def training_summary(self, data, feed_summary):
+        return {"train_sentences": len(data.train), **feed_summary}
+
+    def prediction_input(self):
+        """One text a line, or JSON lines with `data.text_field` (`text`); a blank line gives no entity."""
+        from toolkit.streaming import PredictionInput
+
+        return PredictionInput(text_field=self.config.data.text_field or "text", blank={"entities": []})
+
+    def prediction_records(self, predictor, texts):
+        """`{"text", "entities": [{"start", "end", "type", "text"}]}` per text."""
+        return [{"text": text, "entities": found} for text, found in zip(texts, predictor.predict(texts))]
+
+
+def _write_entities(path, texts, predictions, references):
+    import json
+
+    def records(text, spans):
+        return [{"start": s, "end": e, "type": t, "text": text[s:e]} for s, e, t in spans]
+
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for text, predicted, gold in zip(texts, predictions, references):
+                line = {"text": text, "entities": records(text, predicted), "entities_gold": records(text, gold)}
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    replace_file(path, write)
