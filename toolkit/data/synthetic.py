@@ -615,6 +615,21 @@ def _relation_sentence(rng: random.Random) -> dict:
     return {"text": text, "spo_list": spo_list}
 
 
+def _distinct_splits(sizes: dict, rng: random.Random, make) -> dict:
+    """`{split: records}` of `make(rng)` records, no text twice across the splits."""
+    seen: set = set()
+    splits: dict = {}
+    for name, size in sizes.items():
+        records = []
+        while len(records) < size:
+            record = make(rng)
+            if record["text"] not in seen:
+                seen.add(record["text"])
+                records.append(record)
+        splits[name] = records
+    return splits
+
+
 def make_relation_demo(n_train: int = 3000, n_dev: int = 400, n_test: int = 400, seed: int = 0) -> dict:
     """Generate the relation extraction demo, records in the LIC2019 layout.
 
@@ -628,20 +643,7 @@ def make_relation_demo(n_train: int = 3000, n_dev: int = 400, n_test: int = 400,
     >>> all(t["subject"] in r["text"] for r in demo["train"] for t in r["spo_list"])
     True
     """
-    sizes = _split_sizes(n_train, n_dev, n_test)
-    rng = random.Random(seed)
-    seen: set = set()
-    splits: dict = {}
-    for name, size in sizes.items():
-        records = []
-        while len(records) < size:
-            record = _relation_sentence(rng)
-            if record["text"] in seen:
-                continue
-            seen.add(record["text"])
-            records.append(record)
-        splits[name] = records
-    return splits
+    return _distinct_splits(_split_sizes(n_train, n_dev, n_test), random.Random(seed), _relation_sentence)
 
 
 ENTITY_DEMO_TYPES = ("DATE", "LOC", "ORG", "PER")
@@ -681,20 +683,7 @@ def make_entity_demo(n_train: int = 3000, n_dev: int = 400, n_test: int = 400, s
     >>> all(0 <= e["start"] < e["end"] <= len(record["text"]) for e in record["entities"])
     True
     """
-    sizes = _split_sizes(n_train, n_dev, n_test)
-    rng = random.Random(seed)
-    seen: set = set()
-    splits: dict = {}
-    for name, size in sizes.items():
-        records = []
-        while len(records) < size:
-            record = _entity_sentence(rng)
-            if record["text"] in seen:
-                continue
-            seen.add(record["text"])
-            records.append(record)
-        splits[name] = records
-    return splits
+    return _distinct_splits(_split_sizes(n_train, n_dev, n_test), random.Random(seed), _entity_sentence)
 
 
 # ============================================================================ files

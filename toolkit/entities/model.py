@@ -26,6 +26,7 @@ import keras
 import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone for loading)
 from toolkit.losses import SparseMultilabelCategoricalCrossentropy
 from toolkit.relations.layers import PaddingMask
+from toolkit.saved import compile_from_saved_config, load_model_as
 from toolkit.spans import EfficientGlobalPointer, FlattenSpans, GlobalPointer
 
 __all__ = ["HEADS", "EntityRecognizer"]
@@ -94,11 +95,8 @@ class EntityRecognizer(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     def compile_from_config(self, config):
-        """Compile from a saved compile config and build the optimizer (as `RelationExtractor` does)."""
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        """Compile from a saved compile config and build the optimizer (`toolkit.saved.compile_from_saved_config`)."""
+        compile_from_saved_config(self, config)
 
     def get_config(self):
         return {
@@ -120,9 +118,4 @@ class EntityRecognizer(keras.Model):
     @classmethod
     def load(cls, path, compile: bool = True):
         """Load a `.keras` file written by `save`."""
-        from toolkit.saved import load_saved_model
-
-        model = load_saved_model(path, compile=compile)
-        if not isinstance(model, cls):
-            raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}.")
-        return model
+        return load_model_as(cls, path, compile=compile)

@@ -67,6 +67,7 @@ import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone f
 from toolkit.layers import ConditionalLayerNormalization, MultilabelMetrics, metric_from_name
 from toolkit.losses import MultilabelCategoricalCrossentropy
 from toolkit.relations.layers import PaddingMask, SpanPointer, SubjectGather
+from toolkit.saved import compile_from_saved_config, load_model_as
 
 __all__ = ["RelationExtractor"]
 
@@ -323,16 +324,8 @@ class RelationExtractor(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
 
     def compile_from_config(self, config):
-        """Compile from a saved compile config (loss, weights, metrics, optimizer) and build the optimizer.
-
-        Keras's own version skips models whose `compile` is overridden;
-        this one calls `compile` with the saved arguments, so
-        `load(path, compile=True)` restores the optimizer state too.
-        """
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        """Compile from a saved compile config and build the optimizer (`toolkit.saved.compile_from_saved_config`)."""
+        compile_from_saved_config(self, config)
 
     # --- Saving ------------------------------------------------------------------
 
@@ -368,9 +361,4 @@ class RelationExtractor(keras.Model):
         (loss, weights, metrics, optimizer state); with `compile=False` it is
         ready for decoding, and `compile` can be called again to train.
         """
-        from toolkit.saved import load_saved_model
-
-        model = load_saved_model(path, compile=compile)
-        if not isinstance(model, cls):
-            raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}.")
-        return model
+        return load_model_as(cls, path, compile=compile)
