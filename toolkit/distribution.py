@@ -324,6 +324,35 @@ def distributed_batches(replicas, endless_batches, output_signature=None, *, wei
     return generator()
 
 
+def feed_stream(feed, replicas, output_signature=None):
+    """A `keras.utils.PyDataset` feed as the endless stream `distributed_batches` reads; pass
+    `len(feed)` to `fit` as the steps per epoch.
+
+    The same batches, epoch by epoch, as Keras draws from `feed` itself (it
+    calls `on_epoch_end` once before the first epoch, then after each). On
+    TensorFlow the stream has `output_signature` (a feed's
+    `output_signature()` when None), with `None` for the sequence and span
+    axes: Keras fixes a `PyDataset`'s shapes from its first two batches, and
+    a later batch of another length would not fit them.
+    """
+    import copy
+
+    import keras
+
+    def endless():
+        epochs = copy.copy(feed)  # its own epoch counter; the data are shared
+        while True:
+            epochs.on_epoch_end()
+            for index in range(len(epochs)):
+                yield epochs[index]
+
+    if keras.backend.backend() == "tensorflow" and output_signature is None:
+        output_signature = feed.output_signature()
+    elif keras.backend.backend() != "tensorflow":
+        output_signature = None
+    return distributed_batches(replicas, endless, output_signature, seed=getattr(feed, "seed", 0))
+
+
 def _batch_size(batch):
     import keras
 

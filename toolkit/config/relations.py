@@ -79,12 +79,40 @@ class RelationDataConfig(DataConfig):
 
 
 class RelationModelConfig(EncoderModelConfig):
-    """`model` for `task: relation_extraction`: the encoder and the token length.
+    """`model` for `task: relation_extraction`: the encoder, the token length and the method.
 
     `maxlen` is at least 3: `[CLS]`, `[SEP]` and one token for an entity.
+    `method`: `semi_pointer` (bert4keras's semi-pointer semi-tagging model,
+    `toolkit.relations.model`) or `gplinker` (Su's GPLinker,
+    `toolkit.relations.gplinker`); `head` and `head_size` are GPLinker's
+    span matrices.
     """
 
     min_maxlen: ClassVar[int] = 3
+
+    method: Literal["semi_pointer", "gplinker"] = "semi_pointer"
+    head: Literal["global_pointer", "efficient_global_pointer"] = "efficient_global_pointer"
+    head_size: int = Field(64, ge=2)
+
+    @model_validator(mode="after")
+    def _check_method(self) -> RelationModelConfig:
+        found = []
+        if self.method != "gplinker":
+            for name in ("head", "head_size"):
+                # A resolved config.yaml writes every key, so the default value is accepted.
+                if getattr(self, name) != type(self).model_fields[name].default:
+                    found.append(
+                        (
+                            name,
+                            f"only used with method 'gplinker' (method is {self.method!r}); got {getattr(self, name)!r}",
+                        )
+                    )
+        if self.head_size % 2:
+            found.append(
+                ("head_size", f"expected an even number (rotary position embedding pairs it up); got {self.head_size}")
+            )
+        problems(*found)
+        return self
 
 
 class RelationConfig(TaskConfig):
@@ -108,6 +136,21 @@ class RelationConfig(TaskConfig):
     task: Literal["relation_extraction"] = "relation_extraction"
     data: RelationDataConfig
     model: RelationModelConfig = Field(default_factory=RelationModelConfig)
+
+    #: What GPLinker does not log: the semi-pointer model's two heads on train.
+    semi_pointer_only: ClassVar[tuple] = ("subject_micro_f1", "object_micro_f1")
+
+    @model_validator(mode="after")
+    def _check_monitor_of_method(self) -> RelationConfig:
+        if self.model.method == "gplinker" and self.training.monitor in self.semi_pointer_only:
+            problems(
+                (
+                    "training.monitor",
+                    f"{self.training.monitor!r} is logged by method 'semi_pointer' only; with 'gplinker' use one of "
+                    "loss, val_micro_f1, val_precision, val_recall",
+                )
+            )
+        return self
 
     @staticmethod
     def demo(data_dir: str) -> dict:

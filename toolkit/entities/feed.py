@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from toolkit.batching import length_grouped_batches
-from toolkit.spans.targets import span_targets
+from toolkit.spans.targets import most_spans_per_head, span_targets
 
 __all__ = ["EncodedEntities", "EntityDataFeed", "EntityReport", "encode_entities"]
 
@@ -130,6 +130,7 @@ class EntityDataFeed(keras.utils.PyDataset):
         self.length_multiple = int(length_multiple)
         self.epoch = int(first_epoch)
         self._lengths = [len(item) for item in self.encoded]
+        self.width = most_spans_per_head([item.spans for item in self.encoded])
         self._batches = self._arrange(self.epoch)
 
     def _arrange(self, epoch):
@@ -137,6 +138,13 @@ class EntityDataFeed(keras.utils.PyDataset):
 
     def __len__(self) -> int:
         return len(self._batches)
+
+    def output_signature(self):
+        """The `tf.TensorSpec`s of a batch, sequence and span axes unknown (`toolkit.distribution.feed_stream`)."""
+        import tensorflow as tf
+
+        sequence = tf.TensorSpec((None, None), tf.int32)
+        return {"token_ids": sequence, "segment_ids": sequence}, tf.TensorSpec((None, self.num_types, None), tf.int32)
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -153,5 +161,5 @@ class EntityDataFeed(keras.utils.PyDataset):
         for row, item in enumerate(rows):
             token_ids[row, : len(item)] = item.token_ids
             segment_ids[row, : len(item)] = item.segment_ids
-        targets = span_targets([item.spans for item in rows], self.num_types, seq_len)
+        targets = span_targets([item.spans for item in rows], self.num_types, seq_len, width=self.width)
         return {"token_ids": token_ids, "segment_ids": segment_ids}, targets

@@ -217,7 +217,7 @@ class EntityPipeline(Pipeline):
     def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
         """Gold spans on their tokens (those cut by `maxlen` are counted); length-grouped batches
         from epoch `initial_epoch` on; a dev decode at every epoch end."""
-        from toolkit.distribution import local_evaluation
+        from toolkit.distribution import feed_stream, local_evaluation
         from toolkit.entities.feed import EntityDataFeed, encode_entities
 
         config, replicas = self.config, self.replicas
@@ -248,13 +248,17 @@ class EntityPipeline(Pipeline):
                 micro = entity_scores(predictor.spans(data.dev.texts), data.dev.entities)["micro"]
             return {"val_micro_f1": micro["f1"], "val_precision": micro["precision"], "val_recall": micro["recall"]}
 
-        return TrainingFeed(predictor.model, feed, evaluate=evaluate, summary={"train_entities": report.as_dict()})
+        summary = {"train_entities": report.as_dict()}
+        if replicas is None:  # outside training_run (a library call): Keras reads the feed itself
+            return TrainingFeed(predictor.model, feed, evaluate=evaluate, summary=summary)
+        return TrainingFeed(predictor.model, feed_stream(feed, replicas), len(feed), evaluate=evaluate, summary=summary)
 
     def compile(self, predictor, feed):
         """AdamW + warmup/decay with the sparse loss over the flattened spans."""
         from toolkit.optimization import make_optimizer
 
-        predictor.model.compile(make_optimizer(self.config.training, len(feed.train)))
+        steps = feed.steps_per_epoch if feed.steps_per_epoch is not None else len(feed.train)
+        predictor.model.compile(make_optimizer(self.config.training, steps))
 
     def score(self, run, predictor, data, *, calibrate=False):
         """Decode dev and test; strict micro and per-type scores, a per-type plot, predictions in JSON lines."""

@@ -15,7 +15,6 @@ pipeline.predict_file("texts.jsonl", "triples.jsonl")
 ```
 """
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from toolkit.data.duie import assemble
 from toolkit.data.schema import RelationSchema, load_schema, schema_from_data
 from toolkit.encoders import WordPieceTokenizer
 from toolkit.pipeline import Pipeline, TrainingFeed
-from toolkit.relations.decoder import decode_relation_spans, decode_relations
+from toolkit.relations.decoder import decode_relation_spans
 from toolkit.relations.evaluation import evaluate_relations, write_predictions_jsonl
 
 __all__ = ["RelationData", "RelationPredictor", "distribute_feed", "dev_scores", "RelationPipeline"]
@@ -73,11 +72,24 @@ class RelationPredictor:
     def predicates(self):
         return self.extractor.predicates
 
+    @property
+    def method(self):
+        """`"gplinker"` for a `GPLinkerExtractor`, else `"semi_pointer"`."""
+        return "gplinker" if type(self.extractor).__name__ == "GPLinkerExtractor" else "semi_pointer"
+
+    def span_triples(self, texts):
+        """Per text, the distinct `SpanTriple`s (strings and their characters) the model finds."""
+        if self.method == "gplinker":
+            from toolkit.relations.gplinker import decode_gplinker_spans
+
+            decode = decode_gplinker_spans
+        else:
+            decode = decode_relation_spans
+        return decode(self.extractor, self.tokenizer, list(texts), maxlen=self.maxlen, batch_size=self.batch_size)
+
     def predict(self, texts):
         """Per text, the list of distinct triples; each entity is an exact slice of its text."""
-        return decode_relations(
-            self.extractor, self.tokenizer, list(texts), maxlen=self.maxlen, batch_size=self.batch_size
-        )
+        return [list(dict.fromkeys(tuple(found[:3]) for found in triples)) for triples in self.span_triples(texts)]
 
     def extract(self, texts):
         """Per text, the relations found as records in the training data's layout.
@@ -91,9 +103,7 @@ class RelationPredictor:
         """
         signatures = self.schema.signatures
         results = []
-        for triples in decode_relation_spans(
-            self.extractor, self.tokenizer, list(texts), maxlen=self.maxlen, batch_size=self.batch_size
-        ):
+        for triples in self.span_triples(texts):
             records = []
             for triple in triples:
                 record = {
@@ -125,6 +135,7 @@ class RelationPredictor:
                 "predicates": self.predicates,
                 "schema": self.schema.to_json(),
                 "scoring": self.scoring,
+                "method": self.method,
             },
         )
 
@@ -136,7 +147,11 @@ class RelationPredictor:
 
         directory = Path(directory)
         meta = read_saved_json(directory / _META_FILE, writer="RelationPredictor.save()")
-        extractor = RelationExtractor.load(directory / _MODEL_FILE, compile=False)
+        if meta.get("method") == "gplinker":
+            from toolkit.relations.gplinker import GPLinkerExtractor as model_class
+        else:
+            model_class = RelationExtractor
+        extractor = model_class.load(directory / _MODEL_FILE, compile=False)
         tokenizer = WordPieceTokenizer.from_directory(directory / _TOKENIZER, maxlen=meta["maxlen"])
         schema = RelationSchema.from_json(meta["schema"]) if "schema" in meta else None
         return cls(
@@ -171,17 +186,9 @@ def distribute_feed(feed, replicas):
     """
     import keras
 
-    from toolkit.distribution import distributed_batches
+    from toolkit.distribution import feed_stream
 
-    def endless():
-        epochs = copy.copy(feed)  # its own epoch counter; the sentences are shared
-        while True:
-            epochs.on_epoch_end()
-            for index in range(len(epochs)):
-                yield epochs[index]
-
-    signature = _feed_signature(feed) if keras.backend.backend() == "tensorflow" else None
-    return distributed_batches(replicas, endless, signature, seed=feed.seed)
+    return feed_stream(feed, replicas, _feed_signature(feed) if keras.backend.backend() == "tensorflow" else None)
 
 
 def dev_scores(predictor, dataset):
@@ -284,10 +291,21 @@ class RelationPipeline(Pipeline):
 
         settings = self.config.model
         encoder = load_encoder(settings.encoder, maxlen=settings.maxlen)
-        loss_in = "compile" if keras.backend.backend() == "jax" else "layer"
-        extractor = RelationExtractor(
-            encoder.backbone, data.predicates, pad_id=encoder.tokenizer.pad_id, loss_in=loss_in
-        )
+        if settings.method == "gplinker":
+            from toolkit.relations.gplinker import GPLinkerExtractor
+
+            extractor = GPLinkerExtractor(
+                encoder.backbone,
+                data.predicates,
+                head=settings.head,
+                head_size=settings.head_size,
+                pad_id=encoder.tokenizer.pad_id,
+            )
+        else:
+            loss_in = "compile" if keras.backend.backend() == "jax" else "layer"
+            extractor = RelationExtractor(
+                encoder.backbone, data.predicates, pad_id=encoder.tokenizer.pad_id, loss_in=loss_in
+            )
         return RelationPredictor(
             extractor,
             encoder.tokenizer,
@@ -301,7 +319,7 @@ class RelationPipeline(Pipeline):
         """Gold triples as token spans (those that cannot be placed are counted, or raise with
         `data.on_missing_entity: error`); one sampled subject per sentence, re-drawn every
         epoch (from epoch `initial_epoch` on), similar lengths together; a dev decode at every epoch end."""
-        from toolkit.distribution import local_evaluation
+        from toolkit.distribution import feed_stream, local_evaluation
         from toolkit.relations.feed import RelationDataFeed
         from toolkit.relations.targets import build_targets
 
@@ -318,6 +336,34 @@ class RelationPipeline(Pipeline):
         )
         if report.num_dropped:
             self.log(f"{data.train.path}: {report.summary()}")
+
+        def evaluate():
+            with local_evaluation(replicas):
+                return dev_scores(predictor, data.dev)
+
+        summary = {"train_triples_dropped": report.as_dict()}
+        distributed = replicas is not None and replicas.name != "none"
+        if config.model.method == "gplinker":
+            from toolkit.relations.gplinker import GPLinkerFeed
+
+            if distributed:
+                from toolkit.config.errors import ConfigError
+
+                raise ConfigError(
+                    f"{config.source}: training.distribution: model.method 'gplinker' trains on one device for now; "
+                    f"got {config.training.distribution!r}"
+                )
+            feed = GPLinkerFeed(
+                targets,
+                config.training.batch_size,
+                len(data.predicates),
+                seed=config.training.seed,
+                pad_id=tokenizer.pad_id,
+                first_epoch=initial_epoch,
+            )
+            if replicas is None:
+                return TrainingFeed(extractor, feed, evaluate=evaluate, summary=summary)
+            return TrainingFeed(extractor, feed_stream(feed, replicas), len(feed), evaluate=evaluate, summary=summary)
         feed = RelationDataFeed(
             targets,
             config.training.batch_size,
@@ -329,18 +375,12 @@ class RelationPipeline(Pipeline):
             length_multiple=8,
             first_epoch=initial_epoch,
         )
-
-        def evaluate():
-            with local_evaluation(replicas):
-                return dev_scores(predictor, data.dev)
-
-        distributed = replicas is not None and replicas.name != "none"
         return TrainingFeed(
             extractor,
             distribute_feed(feed, replicas) if distributed else feed,
             len(feed) if distributed else None,
             evaluate=evaluate,
-            summary={"train_triples_dropped": report.as_dict()},
+            summary=summary,
         )
 
     def compile(self, predictor, feed):

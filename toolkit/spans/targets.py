@@ -23,10 +23,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["decode_spans", "span_targets"]
+__all__ = ["decode_spans", "most_spans_per_head", "span_targets"]
 
 
-def span_targets(spans: Sequence[Sequence[tuple]], heads: int, seq_len: int) -> np.ndarray:
+def most_spans_per_head(spans: Sequence[Sequence[tuple]]) -> int:
+    """The most `(head, start, end)` spans one row has for one head (at least 1): a feed's fixed width."""
+    from collections import Counter
+
+    return max([1] + [count for found in spans for count in Counter(head for head, _, _ in set(found)).values()])
+
+
+def span_targets(
+    spans: Sequence[Sequence[tuple]], heads: int, seq_len: int, *, ordered: bool = True, width: int = 1
+) -> np.ndarray:
     """int32 `[batch, heads, max_spans]` class indices of `(head, start, end)` token spans, -1 padded.
 
     Args:
@@ -34,16 +43,24 @@ def span_targets(spans: Sequence[Sequence[tuple]], heads: int, seq_len: int) -> 
             `< seq_len` (a span listed twice counts once).
         heads: the number of span types.
         seq_len: the padded length of the batch.
+        ordered: spans have `start <= end`; False for pairs of positions
+            that may come in either order (GPLinker's head-to-head and
+            tail-to-tail links).
+        width: the least `max_spans`; a training feed passes the most spans
+            any sentence has for one head, so that every batch has the same
+            shape there (Keras fixes a feed's shapes from its first batches).
     """
     per_head = [[[] for _ in range(heads)] for _ in spans]
     for row, found in enumerate(spans):
         for head, start, end in found:
-            if not (0 <= head < heads and 0 <= start <= end < seq_len):
+            if not (
+                0 <= head < heads and 0 <= start < seq_len and 0 <= end < seq_len and (start <= end or not ordered)
+            ):
                 raise ValueError(f"span {(head, start, end)} of row {row} is outside {heads} heads x {seq_len} tokens.")
             index = start * seq_len + end
             if index not in per_head[row][head]:
                 per_head[row][head].append(index)
-    width = max([1] + [len(indices) for row in per_head for indices in row])
+    width = max([width] + [len(indices) for row in per_head for indices in row])
     targets = np.full((len(spans), heads, width), -1, dtype="int32")
     for row, by_head in enumerate(per_head):
         for head, indices in enumerate(by_head):

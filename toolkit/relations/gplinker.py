@@ -1,0 +1,279 @@
+"""GPLinker (Su, 2022): relation extraction as three kinds of span matrices on the sparse loss.
+
+Chosen with `model.method: gplinker` (the default stays the semi-pointer
+semi-tagging `RelationExtractor`). On the encoder output:
+
+- an entity matrix with two heads, subjects (head 0) and objects (head 1),
+  scoring every (start, end) span (`GlobalPointer` semantics: rotary
+  position embedding, the lower triangle at -inf);
+- per predicate, a head-to-head matrix scoring (subject start, object start)
+  and a tail-to-tail matrix scoring (subject end, object end), without the
+  triangle mask (either may come first) and without RoPE.
+
+All three are trained with the sparse multilabel categorical crossentropy
+over their flattened pairs. Decoding, as Su's: the subjects and objects are
+the entity spans scoring > 0; `(s, p, o)` is a triple when both the head
+link `(p, s.start, o.start)` and the tail link `(p, s.end, o.end)` score > 0.
+The whole batch is scored in one call, then paired sentence by sentence.
+
+```python
+extractor = GPLinkerExtractor(encoder.backbone, predicates, pad_id=tokenizer.pad_id)
+extractor.compile(optimizer="adam")
+extractor.fit(GPLinkerFeed(targets, batch_size=32, num_predicates=len(predicates)), epochs=10)
+triples = decode_gplinker_spans(extractor, tokenizer, texts, maxlen=128)
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone for loading)
+from toolkit.batching import length_grouped_batches
+from toolkit.losses import SparseMultilabelCategoricalCrossentropy
+from toolkit.relations.layers import PaddingMask
+from toolkit.saved import compile_from_saved_config, load_model_as
+from toolkit.spans import EfficientGlobalPointer, FlattenSpans, GlobalPointer
+from toolkit.spans.targets import decode_spans, most_spans_per_head, span_targets
+
+__all__ = ["GPLinkerExtractor", "GPLinkerFeed", "decode_gplinker_spans"]
+
+_HEADS = {"global_pointer": GlobalPointer, "efficient_global_pointer": EfficientGlobalPointer}
+OUTPUTS = ("entities", "head_links", "tail_links")
+
+
+@keras.saving.register_keras_serializable(package="toolkit")
+class GPLinkerExtractor(keras.Model):
+    """Encoder + GPLinker's entity, head-link and tail-link matrices (see the module docstring).
+
+    Args:
+        backbone: a keras-hub BERT backbone.
+        predicates: the predicate list; link head `p` is `predicates[p]`.
+        head: `"efficient_global_pointer"` (the default: cheap per predicate)
+            or `"global_pointer"`, for all three matrices.
+        head_size: the size of each start and end vector.
+        pad_id: the padding token id.
+    """
+
+    def __init__(
+        self,
+        backbone,
+        predicates: Sequence[str],
+        *,
+        head: str = "efficient_global_pointer",
+        head_size: int = 64,
+        pad_id: int = 0,
+        name: str = "gplinker_extractor",
+        **kwargs,
+    ):
+        predicates = [str(predicate) for predicate in predicates]
+        if not predicates or len(set(predicates)) != len(predicates):
+            raise ValueError("predicates must name at least one predicate, each once.")
+        if head not in _HEADS:
+            raise ValueError(f"head must be one of {', '.join(map(repr, _HEADS))}; got {head!r}.")
+        dtype = backbone.dtype_policy
+        layer = _HEADS[head]
+        padding_mask_layer = PaddingMask(int(pad_id), dtype=dtype, name="padding_mask")
+        entities = layer(2, int(head_size), dtype=dtype, name="entity_spans")
+        head_links = layer(len(predicates), int(head_size), rope=False, tril_mask=False, dtype=dtype, name="head_pairs")
+        tail_links = layer(len(predicates), int(head_size), rope=False, tril_mask=False, dtype=dtype, name="tail_pairs")
+
+        token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+        segment_ids = keras.Input((None,), dtype="int32", name="segment_ids")
+        padding_mask = padding_mask_layer(token_ids)
+        sequence = backbone({"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask})[
+            "sequence_output"
+        ]
+        outputs = {
+            name: FlattenSpans(dtype="float32", name=name)(matrix(sequence, mask=padding_mask))
+            for name, matrix in zip(OUTPUTS, (entities, head_links, tail_links))
+        }
+        super().__init__(
+            inputs={"token_ids": token_ids, "segment_ids": segment_ids}, outputs=outputs, name=name, **kwargs
+        )
+        self.backbone = backbone
+        self.predicates = predicates
+        self.head = head
+        self.head_size = int(head_size)
+        self.pad_id = int(pad_id)
+
+    def compile(self, optimizer="adam", **kwargs):
+        """Compile with the sparse loss on each of the three outputs unless `loss` is passed."""
+        kwargs.setdefault("loss", {name: SparseMultilabelCategoricalCrossentropy() for name in OUTPUTS})
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        """Compile from a saved compile config and build the optimizer (`toolkit.saved.compile_from_saved_config`)."""
+        compile_from_saved_config(self, config)
+
+    def get_config(self):
+        return {
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "predicates": list(self.predicates),
+            "head": self.head,
+            "head_size": self.head_size,
+            "pad_id": self.pad_id,
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+    @classmethod
+    def load(cls, path, compile: bool = True):
+        """Load a `.keras` file written by `save`."""
+        return load_model_as(cls, path, compile=compile)
+
+
+def _links(target) -> tuple:
+    """`(entity spans, head links, tail links)` of one `RelationTargets` (token positions)."""
+    entities, heads, tails = set(), set(), set()
+    for subject, found in target.objects.items():
+        entities.add((0, subject[0], subject[1]))
+        for predicate, start, end in found:
+            entities.add((1, start, end))
+            heads.add((predicate, subject[0], start))
+            tails.add((predicate, subject[1], end))
+    return sorted(entities), sorted(heads), sorted(tails)
+
+
+class GPLinkerFeed(keras.utils.PyDataset):
+    """Training batches for `GPLinkerExtractor` from `RelationTargets` (`toolkit.relations.targets`).
+
+    `({"token_ids", "segment_ids"}, {"entities", "head_links", "tail_links"})`
+    with int32 sparse targets (`toolkit.spans.span_targets`); sentences of
+    similar length together, padded to a multiple of `length_multiple`; the
+    order depends on `(seed, epoch)` only, from `first_epoch` on.
+    """
+
+    def __init__(
+        self,
+        targets,
+        batch_size: int,
+        num_predicates: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        pad_id: int = 0,
+        length_multiple: int = 8,
+        first_epoch: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.targets = [target for target in targets if target.objects]
+        if not self.targets:
+            raise ValueError("No training sentence has a usable triple (see the TargetReport).")
+        self.links = [_links(target) for target in self.targets]
+        self.widths = [most_spans_per_head([found[kind] for found in self.links]) for kind in range(3)]
+        self.batch_size = int(batch_size)
+        self.num_predicates = int(num_predicates)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.pad_id = int(pad_id)
+        self.length_multiple = int(length_multiple)
+        self.epoch = int(first_epoch)
+        self._lengths = [len(target) for target in self.targets]
+        self._batches = self._arrange(self.epoch)
+
+    def _arrange(self, epoch):
+        return length_grouped_batches(self._lengths, self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch)
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def output_signature(self):
+        """The `tf.TensorSpec`s of a batch, sequence and span axes unknown (`toolkit.distribution.feed_stream`)."""
+        import tensorflow as tf
+
+        sequence = tf.TensorSpec((None, None), tf.int32)
+        links = tf.TensorSpec((None, self.num_predicates, None), tf.int32)
+        y = {"entities": tf.TensorSpec((None, 2, None), tf.int32), "head_links": links, "tail_links": links}
+        return {"token_ids": sequence, "segment_ids": sequence}, y
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._batches = self._arrange(self.epoch)
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < len(self._batches):
+            raise IndexError(f"batch index {index} out of range for {len(self._batches)} batches.")
+        rows = list(self._batches[index])
+        longest = max(self._lengths[row] for row in rows)
+        seq_len = -(-longest // self.length_multiple) * self.length_multiple
+        token_ids = np.full((len(rows), seq_len), self.pad_id, dtype="int32")
+        segment_ids = np.zeros((len(rows), seq_len), dtype="int32")
+        for position, row in enumerate(rows):
+            target = self.targets[row]
+            token_ids[position, : len(target)] = target.token_ids
+            segment_ids[position, : len(target)] = target.segment_ids
+        links = [self.links[row] for row in rows]
+        y = {
+            "entities": span_targets([found[0] for found in links], 2, seq_len, width=self.widths[0]),
+            "head_links": span_targets(
+                [found[1] for found in links], self.num_predicates, seq_len, ordered=False, width=self.widths[1]
+            ),
+            "tail_links": span_targets(
+                [found[2] for found in links], self.num_predicates, seq_len, ordered=False, width=self.widths[2]
+            ),
+        }
+        return {"token_ids": token_ids, "segment_ids": segment_ids}, y
+
+
+def decode_gplinker_spans(extractor, tokenizer, texts, *, maxlen=None, batch_size=32, length_multiple=8, threshold=0.0):
+    """Per text, the `SpanTriple`s GPLinker finds (Su's pairing; see the module docstring)."""
+    from toolkit.relations.decoder import SpanTriple
+
+    texts = list(texts)
+    encodings = tokenizer.encode_batch(texts, maxlen=maxlen)
+    order = np.argsort([len(encoding.token_ids) for encoding in encodings], kind="stable")
+    results = [[] for _ in texts]
+    for begin in range(0, len(texts), batch_size):
+        rows = order[begin : begin + batch_size]
+        batch = [encodings[row] for row in rows]
+        longest = max(len(encoding.token_ids) for encoding in batch)
+        seq_len = -(-longest // length_multiple) * length_multiple
+        token_ids = np.full((len(batch), seq_len), extractor.pad_id, dtype="int32")
+        segment_ids = np.zeros((len(batch), seq_len), dtype="int32")
+        for position, encoding in enumerate(batch):
+            token_ids[position, : len(encoding.token_ids)] = encoding.token_ids
+            segment_ids[position, : len(encoding.segment_ids)] = encoding.segment_ids
+        outputs = extractor.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids})
+        shape = (len(batch), -1, seq_len, seq_len)
+        heads = np.asarray(outputs["head_links"]).reshape(shape) > threshold
+        tails = np.asarray(outputs["tail_links"]).reshape(shape) > threshold
+        lengths = [len(encoding.token_ids) for encoding in batch]
+        for position, spans in enumerate(decode_spans(np.asarray(outputs["entities"]), threshold, lengths=lengths)):
+            encoding = batch[position]
+            chars = {}
+            for _, start, end in spans:
+                if (start, end) not in chars:
+                    chars[(start, end)] = tokenizer.token_span_to_char_span(encoding, start, end)
+            subjects = [(s, e) for head, s, e in spans if head == 0 and chars[(s, e)] is not None]
+            objects = [(s, e) for head, s, e in spans if head == 1 and chars[(s, e)] is not None]
+            text = encoding.text
+            found = []
+            for subject in subjects:
+                for obj in objects:
+                    linked = np.flatnonzero(
+                        heads[position, :, subject[0], obj[0]] & tails[position, :, subject[1], obj[1]]
+                    )
+                    for predicate in linked:
+                        s_chars, o_chars = chars[subject], chars[obj]
+                        found.append(
+                            SpanTriple(
+                                text[s_chars[0] : s_chars[1]],
+                                extractor.predicates[predicate],
+                                text[o_chars[0] : o_chars[1]],
+                                s_chars,
+                                o_chars,
+                            )
+                        )
+            results[rows[position]] = list(dict.fromkeys(found))
+    return results
