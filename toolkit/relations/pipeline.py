@@ -319,6 +319,8 @@ class RelationPipeline(Pipeline):
         """Gold triples as token spans (those that cannot be placed are counted, or raise with
         `data.on_missing_entity: error`); one sampled subject per sentence, re-drawn every
         epoch (from epoch `initial_epoch` on), similar lengths together; a dev decode at every epoch end."""
+        import keras
+
         from toolkit.distribution import feed_stream, local_evaluation
         from toolkit.relations.feed import RelationDataFeed
         from toolkit.relations.targets import build_targets
@@ -375,10 +377,13 @@ class RelationPipeline(Pipeline):
             length_multiple=8,
             first_epoch=initial_epoch,
         )
+        # On TensorFlow the feed always goes to fit as a stream with unknown sequence axes: Keras
+        # fixes a PyDataset's shapes from its first two batches, which may have the same length.
+        streamed = distributed or (replicas is not None and keras.backend.backend() == "tensorflow")
         return TrainingFeed(
             extractor,
-            distribute_feed(feed, replicas) if distributed else feed,
-            len(feed) if distributed else None,
+            distribute_feed(feed, replicas) if streamed else feed,
+            len(feed) if streamed else None,
             evaluate=evaluate,
             summary=summary,
         )
