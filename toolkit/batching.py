@@ -11,7 +11,7 @@ epoch random while padding stays at about a tenth of the tokens
 
 import numpy as np
 
-__all__ = ["length_grouped_batches"]
+__all__ = ["batches_by_length", "length_grouped_batches", "pad_rows"]
 
 
 def length_grouped_batches(lengths, batch_size, *, shuffle, seed=0, epoch=0, pool_batches=50):
@@ -46,3 +46,30 @@ def length_grouped_batches(lengths, batch_size, *, shuffle, seed=0, epoch=0, poo
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def pad_rows(rows, pad_id: int, length_multiple: int = 1):
+    """int32 `(token_ids, segment_ids)` `[len(rows), seq]` of rows with `token_ids` and `segment_ids`
+    (tokenizer encodings, training targets), padded to the longest rounded up to `length_multiple`.
+
+    >>> from types import SimpleNamespace as Row
+    >>> ids, segments = pad_rows([Row(token_ids=[2, 7, 3], segment_ids=[0, 0, 0])], pad_id=0, length_multiple=4)
+    >>> ids.tolist(), segments.shape
+    ([[2, 7, 3, 0]], (1, 4))
+    """
+    longest = max(len(row.token_ids) for row in rows)
+    seq_len = -(-longest // length_multiple) * length_multiple
+    token_ids = np.full((len(rows), seq_len), pad_id, dtype="int32")
+    segment_ids = np.zeros((len(rows), seq_len), dtype="int32")
+    for position, row in enumerate(rows):
+        token_ids[position, : len(row.token_ids)] = row.token_ids
+        segment_ids[position, : len(row.segment_ids)] = row.segment_ids
+    return token_ids, segment_ids
+
+
+def batches_by_length(encodings, batch_size: int, pad_id: int, length_multiple: int = 1):
+    """For decoding: yield `(indices, encodings, token_ids, segment_ids)` per batch of similar length
+    (`indices` into `encodings`, so that the caller puts results back in input order)."""
+    for indices in length_grouped_batches([len(e.token_ids) for e in encodings], batch_size, shuffle=False):
+        batch = [encodings[index] for index in indices]
+        yield (indices, batch, *pad_rows(batch, pad_id, length_multiple))

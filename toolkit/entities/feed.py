@@ -20,10 +20,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import keras
 import numpy as np
 
-from toolkit.batching import length_grouped_batches
+from toolkit.spans.feed import SpanFeed
 from toolkit.spans.targets import most_spans_per_head, span_targets
 
 __all__ = ["EncodedEntities", "EntityDataFeed", "EntityReport", "encode_entities"]
@@ -97,47 +96,18 @@ def encode_entities(texts, entities, tokenizer, types: Sequence[str], maxlen: in
     return encoded, report
 
 
-class EntityDataFeed(keras.utils.PyDataset):
-    """Training batches of `EncodedEntities` (see the module docstring).
+class EntityDataFeed(SpanFeed):
+    """Training batches of `EncodedEntities` (see the module docstring; `toolkit.spans.feed.SpanFeed`).
 
     Sentences with no entity are kept (they teach every span a score below 0).
-    The order depends on `(seed, epoch)` only; `first_epoch` starts a resumed
-    run where it stopped.
     """
 
-    def __init__(
-        self,
-        encoded: Sequence[EncodedEntities],
-        batch_size: int,
-        num_types: int,
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-        pad_id: int = 0,
-        length_multiple: int = 8,
-        first_epoch: int = 0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
+    def __init__(self, encoded: Sequence[EncodedEntities], batch_size: int, num_types: int, **options):
         if not encoded:
             raise ValueError("no training sentence")
-        self.encoded = list(encoded)
-        self.batch_size = int(batch_size)
+        super().__init__(encoded, batch_size, **options)
         self.num_types = int(num_types)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.pad_id = int(pad_id)
-        self.length_multiple = int(length_multiple)
-        self.epoch = int(first_epoch)
-        self._lengths = [len(item) for item in self.encoded]
-        self.width = most_spans_per_head([item.spans for item in self.encoded])
-        self._batches = self._arrange(self.epoch)
-
-    def _arrange(self, epoch):
-        return length_grouped_batches(self._lengths, self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch)
-
-    def __len__(self) -> int:
-        return len(self._batches)
+        self.width = most_spans_per_head([item.spans for item in self.rows])
 
     def output_signature(self):
         """The `tf.TensorSpec`s of a batch, sequence and span axes unknown (`toolkit.distribution.feed_stream`)."""
@@ -146,20 +116,5 @@ class EntityDataFeed(keras.utils.PyDataset):
         sequence = tf.TensorSpec((None, None), tf.int32)
         return {"token_ids": sequence, "segment_ids": sequence}, tf.TensorSpec((None, self.num_types, None), tf.int32)
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._batches = self._arrange(self.epoch)
-
-    def __getitem__(self, index: int):
-        if not 0 <= index < len(self._batches):
-            raise IndexError(f"batch index {index} out of range for {len(self._batches)} batches.")
-        rows = [self.encoded[sentence] for sentence in self._batches[index]]
-        longest = max(len(row) for row in rows)
-        seq_len = -(-longest // self.length_multiple) * self.length_multiple
-        token_ids = np.full((len(rows), seq_len), self.pad_id, dtype="int32")
-        segment_ids = np.zeros((len(rows), seq_len), dtype="int32")
-        for row, item in enumerate(rows):
-            token_ids[row, : len(item)] = item.token_ids
-            segment_ids[row, : len(item)] = item.segment_ids
-        targets = span_targets([item.spans for item in rows], self.num_types, seq_len, width=self.width)
-        return {"token_ids": token_ids, "segment_ids": segment_ids}, targets
+    def targets(self, indices, seq_len):
+        return span_targets([self.rows[i].spans for i in indices], self.num_types, seq_len, width=self.width)

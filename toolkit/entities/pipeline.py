@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.atomic import replace_file, write_json_atomic
+from toolkit.batching import batches_by_length
 from toolkit.data import DataError, read_splits
 from toolkit.data.entities import read_entity_types
 from toolkit.encoders import WordPieceTokenizer
@@ -57,18 +58,8 @@ def decode_entities(model, tokenizer, texts, *, maxlen=None, batch_size=32, leng
 
     texts = list(texts)
     encodings = tokenizer.encode_batch(texts, maxlen=maxlen)
-    order = np.argsort([len(encoding.token_ids) for encoding in encodings], kind="stable")
     results = [[] for _ in texts]
-    for begin in range(0, len(texts), batch_size):
-        rows = order[begin : begin + batch_size]
-        batch = [encodings[row] for row in rows]
-        longest = max(len(encoding.token_ids) for encoding in batch)
-        seq_len = -(-longest // length_multiple) * length_multiple
-        token_ids = np.full((len(batch), seq_len), model.pad_id, dtype="int32")
-        segment_ids = np.zeros((len(batch), seq_len), dtype="int32")
-        for position, encoding in enumerate(batch):
-            token_ids[position, : len(encoding.token_ids)] = encoding.token_ids
-            segment_ids[position, : len(encoding.segment_ids)] = encoding.segment_ids
+    for rows, batch, token_ids, segment_ids in batches_by_length(encodings, batch_size, model.pad_id, length_multiple):
         scores = np.asarray(model.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids}))
         found = decode_spans(scores, threshold, lengths=[len(encoding.token_ids) for encoding in batch])
         for position, spans in enumerate(found):

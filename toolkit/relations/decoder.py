@@ -31,6 +31,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from toolkit.batching import pad_rows
+
 __all__ = [
     "SpanTriple",
     "decode_per_sentence_bert4keras_style",
@@ -96,17 +98,6 @@ class SpanTriple(NamedTuple):
 
 def _char_span(tokenizer, encoding, span) -> Optional[tuple]:
     return tokenizer.token_span_to_char_span(encoding, span[0], span[1])
-
-
-def _pad(encodings, pad_id: int, length_multiple: int):
-    longest = max(len(encoding.token_ids) for encoding in encodings)
-    seq_len = -(-longest // length_multiple) * length_multiple
-    token_ids = np.full((len(encodings), seq_len), pad_id, dtype="int32")
-    segment_ids = np.zeros((len(encodings), seq_len), dtype="int32")
-    for row, encoding in enumerate(encodings):
-        token_ids[row, : len(encoding.token_ids)] = encoding.token_ids
-        segment_ids[row, : len(encoding.segment_ids)] = encoding.segment_ids
-    return token_ids, segment_ids
 
 
 def _object_triples(object_logits, encoding, subject_span, predicates, tokenizer, threshold) -> list:
@@ -226,7 +217,7 @@ def decode_relation_spans(
     for begin in range(0, len(texts), batch_size):
         rows = order[begin : begin + batch_size]
         batch = [encodings[row] for row in rows]
-        token_ids, segment_ids = _pad(batch, extractor.pad_id, length_multiple)
+        token_ids, segment_ids = pad_rows(batch, extractor.pad_id, length_multiple)
         outputs = extractor.subject_model.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids})
         subject_logits = np.asarray(outputs["subject_logits"])
         owners, spans = [], []

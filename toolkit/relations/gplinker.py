@@ -32,11 +32,12 @@ import keras
 import numpy as np
 
 import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone for loading)
-from toolkit.batching import length_grouped_batches
+from toolkit.batching import batches_by_length
 from toolkit.losses import SparseMultilabelCategoricalCrossentropy
 from toolkit.relations.layers import PaddingMask
 from toolkit.saved import compile_from_saved_config, load_model_as
 from toolkit.spans import EfficientGlobalPointer, FlattenSpans, GlobalPointer
+from toolkit.spans.feed import SpanFeed
 from toolkit.spans.targets import decode_spans, most_spans_per_head, span_targets
 
 __all__ = ["GPLinkerExtractor", "GPLinkerFeed", "decode_gplinker_spans"]
@@ -144,49 +145,22 @@ def _links(target) -> tuple:
     return sorted(entities), sorted(heads), sorted(tails)
 
 
-class GPLinkerFeed(keras.utils.PyDataset):
+class GPLinkerFeed(SpanFeed):
     """Training batches for `GPLinkerExtractor` from `RelationTargets` (`toolkit.relations.targets`).
 
     `({"token_ids", "segment_ids"}, {"entities", "head_links", "tail_links"})`
-    with int32 sparse targets (`toolkit.spans.span_targets`); sentences of
-    similar length together, padded to a multiple of `length_multiple`; the
-    order depends on `(seed, epoch)` only, from `first_epoch` on.
+    with int32 sparse targets (`toolkit.spans.span_targets`); batching as
+    `toolkit.spans.feed.SpanFeed`. Sentences with no usable triple are left out.
     """
 
-    def __init__(
-        self,
-        targets,
-        batch_size: int,
-        num_predicates: int,
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-        pad_id: int = 0,
-        length_multiple: int = 8,
-        first_epoch: int = 0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.targets = [target for target in targets if target.objects]
-        if not self.targets:
+    def __init__(self, targets, batch_size: int, num_predicates: int, **options):
+        targets = [target for target in targets if target.objects]
+        if not targets:
             raise ValueError("No training sentence has a usable triple (see the TargetReport).")
-        self.links = [_links(target) for target in self.targets]
-        self.widths = [most_spans_per_head([found[kind] for found in self.links]) for kind in range(3)]
-        self.batch_size = int(batch_size)
+        super().__init__(targets, batch_size, **options)
         self.num_predicates = int(num_predicates)
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.pad_id = int(pad_id)
-        self.length_multiple = int(length_multiple)
-        self.epoch = int(first_epoch)
-        self._lengths = [len(target) for target in self.targets]
-        self._batches = self._arrange(self.epoch)
-
-    def _arrange(self, epoch):
-        return length_grouped_batches(self._lengths, self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch)
-
-    def __len__(self) -> int:
-        return len(self._batches)
+        self.links = [_links(target) for target in self.rows]
+        self.widths = [most_spans_per_head([found[kind] for found in self.links]) for kind in range(3)]
 
     def output_signature(self):
         """The `tf.TensorSpec`s of a batch, sequence and span axes unknown (`toolkit.distribution.feed_stream`)."""
@@ -197,33 +171,18 @@ class GPLinkerFeed(keras.utils.PyDataset):
         y = {"entities": tf.TensorSpec((None, 2, None), tf.int32), "head_links": links, "tail_links": links}
         return {"token_ids": sequence, "segment_ids": sequence}, y
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._batches = self._arrange(self.epoch)
+    def targets(self, indices, seq_len):
+        links = [self.links[i] for i in indices]
 
-    def __getitem__(self, index: int):
-        if not 0 <= index < len(self._batches):
-            raise IndexError(f"batch index {index} out of range for {len(self._batches)} batches.")
-        rows = list(self._batches[index])
-        longest = max(self._lengths[row] for row in rows)
-        seq_len = -(-longest // self.length_multiple) * self.length_multiple
-        token_ids = np.full((len(rows), seq_len), self.pad_id, dtype="int32")
-        segment_ids = np.zeros((len(rows), seq_len), dtype="int32")
-        for position, row in enumerate(rows):
-            target = self.targets[row]
-            token_ids[position, : len(target)] = target.token_ids
-            segment_ids[position, : len(target)] = target.segment_ids
-        links = [self.links[row] for row in rows]
-        y = {
-            "entities": span_targets([found[0] for found in links], 2, seq_len, width=self.widths[0]),
-            "head_links": span_targets(
-                [found[1] for found in links], self.num_predicates, seq_len, ordered=False, width=self.widths[1]
-            ),
-            "tail_links": span_targets(
-                [found[2] for found in links], self.num_predicates, seq_len, ordered=False, width=self.widths[2]
-            ),
+        def matrix(kind, heads, ordered):
+            found = [row[kind] for row in links]
+            return span_targets(found, heads, seq_len, ordered=ordered, width=self.widths[kind])
+
+        return {
+            "entities": matrix(0, 2, True),
+            "head_links": matrix(1, self.num_predicates, False),
+            "tail_links": matrix(2, self.num_predicates, False),
         }
-        return {"token_ids": token_ids, "segment_ids": segment_ids}, y
 
 
 def decode_gplinker_spans(extractor, tokenizer, texts, *, maxlen=None, batch_size=32, length_multiple=8, threshold=0.0):
@@ -232,18 +191,10 @@ def decode_gplinker_spans(extractor, tokenizer, texts, *, maxlen=None, batch_siz
 
     texts = list(texts)
     encodings = tokenizer.encode_batch(texts, maxlen=maxlen)
-    order = np.argsort([len(encoding.token_ids) for encoding in encodings], kind="stable")
     results = [[] for _ in texts]
-    for begin in range(0, len(texts), batch_size):
-        rows = order[begin : begin + batch_size]
-        batch = [encodings[row] for row in rows]
-        longest = max(len(encoding.token_ids) for encoding in batch)
-        seq_len = -(-longest // length_multiple) * length_multiple
-        token_ids = np.full((len(batch), seq_len), extractor.pad_id, dtype="int32")
-        segment_ids = np.zeros((len(batch), seq_len), dtype="int32")
-        for position, encoding in enumerate(batch):
-            token_ids[position, : len(encoding.token_ids)] = encoding.token_ids
-            segment_ids[position, : len(encoding.segment_ids)] = encoding.segment_ids
+    batches = batches_by_length(encodings, batch_size, extractor.pad_id, length_multiple)
+    for rows, batch, token_ids, segment_ids in batches:
+        seq_len = token_ids.shape[1]
         outputs = extractor.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids})
         shape = (len(batch), -1, seq_len, seq_len)
         heads = np.asarray(outputs["head_links"]).reshape(shape) > threshold
