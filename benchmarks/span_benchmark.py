@@ -258,6 +258,14 @@ def load_average():
     return os.getloadavg()[0]
 
 
+def machine_line(load_start, load_end) -> str:
+    """The `Machine:` line both sections end with."""
+    return (
+        f"Machine: `nproc` = {os.cpu_count()}, {cpu_model()}, no GPU; 1-minute load average {load_start:.1f} at the "
+        f"start and {load_end:.1f} at the end (nothing else was run meanwhile); Python {platform.python_version()}."
+    )
+
+
 def methods_section(args, minilm) -> str:
     load_start = load_average()
     rows = []
@@ -316,8 +324,7 @@ def methods_section(args, minilm) -> str:
     lines += [
         f"Command: `{command}`",
         "",
-        f"Machine: `nproc` = {os.cpu_count()}, {cpu_model()}, no GPU; 1-minute load average {load_start:.1f} at the "
-        f"start and {load_end:.1f} at the end (nothing else was run meanwhile); Python {platform.python_version()}.",
+        machine_line(load_start, load_end),
         "",
     ]
     return "\n".join(lines)
@@ -333,7 +340,10 @@ def verdicts(rows) -> list:
         if not all(m in methods for m in METHODS):
             continue
         semi, gp = methods["semi_pointer"], methods["gplinker"]
-        winner = "GPLinker" if gp["dev_f1"] > semi["dev_f1"] else "semi-pointer"
+        if gp["dev_f1"] == semi["dev_f1"]:
+            winner = "neither"
+        else:
+            winner = "GPLinker" if gp["dev_f1"] > semi["dev_f1"] else "semi-pointer"
         lines.append(
             f"- {label}: **{winner}** scores higher (dev F1 {gp['dev_f1']:.3f} GPLinker, {semi['dev_f1']:.3f} "
             f"semi-pointer); GPLinker trains at {gp['train_samples_per_s'] / semi['train_samples_per_s']:.2f}x and "
@@ -389,15 +399,15 @@ def heads_section(args, minilm) -> str:
         )
     lines += [
         "",
-        "The span matrices grow with L squared, the encoder with L: at L = 256 the link matrices of a schema "
-        "with many predicates, not the encoder, set the memory. Finiteness under `mixed_float16` and "
+        "The span matrices grow with L squared, the encoder with L. "
+        "Finiteness under `mixed_float16` and "
         "`mixed_bfloat16` at `[batch, heads, 256 * 256]` is checked by the tests "
         "(`tests/test_global_pointer.py`), not here.",
         "",
-        "Command: `python benchmarks/span_benchmark.py --sections heads`",
+        f"Command: `python benchmarks/span_benchmark.py --sections heads --lengths {args.lengths} "
+        f"--batch-size {args.batch_size} --steps {args.steps}`",
         "",
-        f"Machine: `nproc` = {os.cpu_count()}, {cpu_model()}, no GPU; 1-minute load average {load_start:.1f} at the "
-        f"start and {load_end:.1f} at the end (nothing else was run meanwhile); Python {platform.python_version()}.",
+        machine_line(load_start, load_end),
         "",
     ]
     return "\n".join(lines)
