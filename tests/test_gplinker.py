@@ -67,6 +67,62 @@ def test_a_triple_needs_both_its_head_and_its_tail_link():
     assert rome.subject_span == (0, 3) and rome.object_span == (14, 18)
 
 
+def test_pairing_all_at_once_equals_pair_by_pair():
+    """The vectorised pairing finds what Su's loop over subjects, objects and predicates finds, in that order."""
+    import doctest
+
+    import toolkit.relations.gplinker as gplinker
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        predicates, seq = int(rng.integers(1, 6)), int(rng.integers(2, 12))
+        heads, tails = rng.normal(size=(predicates, seq, seq)) - 0.5, rng.normal(size=(predicates, seq, seq)) - 0.5
+        spans = list(dict.fromkeys((int(a), int(b)) for a, b in rng.integers(0, seq, size=(8, 2)) if a <= b))
+        subjects, objects = spans[: len(spans) // 2 + 1], spans[len(spans) // 2 :] or spans[:1]
+        expected = [
+            (subject, obj, predicate)
+            for subject in subjects
+            for obj in objects
+            for predicate in range(predicates)
+            if heads[predicate, subject[0], obj[0]] > 0 and tails[predicate, subject[1], obj[1]] > 0
+        ]
+        assert gplinker._linked_pairs(heads, tails, subjects, objects) == expected
+        # Past the limit, the highest head + tail scores are kept, still in that order.
+        total = {t: heads[t[2], t[0][0], t[1][0]] + tails[t[2], t[0][1], t[1][1]] for t in expected}
+        best = sorted(expected, key=lambda t: -total[t])[:3]
+        assert gplinker._linked_pairs(heads, tails, subjects, objects, limit=3) == [t for t in expected if t in best]
+    assert doctest.testmod(gplinker).failed == 0
+
+
+def test_an_untrained_model_decodes_in_bounded_work(tmp_path):
+    """Every span and link above 0 (an untrained model at its worst): at most 64 subjects, 64 objects and 256
+    triples a sentence, the highest-scoring."""
+    from toolkit.relations.gplinker import MAX_ENTITIES_PER_TEXT, MAX_TRIPLES_PER_TEXT, decode_gplinker_spans
+
+    class Everything:
+        pad_id, predicates = 0, ["p0", "p1", "p2"]
+
+        def predict_on_batch(self, inputs):
+            batch, seq = inputs["token_ids"].shape
+            position = np.arange(seq, dtype="float32")
+            ramp = 1.0 + position[:, None] + position[None, :] / seq  # higher scores further right, all > 0
+            entities = np.broadcast_to(ramp, (batch, 2, seq, seq)).reshape(batch, 2, seq * seq)
+            links = np.ones((batch, 3, seq * seq), dtype="float32")  # ties: the first in order are kept
+            return {"entities": entities, "head_links": links, "tail_links": links}
+
+    tokenizer = SimpleNamespace(
+        encode_batch=lambda texts, maxlen: [
+            SimpleNamespace(token_ids=[1] * 40, segment_ids=[0] * 40, text=text) for text in texts
+        ],
+        token_span_to_char_span=lambda encoding, start, end: (start, end + 1) if 0 < start <= end < 39 else None,
+    )
+    (found,) = decode_gplinker_spans(Everything(), tokenizer, ["x" * 60], maxlen=64)
+    assert len(found) == MAX_TRIPLES_PER_TEXT
+    subjects = {triple.subject_span for triple in found}
+    # The 64 highest-scoring spans start at token 28 or later (the first 64 in order would start at 1).
+    assert len(subjects) <= MAX_ENTITIES_PER_TEXT and min(span[0] for span in subjects) == 28
+
+
 def test_config_rules_of_the_method(tmp_path):
     config = default_config("relation_extraction", tmp_path, overrides=["model.method=gplinker", "model.head_size=32"])
     assert (config.model.method, config.model.head, config.model.head_size) == (

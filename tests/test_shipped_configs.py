@@ -20,6 +20,8 @@ CONFIGS = sorted((REPO_ROOT / "configs").glob("*.y*ml"))
 REAL_DATA = [path for path in CONFIGS if "TOOLKIT_SHARED_DIR" in path.read_text(encoding="utf-8")]
 # Pipeline 1 on real data: MiniLM fine-tuned on a multi-label data set of ../shared.
 REAL_MULTILABEL = [path for path in REAL_DATA if "task: multilabel_classification" in path.read_text(encoding="utf-8")]
+RELATION_CONFIGS = [path for path in CONFIGS if "task: relation_extraction" in path.read_text(encoding="utf-8")]
+REAL_RELATIONS = [path for path in REAL_DATA if path in RELATION_CONFIGS]
 MINILM = Path(os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")).expanduser()
 NO_SHARED = (
     "../shared/data (or $TOOLKIT_SHARED_DIR/data) is absent: the real data sets live only in the project's own setup"
@@ -75,6 +77,17 @@ def test_real_data_config_files_exist(path, environment):
     (environment / "no_minilm_here").mkdir()  # a stand-in: only the data files are checked here
     config = load_config(path)
     config.check_files()
+
+
+@pytest.mark.parametrize("path", RELATION_CONFIGS, ids=_name)
+@pytest.mark.parametrize("method", ["semi_pointer", "gplinker"])
+def test_every_relation_config_takes_either_method(path, method, environment):
+    """`--set model.method=gplinker` (or the default) on any shipped relation config is a valid config."""
+    config = load_config(path, overrides=[f"model.method={method}"])
+    assert config.model.method == method
+    assert config.training.monitor in config.logged_metrics
+    if method == "gplinker":
+        assert config.training.monitor not in config.semi_pointer_only
 
 
 def test_reuters_holds_out_dev(environment):
@@ -152,3 +165,37 @@ def test_smoke_real_data(path, tmp_path, capsys):
             f"macro-F1 {results['dev']['macro_f1']:.4f}, threshold {results['decision_threshold']:g}, "
             f"skipped {results['skipped_lines']}"
         )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("TOOLKIT_RUN_REAL_DATA") != "1",
+    reason="real-data smoke run: set TOOLKIT_RUN_REAL_DATA=1 to train each real config for 1 epoch on 200 examples",
+)
+@pytest.mark.parametrize("path", REAL_RELATIONS, ids=_name)
+@pytest.mark.parametrize("method", ["semi_pointer", "gplinker"])
+def test_smoke_real_relation_data(path, method, tmp_path, capsys):
+    """Every shipped relation config with data in ../shared trains and scores with either method."""
+    if shared_dir() is None:
+        pytest.skip(NO_SHARED)
+    config = load_config(path, overrides=[f"model.method={method}"])
+    if config.model.encoder.source == "huggingface" and not (MINILM / "model.safetensors").is_file():
+        pytest.skip(
+            f"all-MiniLM-L6-v2 is not in {MINILM}: run `bash ../shared/scripts/get-minilm.sh` (or set MINILM_DIR)"
+        )
+    from toolkit.relations.pipeline import RelationPipeline
+
+    config = load_config(
+        path,
+        overrides=[
+            f"model.method={method}",
+            "training.epochs=1",
+            "data.max_examples=200",
+            f"output.dir={tmp_path / 'run'}",
+        ],
+    )
+    results = RelationPipeline(config, log=lambda line: None).train()
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == json.loads(json.dumps(results))
+    assert results["best_epoch"] == 1 and 0.0 <= results["dev"]["micro_f1"] <= 1.0
+    with capsys.disabled():
+        print(f"\n{path.name} {method}: {results['train_seconds']} s; dev F1 {results['dev']['micro_f1']:.4f}")

@@ -9,7 +9,7 @@ import pytest
 from toolkit.atomic import replace_directory, resolve_directory
 from toolkit.callbacks import BestModelCheckpoint
 from toolkit.config import TrainingConfig
-from toolkit.optimization import WarmupDecay, ema_warning, make_optimizer
+from toolkit.optimization import WarmupDecay, ema_decay, make_optimizer
 
 
 def test_warmup_then_linear_and_cosine_decay():
@@ -25,20 +25,42 @@ def test_warmup_then_linear_and_cosine_decay():
         WarmupDecay(1.0, 0, 10, decay="step")
 
 
-def test_a_weight_average_too_long_for_the_run_is_warned_about(caplog):
-    # 0.999 ** 628 = 0.53: the average would still be half the untrained start.
-    message = ema_warning(0.999, 628)
-    assert "training.ema=0.999" in message and "628" in message and "53%" in message
-    assert ema_warning(0.999, 4710) is None  # 0.9%: long enough
-    assert ema_warning(0.9, 100) is None
-    assert ema_warning(None, 10) is None
-    with caplog.at_level("WARNING", logger="toolkit"):
-        make_optimizer(TrainingConfig(epochs=4, ema=0.999), steps_per_epoch=157)
-    assert any("training.ema=0.999" in record.getMessage() for record in caplog.records)
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="toolkit"):
-        make_optimizer(TrainingConfig(epochs=30, ema=0.999), steps_per_epoch=157)
-    assert not caplog.records
+def test_the_weight_average_warms_up():
+    """The optimizer's average after each step equals the recurrence avg_t = d_t avg_{t-1} + (1 - d_t) w_t
+    with d_t = min(ema, (1 + t) / (10 + t)), d_0 = 0, over the weights w_t the steps produced."""
+    assert [ema_decay(0.999, t) for t in (0, 1, 8)] == [0.0, 2 / 11, 0.5]
+    assert ema_decay(0.9, 10**6) == 0.9 and ema_decay(0.999, 8990) == pytest.approx(0.999)
+    optimizer = make_optimizer(TrainingConfig(epochs=1, ema=0.9, learning_rate=0.1, warmup_steps=0), 40)
+    variable = keras.Variable(np.array([1.0, -2.0, 0.5], dtype="float32"))
+    optimizer.build([variable])
+    rng = np.random.default_rng(0)
+    expected = None
+    for step in range(40):
+        optimizer.apply([keras.ops.convert_to_tensor(rng.normal(size=3).astype("float32"))], [variable])
+        weights = keras.ops.convert_to_numpy(variable).astype("float64")
+        decay = ema_decay(0.9, step)
+        expected = weights if expected is None else decay * expected + (1 - decay) * weights
+        average = keras.ops.convert_to_numpy(optimizer._model_variables_moving_average[0])
+        np.testing.assert_allclose(average, expected, rtol=1e-5, atol=1e-6, err_msg=f"step {step}")
+    # Without the warm-up, the first weights would still be 0.9 ** 39 = 1.6% of the average; with it, less
+    # than 0.01%: the average of a short run is its training, not its start.
+    first_share = np.prod([ema_decay(0.9, t) for t in range(1, 40)])
+    assert first_share < 1e-4
+
+
+def test_optimization_docstring_examples_run():
+    import doctest
+
+    import toolkit.optimization
+
+    assert doctest.testmod(toolkit.optimization).failed == 0
+
+
+def test_an_optimizer_without_average_is_plain_adamw():
+    optimizer = make_optimizer(TrainingConfig(epochs=1, ema=None), 10)
+    assert isinstance(optimizer, keras.optimizers.AdamW) and not optimizer.use_ema
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(make_optimizer(TrainingConfig(ema=0.99), 5)))
+    assert type(restored).__name__ == "WarmEMAAdamW" and restored.use_ema and restored.ema_momentum == 0.99
 
 
 def test_replace_directory_swaps_whole_folders(tmp_path):

@@ -185,8 +185,17 @@ class GPLinkerFeed(SpanFeed):
         }
 
 
+#: Per sentence, at most this many subjects and as many objects (the highest-scoring), and at most
+#: `MAX_TRIPLES_PER_TEXT` triples (the highest head + tail link scores). A trained model finds a few;
+#: the limits bound the time and memory of decoding an untrained one early in training, whose every
+#: span may score above 0 (CoNLL04 after one epoch on 64 sentences: 20 million triples in 64 texts).
+MAX_ENTITIES_PER_TEXT = 64
+MAX_TRIPLES_PER_TEXT = 256
+
+
 def decode_gplinker_spans(extractor, tokenizer, texts, *, maxlen=None, batch_size=32, length_multiple=8, threshold=0.0):
-    """Per text, the `SpanTriple`s GPLinker finds (Su's pairing; see the module docstring)."""
+    """Per text, the `SpanTriple`s GPLinker finds (Su's pairing; see the module docstring), in subject, object,
+    predicate order; past the limits above, the highest-scoring."""
     from toolkit.relations.decoder import SpanTriple
 
     texts = list(texts)
@@ -197,34 +206,69 @@ def decode_gplinker_spans(extractor, tokenizer, texts, *, maxlen=None, batch_siz
         seq_len = token_ids.shape[1]
         outputs = extractor.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids})
         shape = (len(batch), -1, seq_len, seq_len)
-        heads = np.asarray(outputs["head_links"]).reshape(shape) > threshold
-        tails = np.asarray(outputs["tail_links"]).reshape(shape) > threshold
+        entities = np.asarray(outputs["entities"]).reshape(shape)
+        heads = np.asarray(outputs["head_links"]).reshape(shape)
+        tails = np.asarray(outputs["tail_links"]).reshape(shape)
         lengths = [len(encoding.token_ids) for encoding in batch]
-        for position, spans in enumerate(decode_spans(np.asarray(outputs["entities"]), threshold, lengths=lengths)):
+        for position, spans in enumerate(decode_spans(entities, threshold, lengths=lengths)):
             encoding = batch[position]
             chars = {}
             for _, start, end in spans:
                 if (start, end) not in chars:
                     chars[(start, end)] = tokenizer.token_span_to_char_span(encoding, start, end)
-            subjects = [(s, e) for head, s, e in spans if head == 0 and chars[(s, e)] is not None]
-            objects = [(s, e) for head, s, e in spans if head == 1 and chars[(s, e)] is not None]
+            roles = [
+                _highest([(s, e) for head, s, e in spans if head == role and chars[(s, e)] is not None],
+                         entities[position, role], MAX_ENTITIES_PER_TEXT)
+                for role in (0, 1)
+            ]  # fmt: skip
+            if not roles[0] or not roles[1]:
+                continue
             text = encoding.text
             found = []
-            for subject in subjects:
-                for obj in objects:
-                    linked = np.flatnonzero(
-                        heads[position, :, subject[0], obj[0]] & tails[position, :, subject[1], obj[1]]
+            for subject, obj, predicate in _linked_pairs(heads[position], tails[position], *roles, threshold):
+                s_chars, o_chars = chars[subject], chars[obj]
+                found.append(
+                    SpanTriple(
+                        text[s_chars[0] : s_chars[1]],
+                        extractor.predicates[predicate],
+                        text[o_chars[0] : o_chars[1]],
+                        s_chars,
+                        o_chars,
                     )
-                    for predicate in linked:
-                        s_chars, o_chars = chars[subject], chars[obj]
-                        found.append(
-                            SpanTriple(
-                                text[s_chars[0] : s_chars[1]],
-                                extractor.predicates[predicate],
-                                text[o_chars[0] : o_chars[1]],
-                                s_chars,
-                                o_chars,
-                            )
-                        )
+                )
             results[rows[position]] = list(dict.fromkeys(found))
     return results
+
+
+def _highest(spans, scores, limit):
+    """`spans` (`(start, end)`, in order), or past `limit` the `limit` with the highest `scores[start, end]`, in
+    order."""
+    if len(spans) <= limit:
+        return spans
+    ranked = np.argsort([-scores[start, end] for start, end in spans], kind="stable")[:limit]
+    return [spans[index] for index in sorted(ranked)]
+
+
+def _linked_pairs(heads, tails, subjects, objects, threshold=0.0, limit=MAX_TRIPLES_PER_TEXT):
+    """`(subject, object, predicate)` for every subject and object span linked by both their heads and their
+    tails (both scores > `threshold`), subject by subject; past `limit`, those with the highest sum of the two.
+    `heads`, `tails`: one sentence's `[predicates, seq, seq]` link scores.
+
+    Every pair is looked up at once: `heads[:, subject starts x object starts]` and the same for the ends.
+
+    >>> links = np.full((2, 4, 4), -1.0); links[1, 0, 2] = 3.0
+    >>> _linked_pairs(links, links, [(0, 0), (1, 1)], [(2, 2)])
+    [((0, 0), (2, 2), 1)]
+    """
+    if not subjects or not objects:
+        return []
+    subject_spans, object_spans = np.array(subjects)[:, None, :], np.array(objects)[None, :, :]
+    # [subjects, objects, predicates]: the head link of each pair, and its tail link
+    head_scores = heads[:, subject_spans[..., 0], object_spans[..., 0]].transpose(1, 2, 0)
+    tail_scores = tails[:, subject_spans[..., 1], object_spans[..., 1]].transpose(1, 2, 0)
+    linked = np.nonzero((head_scores > threshold) & (tail_scores > threshold))
+    if len(linked[0]) > limit:
+        totals = head_scores[linked] + tail_scores[linked]
+        keep = np.sort(np.argsort(-totals, kind="stable")[:limit])
+        linked = tuple(index[keep] for index in linked)
+    return [(subjects[i], objects[j], int(predicate)) for i, j, predicate in zip(*linked)]
