@@ -134,6 +134,26 @@ def test_predict_keeps_every_good_line_before_a_bad_one_and_the_old_output(tiny_
     assert len(output.read_text(encoding="utf-8").splitlines()) == 10 and not (tmp_path / "out.jsonl.partial").exists()
 
 
+def test_predict_takes_the_decision_rule_from_the_command_line(tiny_run, tmp_path, capsys):
+    from toolkit.cli import main
+
+    _, _, run = tiny_run
+    source, output = tmp_path / "texts.txt", tmp_path / "out.jsonl"
+    source.write_text("".join(f"text number {number}\n" for number in range(40)), encoding="utf-8")
+
+    def labels(*flags):
+        assert main(["predict", str(run), str(source), str(output), *flags]) == 0
+        return [json.loads(line)["labels"] for line in output.read_text(encoding="utf-8").splitlines()]
+
+    plain, two, one = labels(), labels("--min-labels", "2"), labels("--max-labels", "1")
+    assert all(len(found) >= 2 and set(found) >= set(base) for found, base in zip(two, plain))
+    assert all(len(found) <= 1 and set(found) <= set(base) for found, base in zip(one, plain))
+    assert two != plain or one != plain  # the flags reached the predictor
+    capsys.readouterr()
+    assert main(["predict", str(run), str(source), str(output), "--min-labels", "3", "--max-labels", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --min-labels (3) is more than --max-labels (2)"
+
+
 def test_a_damaged_best_model_is_one_line_naming_the_file(tiny_run, tmp_path, capsys):
     import shutil
 

@@ -226,6 +226,21 @@ def test_overrides_are_yaml_scalars(tmp_path):
     assert config.loss.name == "binary_crossentropy"
 
 
+def test_the_decision_rule_and_the_time_budget_are_checked(tmp_path):
+    config = load_config(
+        write(tmp_path, MINIMAL), overrides=["predict.min_labels=1", "predict.max_labels=3", "training.max_minutes=90"]
+    )
+    assert (config.predict.min_labels, config.predict.max_labels, config.training.max_minutes) == (1, 3, 90)
+    with pytest.raises(ConfigError, match=r"predict\.min_labels: is more than max_labels \(4 > 3\)"):
+        load_config(write(tmp_path, MINIMAL), overrides=["predict.min_labels=4", "predict.max_labels=3"])
+    with pytest.raises(ConfigError, match=r"predict\.max_labels: expected .*1"):
+        load_config(write(tmp_path, MINIMAL), overrides=["predict.max_labels=0"])
+    with pytest.raises(ConfigError, match=r"training\.max_minutes: expected .*0"):
+        load_config(write(tmp_path, MINIMAL), overrides=["training.max_minutes=0"])
+    with pytest.raises(ConfigError, match=r"predict\.max_lables: .*did you mean 'max_labels'"):
+        load_config(write(tmp_path, MINIMAL), overrides=["predict.max_lables=2"])
+
+
 def test_override_paths_are_relative_to_working_directory(tmp_path, monkeypatch):
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()

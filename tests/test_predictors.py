@@ -43,6 +43,37 @@ def test_at_least_one_falls_back_to_the_top_label():
     assert predictor.predict_labels(x)[0] == ["sports", "tech"]
 
 
+def test_min_and_max_labels_add_the_highest_missing_and_drop_the_lowest_extra(rng):
+    model, x = fixed_logits_model(LOGITS)
+    two = MultilabelPredictor(model, LABELS, min_labels=2)
+    assert two.predict_labels(x) == [["sports", "tech"], ["sports", "tech"], ["politics", "health"]]
+    one = MultilabelPredictor(model, LABELS, max_labels=1)
+    assert one.predict_labels(x) == [["sports"], [], ["politics"]]
+    both = MultilabelPredictor(model, LABELS, min_labels=1, max_labels=1)
+    assert both.predict_labels(x) == [["sports"], ["tech"], ["politics"]]
+    # Against a row-by-row reference on random logits: above 0, then topped up or cut by rank.
+    logits = rng.normal(size=(300, 4)).astype(np.float32) - 0.8
+    for least, most in ((0, None), (2, None), (0, 2), (1, 3), (3, 3)):
+        decided = MultilabelPredictor(model, LABELS, min_labels=least, max_labels=most).predict_from_logits(logits)
+        for row, chosen in zip(logits, decided):
+            order = list(np.argsort(-row, kind="stable"))
+            count = int((row > 0).sum())
+            keep = min(max(count, least), most if most is not None else 4)
+            assert sorted(np.flatnonzero(chosen)) == sorted(order[:keep])
+
+
+def test_decision_rule_settings_are_checked():
+    model, _ = fixed_logits_model(LOGITS)
+    with pytest.raises(ValueError, match="min_labels must be an integer >= 0; got -1"):
+        MultilabelPredictor(model, LABELS, min_labels=-1)
+    with pytest.raises(ValueError, match="max_labels must be an integer >= 1 or None; got 0"):
+        MultilabelPredictor(model, LABELS, max_labels=0)
+    with pytest.raises(ValueError, match=r"min_labels \(5\) is more than the 4 labels"):
+        MultilabelPredictor(model, LABELS, min_labels=5)
+    with pytest.raises(ValueError, match=r"min_labels \(3\) is more than max_labels \(2\)"):
+        MultilabelPredictor(model, LABELS, min_labels=3, max_labels=2)
+
+
 def test_probabilities_are_sigmoid_of_twice_the_logit_and_agree_with_predict():
     model, x = fixed_logits_model(LOGITS)
     predictor = MultilabelPredictor(model, LABELS)
@@ -74,11 +105,12 @@ def test_batching_covers_large_inputs(rng):
 
 def test_save_and_load_keep_labels_and_settings(tmp_path):
     model, x = fixed_logits_model(LOGITS)
-    predictor = MultilabelPredictor(model, LABELS, batch_size=7, at_least_one=True)
+    predictor = MultilabelPredictor(model, LABELS, batch_size=7, at_least_one=True, max_labels=3)
     predictor.save(tmp_path / "predictor")
     assert sorted(p.name for p in (tmp_path / "predictor").iterdir()) == ["model.keras", "predictor.json"]
     restored = MultilabelPredictor.load(tmp_path / "predictor")
     assert restored.label_names == LABELS and restored.batch_size == 7 and restored.at_least_one
+    assert (restored.min_labels, restored.max_labels) == (0, 3)
     assert restored.predict_labels(x) == predictor.predict_labels(x)
     assert MultilabelPredictor.load(tmp_path / "predictor", at_least_one=False).predict_labels(x)[1] == []
 

@@ -282,3 +282,12 @@ def test_a_nan_loss_in_the_first_epoch_is_one_line(tmp_path, capsys):
     message = capsys.readouterr().err.strip()
     assert message.startswith("error: Training stopped: the loss became nan at epoch 1, batch ") and "\n" not in message
     assert "no model had been saved yet" in message
+
+
+def test_a_time_budget_ends_the_run_at_an_epoch_end_and_is_recorded(tmp_path):
+    write_multilabel_demo(tmp_path / "data", n_train=120, n_dev=40, n_test=40, seed=5)
+    metrics = _train(_config(tmp_path / "data", tmp_path / "run", "training.max_minutes=0.0001"))
+    assert metrics["budget_stopped"]["epoch"] == 1 and metrics["budget_stopped"]["max_minutes"] == 0.0001
+    assert metrics["best_epoch"] == 1 and metrics["early_stopped"] is None
+    history = (tmp_path / "run" / "history.csv").read_text().strip().splitlines()
+    assert len(history) == 2, history  # the header and epoch 1

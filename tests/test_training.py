@@ -63,6 +63,46 @@ def test_an_optimizer_without_average_is_plain_adamw():
     assert type(restored).__name__ == "WarmEMAAdamW" and restored.use_ema and restored.ema_momentum == 0.99
 
 
+def test_a_time_budget_ends_training_at_the_first_epoch_end_past_it(tmp_path, monkeypatch):
+    """`max_seconds` counts the seconds trained before (a resumed run's) and those of this process; the
+    epoch that crosses it is finished, scored and kept if best; the last epoch is no budget stop."""
+    import toolkit.callbacks
+
+    clock = [100.0]
+    monkeypatch.setattr(toolkit.callbacks.time, "monotonic", lambda: clock[0])
+
+    class Model:
+        stop_training = False
+
+    def run(epoch_seconds, epochs=10, **settings):
+        messages = []
+        checkpoint = BestModelCheckpoint(
+            lambda folder: folder.mkdir(), tmp_path / "best", monitor="val_f1", log=messages.append, **settings
+        )
+        checkpoint.set_model(Model())
+        checkpoint.set_params({"epochs": epochs})
+        checkpoint.on_train_begin()
+        for epoch, seconds in enumerate(epoch_seconds):
+            clock[0] += seconds
+            checkpoint.on_epoch_end(epoch, {"val_f1": 0.1 * (epoch + 1)})
+            if checkpoint.model.stop_training:
+                break
+        checkpoint.on_train_end()
+        return checkpoint, messages
+
+    budget, messages = run([50, 50, 50, 50], max_seconds=120)
+    assert budget.budget_stopped == {"epoch": 3, "minutes": 2.5, "max_minutes": 2.0} and budget.best_epoch == 3
+    assert messages == [
+        "time budget reached after epoch 3: 2.5 minutes trained (training.max_minutes=2); the best epoch so far is 3"
+    ]
+    resumed, _ = run([50, 50], max_seconds=120, initial_seconds=100)  # 100 s trained before a restart
+    assert resumed.budget_stopped["epoch"] == 1 and resumed.budget_stopped["minutes"] == 2.5
+    ended, messages = run([50, 50, 50], epochs=3, max_seconds=120)  # the budget ends with the last epoch
+    assert ended.budget_stopped is None and messages == []
+    unlimited, _ = run([500, 500])
+    assert unlimited.budget_stopped is None and unlimited.best_epoch == 2
+
+
 def test_replace_directory_swaps_whole_folders(tmp_path):
     target = tmp_path / "best"
 

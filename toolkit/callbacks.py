@@ -63,7 +63,10 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     stops where the uninterrupted one would; `early_stopped` says when and
     `log` says so. At the first non-finite training loss, training stops,
     nothing more is saved (the last good model stays), `stopped_on_nan` tells
-    where it happened and `log` says what to do.
+    where it happened and `log` says what to do. With `max_seconds`, training
+    stops at the first epoch end once that many seconds have been trained
+    (`initial_seconds` before this process, as a resumed run counts them);
+    `budget_stopped` says when.
     """
 
     def __init__(
@@ -77,12 +80,18 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         on_save=None,
         log=None,
         patience=None,
+        max_seconds=None,
+        initial_seconds=0.0,
     ):
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}.")
         self.patience = patience
         self.early_stopped = None
+        self.max_seconds = max_seconds
+        self.initial_seconds = float(initial_seconds or 0.0)
+        self.budget_stopped = None
+        self._since = None
         self.save = save
         self.directory = Path(directory)
         self.monitor = monitor
@@ -99,8 +108,16 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             return True
         return score > self.best_score if self.mode == "max" else score < self.best_score
 
+    def on_train_begin(self, logs=None):
+        self._since = time.monotonic()
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+    @property
+    def seconds_trained(self):
+        """Seconds trained so far, over every resumed part of the run."""
+        return self.initial_seconds + (time.monotonic() - self._since if self._since is not None else 0.0)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -125,6 +142,16 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         if self.patience and epoch > 0 and epoch + 1 - (self.best_epoch or 0) >= self.patience:
             self.model.stop_training = True
             self.early_stopped = {"epoch": epoch + 1, "best_epoch": self.best_epoch, "patience": self.patience}
+        last = epoch + 1 >= (self.params or {}).get("epochs", math.inf)
+        if self.max_seconds and not self.model.stop_training and not last:
+            seconds = self.seconds_trained
+            if seconds >= self.max_seconds:
+                self.model.stop_training = True
+                self.budget_stopped = {
+                    "epoch": epoch + 1,
+                    "minutes": round(seconds / 60, 2),
+                    "max_minutes": round(self.max_seconds / 60, 4),
+                }
 
     def on_train_end(self, logs=None):
         if self.stopped_on_nan is not None:
@@ -134,6 +161,12 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             self.log(
                 f"early stopping after epoch {stop['epoch']}: {self.monitor} has not improved for "
                 f"{stop['patience']} epoch(s) since epoch {stop['best_epoch']} (training.early_stopping_patience)"
+            )
+        elif self.budget_stopped is not None:
+            stop = self.budget_stopped
+            self.log(
+                f"time budget reached after epoch {stop['epoch']}: {stop['minutes']:g} minutes trained "
+                f"(training.max_minutes={stop['max_minutes']:g}); the best epoch so far is {self.best_epoch}"
             )
 
     def require_model(self):
@@ -245,6 +278,7 @@ class RunBackup(keras.callbacks.Callback):
                 "best_score": best.best_score,
                 "stopped_on_nan": best.stopped_on_nan,
                 "early_stopped": best.early_stopped,
+                "budget_stopped": best.budget_stopped,
                 "seconds": self.train_seconds,
                 "summary": self.summary,
                 "history": self.rows,
@@ -311,6 +345,8 @@ def run_callbacks(run, training, save_best, evaluate=None, state=None, summary=N
         on_save=lambda epoch, score: run.write_json("best.json", {"epoch": epoch, "score": score}),
         log=log,
         patience=training.early_stopping_patience or None,
+        max_seconds=training.max_minutes * 60 if training.max_minutes else None,
+        initial_seconds=state.get("seconds") if state else 0.0,
     )
     backup = RunBackup(run, best, state=state, summary=summary)
     callbacks = []

@@ -64,7 +64,32 @@ def _parser():
     predict.add_argument("run_dir", help="a run folder written by train (its best/ model predicts)")
     predict.add_argument("input", help="the texts: a file in the run's data format, or one text a line")
     predict.add_argument("output", help="JSON lines to write, one per input line (written when complete)")
+    for flag, what in (
+        ("--min-labels", "classification: a text with fewer labels above 0 gets its N highest (0: off)"),
+        ("--max-labels", "classification: a text with more labels above 0 keeps its N highest"),
+    ):
+        predict.add_argument(flag, type=int, default=None, metavar="N", help=f"{what}; default: the run's predict.*")
     return parser
+
+
+def _decision_rule(args, config) -> dict:
+    """`predict`'s --min-labels / --max-labels as predictor settings (classification runs only)."""
+    from toolkit.config import ConfigError
+
+    flags = (("min_labels", args.min_labels), ("max_labels", args.max_labels))
+    given = {name: value for name, value in flags if value is not None}
+    if not given:
+        return {}
+    if config.task != "multilabel_classification":
+        raise ConfigError(
+            f"--min-labels and --max-labels apply to multilabel_classification runs; this is {config.task}"
+        )
+    rule = config.predict.model_copy(update=given)
+    if rule.min_labels < 0 or (rule.max_labels is not None and rule.max_labels < 1):
+        raise ConfigError(f"--min-labels must be >= 0 and --max-labels >= 1; got {given}")
+    if rule.max_labels is not None and rule.min_labels > rule.max_labels:
+        raise ConfigError(f"--min-labels ({rule.min_labels}) is more than --max-labels ({rule.max_labels})")
+    return {"min_labels": rule.min_labels, "max_labels": rule.max_labels}
 
 
 def main(argv=None):
@@ -91,7 +116,8 @@ def main(argv=None):
             pipeline = Pipeline.from_run(args.run_dir, log=log)
             pipeline.evaluate(pipeline.run_folder, pipeline.read_data())
         elif args.command == "predict":
-            Pipeline.from_run(args.run_dir, log=log).predict_file(args.input, args.output)
+            pipeline = Pipeline.from_run(args.run_dir, log=log)
+            pipeline.predict_file(args.input, args.output, settings=_decision_rule(args, pipeline.config))
     except (
         ClusterError,
         ConfigError,

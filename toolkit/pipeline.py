@@ -107,8 +107,8 @@ class TrainingFeed:
 
 @dataclass
 class Fitted:
-    """The outcome of `Pipeline.fit`: the best epoch (from 1), its score, a NaN or early stop,
-    the feed's summary and the seconds spent training (over every resumed part)."""
+    """The outcome of `Pipeline.fit`: the best epoch (from 1), its score, a NaN, early or time-budget
+    stop, the feed's summary and the seconds spent training (over every resumed part)."""
 
     best_epoch: Optional[int]
     best_score: Optional[float]
@@ -116,6 +116,7 @@ class Fitted:
     summary: dict
     early_stopped: Optional[dict] = None
     train_seconds: Optional[float] = None
+    budget_stopped: Optional[dict] = None
 
     @classmethod
     def from_state(cls, state: dict) -> "Fitted":
@@ -127,6 +128,7 @@ class Fitted:
             dict(state.get("summary") or {}),
             state.get("early_stopped"),
             state.get("seconds"),
+            state.get("budget_stopped"),
         )
 
 
@@ -307,12 +309,14 @@ class Pipeline:
             feed.summary,
             early_stopped=best.early_stopped,
             train_seconds=backup.train_seconds,
+            budget_stopped=best.budget_stopped,
         )
 
-    def load_predictor(self, run: Optional[RunFolder] = None):
-        """The best model a run saved, ready to predict (`run` defaults to `output.dir`)."""
+    def load_predictor(self, run: Optional[RunFolder] = None, **settings):
+        """The best model a run saved, ready to predict (`run` defaults to `output.dir`); `settings`
+        replace saved ones (`MultilabelPredictor.load`'s `min_labels=`, say)."""
         run = run if run is not None else self.run_folder
-        return self.predictor_class.load(resolve_directory(run.best))
+        return self.predictor_class.load(resolve_directory(run.best), **settings)
 
     def score(self, run: RunFolder, predictor, data, *, calibrate: bool = False):
         """Scores of `predictor` on dev and test, with the task's reports and plots written to
@@ -355,6 +359,7 @@ class Pipeline:
             monitor={self.config.training.monitor: fitted.best_score},
             stopped_on_nan=fitted.stopped_on_nan,
             early_stopped=fitted.early_stopped,
+            budget_stopped=fitted.budget_stopped,
             train_seconds=seconds,
             **self.training_summary(data, fitted.summary),
         )
@@ -474,7 +479,13 @@ class Pipeline:
         return PredictionInput(text_field=text_field if isinstance(text_field, str) else "text")
 
     def predict_file(
-        self, input_path, output_path, *, text_field: Optional[str] = None, chunk_size: Optional[int] = None
+        self,
+        input_path,
+        output_path,
+        *,
+        text_field: Optional[str] = None,
+        chunk_size: Optional[int] = None,
+        settings: Optional[dict] = None,
     ) -> int:
         """Predict for every text of a file with the run's best model, streaming; returns the lines written.
 
@@ -487,11 +498,12 @@ class Pipeline:
         record's other fields (an id, the gold labels as `input_labels`) so
         that results join back (`toolkit.streaming`). Lines are written as
         they are predicted, so an error (reported with file and line) keeps
-        everything written before it in `<output>.partial`.
+        everything written before it in `<output>.partial`. `settings`
+        replace the saved predictor's (`load_predictor`).
         """
         from toolkit.streaming import stream_predictions
 
-        predictor = self.load_predictor()
+        predictor = self.load_predictor(**(settings or {}))
         count = stream_predictions(
             input_path,
             output_path,

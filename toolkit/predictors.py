@@ -32,7 +32,13 @@ class MultilabelPredictor:
         label_names: the class names, in the order of the model's outputs.
         batch_size: rows per `model.predict` call.
         at_least_one: when True, a row with no positive logit gets its
-            highest-scoring label (opt-in; off by default).
+            highest-scoring label (opt-in; off by default). The same as
+            `min_labels=1`.
+        min_labels: a row with fewer logits above the threshold gets its
+            `min_labels` highest-scoring labels (a top-k fallback; 0, the
+            default, is off).
+        max_labels: a row with more logits above the threshold keeps only
+            its `max_labels` highest (None, the default, is off).
         preprocessor: optional callable turning raw inputs (texts, say) into
             the model's inputs. It is saved with the predictor if it has
             `get_config()` and is registered as Keras serializable.
@@ -52,7 +58,16 @@ class MultilabelPredictor:
     """
 
     def __init__(
-        self, model, label_names, *, batch_size=256, at_least_one=False, preprocessor=None, decision_threshold=0.0
+        self,
+        model,
+        label_names,
+        *,
+        batch_size=256,
+        at_least_one=False,
+        preprocessor=None,
+        decision_threshold=0.0,
+        min_labels=0,
+        max_labels=None,
     ):
         label_names = [str(name) for name in label_names]
         if len(set(label_names)) != len(label_names):
@@ -66,10 +81,19 @@ class MultilabelPredictor:
                 f"The model outputs {output_dim} logits per row but {len(label_names)} label names "
                 "were given; they must match, in the model's output order."
             )
+        for name, value, least in (("min_labels", min_labels, 0), ("max_labels", max_labels, 1)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
+                raise ValueError(f"{name} must be an integer >= {least}{' or None' if least else ''}; got {value!r}.")
+        if min_labels > len(label_names):
+            raise ValueError(f"min_labels ({min_labels}) is more than the {len(label_names)} labels.")
+        if max_labels is not None and max(min_labels, int(bool(at_least_one))) > max_labels:
+            raise ValueError(f"min_labels ({max(min_labels, 1)}) is more than max_labels ({max_labels}).")
         self.model = model
         self.label_names = label_names
         self.batch_size = batch_size
         self.at_least_one = bool(at_least_one)
+        self.min_labels = min_labels
+        self.max_labels = max_labels
         self.preprocessor = preprocessor
         self.decision_threshold = float(decision_threshold)
 
@@ -103,15 +127,26 @@ class MultilabelPredictor:
 
     def _decide(self, logits):
         decisions = (logits > self.decision_threshold).astype(np.int8)
-        if self.at_least_one and len(logits):
-            empty = decisions.sum(axis=-1) == 0
-            decisions[empty, np.argmax(logits[empty], axis=-1)] = 1
+        least = max(self.min_labels, int(self.at_least_one))
+        if not len(logits) or (not least and self.max_labels is None):
+            return decisions
+        ranks = np.argsort(-logits, axis=-1, kind="stable")  # per row, labels from the highest logit down
+        rows = np.arange(len(logits))[:, None]
+        counts = decisions.sum(axis=-1)
+        if least:
+            short = counts < least
+            decisions[rows[short], ranks[short, :least]] = 1
+        if self.max_labels is not None:
+            long = counts > self.max_labels
+            decisions[rows[long], ranks[long, self.max_labels :]] = 0
         return decisions
 
     def predict(self, x):
         """The 0/1 indicator matrix `logits > 0`, `[n, num_classes]` int8.
 
-        (`logits > decision_threshold` for a baseline with a tuned threshold.)
+        (`logits > decision_threshold` for a baseline with a tuned threshold;
+        then `min_labels` and `max_labels`, when set, add the highest missing
+        labels or drop the lowest extra ones.)
         """
         return self._decide(self.decision_function(x))
 
@@ -156,6 +191,8 @@ class MultilabelPredictor:
             "label_names": self.label_names,
             "batch_size": self.batch_size,
             "at_least_one": self.at_least_one,
+            "min_labels": self.min_labels,
+            "max_labels": self.max_labels,
             "decision_threshold": self.decision_threshold,
             "preprocessor": None,
             # Toolkit modules whose import registers the saved classes.
@@ -199,6 +236,8 @@ class MultilabelPredictor:
         settings = {
             "batch_size": meta.get("batch_size", 256),
             "at_least_one": meta.get("at_least_one", False),
+            "min_labels": meta.get("min_labels", 0),
+            "max_labels": meta.get("max_labels"),
             "decision_threshold": meta.get("decision_threshold", 0.0),
             "preprocessor": preprocessor,
         }

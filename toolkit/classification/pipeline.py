@@ -23,6 +23,7 @@ import numpy as np
 
 from toolkit.atomic import replace_file, resolve_directory
 from toolkit.batching import length_grouped_batches
+from toolkit.config import ConfigError
 from toolkit.data import build_label_vocabulary, read_splits, to_multi_hot
 from toolkit.data.summary import SplitData, check_warnings, data_summary, data_warnings, summary_lines
 from toolkit.pipeline import Pipeline, TrainingFeed
@@ -215,6 +216,11 @@ class ClassificationPipeline(Pipeline):
         splits = read_splits(self.config.data, self.config.training.seed, log=self.log)
         present = [split for split in splits if split is not None]
         label_names = build_label_vocabulary(present, label_names=self.config.data.label_names)
+        if self.config.predict.min_labels > len(label_names):
+            raise ConfigError(
+                f"{self.config.source}: predict.min_labels: {self.config.predict.min_labels} is more than the "
+                f"{len(label_names)} labels of the data"
+            )
         return ClassificationData(*splits, label_names)
 
     def build(self, data):
@@ -229,7 +235,14 @@ class ClassificationPipeline(Pipeline):
         model = MultilabelTextClassifier(
             encoder.backbone, len(data.label_names), pooling=settings.pooling, dropout=settings.dropout
         )
-        return MultilabelPredictor(model, data.label_names, preprocessor=preprocessor)
+        rule = self.config.predict
+        return MultilabelPredictor(
+            model,
+            data.label_names,
+            preprocessor=preprocessor,
+            min_labels=rule.min_labels,
+            max_labels=rule.max_labels,
+        )
 
     def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
         """Train and dev tokenized once (cached in `run/cache`), as length-grouped streams

@@ -254,8 +254,8 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
 
     Args:
         model: a tf-keras model whose output is `[n, num_classes]` logits.
-        label_names, batch_size, at_least_one, preprocessor: as for
-            `MultilabelPredictor`.
+        label_names, batch_size, at_least_one, min_labels, max_labels,
+            preprocessor: as for `MultilabelPredictor`.
         save_format: "keras" (default) or "tf" (SavedModel).
 
     Example:
@@ -271,12 +271,27 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
     """
 
     def __init__(
-        self, model, label_names, *, batch_size=256, at_least_one=False, preprocessor=None, save_format="keras"
+        self,
+        model,
+        label_names,
+        *,
+        batch_size=256,
+        at_least_one=False,
+        preprocessor=None,
+        save_format="keras",
+        min_labels=0,
+        max_labels=None,
     ):
         if save_format not in _MODEL_FILES:
             raise ValueError(f"The 'save_format' argument must be 'keras' or 'tf'. Got {save_format!r} instead.")
         super().__init__(
-            model, label_names, batch_size=batch_size, at_least_one=at_least_one, preprocessor=preprocessor
+            model,
+            label_names,
+            batch_size=batch_size,
+            at_least_one=at_least_one,
+            preprocessor=preprocessor,
+            min_labels=min_labels,
+            max_labels=max_labels,
         )
         self.save_format = save_format
 
@@ -302,6 +317,8 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
             "label_names": self.label_names,
             "batch_size": self.batch_size,
             "at_least_one": self.at_least_one,
+            "min_labels": self.min_labels,
+            "max_labels": self.max_labels,
             "preprocessor": None,
             "keras": "tf_keras",
             "model": model_name,
@@ -319,7 +336,7 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
                 `bert4keras.models` is imported).
             safe_mode: False to allow `Lambda` layers, whose Python code
                 is run from the file: only for files you trust.
-            **overrides: `preprocessor=`, `batch_size=`, `at_least_one=`.
+            **overrides: `preprocessor=`, `batch_size=`, `at_least_one=`, `min_labels=`, `max_labels=`.
         """
         directory = Path(directory)
         meta = cls.read_meta(directory)
@@ -337,6 +354,8 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
         settings = {
             "batch_size": meta.get("batch_size", 256),
             "at_least_one": meta.get("at_least_one", False),
+            "min_labels": meta.get("min_labels", 0),
+            "max_labels": meta.get("max_labels"),
             "save_format": "tf" if meta["model"] == _MODEL_FILES["tf"] else "keras",
         }
         settings.update(overrides)

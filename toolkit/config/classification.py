@@ -118,6 +118,21 @@ class LossConfig(Section):
     name: Literal["multilabel_categorical_crossentropy", "binary_crossentropy"] = "multilabel_categorical_crossentropy"
 
 
+class PredictConfig(Section):
+    """`predict`: the decision rule after `logit > 0`, saved with the model and used by `evaluate` and
+    `predict`: `min_labels` tops a row up to its highest-scoring labels (a top-k fallback; 0 is off),
+    `max_labels` keeps only the highest of those above 0 (null is off)."""
+
+    min_labels: int = Field(0, ge=0)
+    max_labels: Optional[int] = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> PredictConfig:
+        if self.max_labels is not None and self.min_labels > self.max_labels:
+            problems(("min_labels", f"is more than max_labels ({self.min_labels} > {self.max_labels})"))
+        return self
+
+
 class MultilabelConfig(TaskConfig):
     """Config for `task: multilabel_classification`.
 
@@ -133,6 +148,7 @@ class MultilabelConfig(TaskConfig):
     data: MultilabelDataConfig
     model: ClassifierModelConfig = Field(default_factory=ClassifierModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
 
     @staticmethod
     def demo(data_dir: str) -> dict:

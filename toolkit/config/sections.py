@@ -122,7 +122,10 @@ class TrainingConfig(Section):
     device); `batch_size` is then the global batch. Whether it fits the Keras
     backend is checked when training starts (`toolkit.distribution`). Under
     `multi_worker_mirrored` a worker waits at most `cluster_timeout` seconds
-    for the chief to come up, then stops with a message.
+    for the chief to come up, then stops with a message. `max_minutes` is a
+    wall-clock budget: training ends at the first epoch end past it (counted
+    over every resumed part, epoch-end scoring included), then the run is
+    scored as usual.
     """
 
     epochs: int = Field(3, ge=1)
@@ -135,6 +138,7 @@ class TrainingConfig(Section):
     ema: Optional[float] = Field(None, gt=0.0, lt=1.0)
     seed: int = 42
     early_stopping_patience: Optional[int] = Field(None, ge=1)
+    max_minutes: Optional[float] = Field(None, gt=0.0)
     mixed_precision: Optional[Literal["mixed_float16", "mixed_bfloat16"]] = None
     monitor: str = Field("val_micro_f1", min_length=1)
     distribution: Literal["none", "mirrored", "multi_worker_mirrored", "data_parallel"] = "none"
