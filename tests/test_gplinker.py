@@ -123,6 +123,37 @@ def test_an_untrained_model_decodes_in_bounded_work(tmp_path):
     assert len(subjects) <= MAX_ENTITIES_PER_TEXT and min(span[0] for span in subjects) == 28
 
 
+def test_the_loss_is_summed_over_heads_and_averaged_over_the_batch_as_su_s():
+    """Su's GPLinker loss: mean over the batch of the sum over every head of the three matrices."""
+    import keras
+
+    from tests.test_relations import tiny_backbone
+    from toolkit.losses import sparse_multilabel_categorical_crossentropy
+    from toolkit.relations.gplinker import GPLinkerExtractor
+    from toolkit.spans.targets import span_targets
+
+    keras.utils.set_random_seed(0)
+    predicates, batch, seq = ["p0", "p1", "p2"], 2, 6
+    extractor = GPLinkerExtractor(tiny_backbone(50), predicates, head_size=8)
+    extractor.compile(optimizer="sgd")
+    token_ids = np.random.default_rng(0).integers(2, 50, size=(batch, seq)).astype("int32")
+    inputs = {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids)}
+    y = {
+        "entities": span_targets([[(0, 1, 2), (1, 3, 3)], [(0, 2, 2)]], 2, seq),
+        "head_links": span_targets([[(2, 1, 3)], [(0, 2, 4)]], 3, seq, ordered=False),
+        "tail_links": span_targets([[(2, 2, 3)], []], 3, seq, ordered=False),
+    }
+    outputs = extractor.predict_on_batch(inputs)
+    expected = sum(
+        np.mean(
+            np.sum(keras.ops.convert_to_numpy(sparse_multilabel_categorical_crossentropy(y[name], outputs[name])), -1)
+        )
+        for name in ("entities", "head_links", "tail_links")
+    )
+    loss = extractor.evaluate(inputs, y, batch_size=batch, verbose=0, return_dict=True)["loss"]
+    assert loss == pytest.approx(float(expected), rel=1e-4)
+
+
 def test_config_rules_of_the_method(tmp_path):
     config = default_config("relation_extraction", tmp_path, overrides=["model.method=gplinker", "model.head_size=32"])
     assert (config.model.method, config.model.head, config.model.head_size) == (

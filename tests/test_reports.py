@@ -250,6 +250,40 @@ def test_learning_curves_write_a_png_for_any_set_of_keys(tmp_path, keys):
     assert_png(plots.plot_learning_curves(history, tmp_path / "curves.png", title="run"))
 
 
+def test_learning_curves_mark_the_kept_epoch_once_a_panel_and_lead_with_the_monitor(tmp_path):
+    """Not a star at each metric's own best epoch (val_precision peaks at epoch 1 from few predictions):
+    one mark at the epoch whose model was kept, in every panel; the monitored metric and a few others."""
+    names = ["micro_f1", "macro_f1", "micro_precision", "micro_recall", "subset_accuracy"]
+    history = {"loss": [1.0, 0.6, 0.5, 0.45], "val_loss": [1.1, 0.8, 0.7, 0.75]}
+    for name in names:
+        history[name] = [0.2, 0.4, 0.6, 0.7]
+        history[f"val_{name}"] = [0.9, 0.3, 0.5, 0.4] if name == "micro_precision" else [0.1, 0.3, 0.5, 0.45]
+    panels, hidden = plots._curve_panels(history, monitor="val_macro_f1", max_metrics=3)
+    assert panels == [("loss", ["loss"]), ("metrics", ["macro_f1", "micro_f1", "micro_precision"])] and hidden == 2
+    figure = plots._learning_curves_figure(history, kept_epoch=3, monitor="val_macro_f1", max_metrics=3)
+    for axes in figure.axes:
+        assert [line.get_label() for line in axes.lines].count("kept: epoch 3") == 1
+        assert not [line for line in axes.lines if line.get_marker() == "*"]
+    assert figure.axes[1].get_title() == "metrics (kept epoch 3); 2 more in history.csv"
+    starred = plots._learning_curves_figure(history)  # no kept epoch given: each validation curve's best
+    assert sum(line.get_marker() == "*" for line in starred.axes[1].lines) == len(names)
+    assert_png(plots.plot_learning_curves(history, tmp_path / "kept.png", kept_epoch=3, monitor="val_macro_f1"))
+
+
+def test_span_class_report_has_the_micro_and_macro_rows_the_plot_draws(tmp_path):
+    per_class = {
+        "born_in": {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "num_gold": 2},
+        "works_for": {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "num_gold": 4},
+        "unseen": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "num_gold": 0},
+    }
+    micro = {"precision": 0.6, "recall": 2 / 3, "f1": 0.6316, "num_gold": 6}
+    report = scoring.span_class_report(per_class, micro)
+    assert report["micro avg"] == {"precision": 0.6, "recall": 2 / 3, "f1-score": 0.6316, "support": 6}
+    assert report["macro avg"]["f1-score"] == pytest.approx(4 / 9) and report["macro avg"]["support"] == 6
+    assert report["works_for"] == {"precision": 1.0, "recall": 0.5, "f1-score": 2 / 3, "support": 4}
+    assert_png(plots.plot_per_label_f1(report, tmp_path / "per_predicate.png"))
+
+
 def test_learning_curves_refuse_an_empty_history(tmp_path):
     with pytest.raises(ValueError, match="nothing to plot"):
         plots.plot_learning_curves({"learning_rate": [0.1]}, tmp_path / "curves.png")

@@ -147,3 +147,26 @@ def test_a_registered_task_trains_evaluates_and_predicts_through_the_base(letter
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [line["text"] for line in lines] == ["aaaa", "zzzz"]
     assert main(["evaluate", str(tmp_path / "run")]) == 0
+
+
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("toolkit.classification.pipeline", "ClassificationPipeline"),
+        ("toolkit.relations.pipeline", "RelationPipeline"),
+        ("toolkit.entities.pipeline", "EntityPipeline"),
+    ],
+)
+def test_the_demo_says_what_its_data_is_and_when_it_replaces_a_run(module, name, tmp_path):
+    import importlib
+
+    pipeline = getattr(importlib.import_module(module), name)
+    lines = []
+    pipeline.demo_config(tmp_path / "demo", log=lines.append)
+    assert lines == [f"demo data written to {tmp_path / 'demo_data'}: {pipeline.demo_description}"]
+    assert "templates" in pipeline.demo_description and "on real text" in pipeline.demo_description
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "metrics.json").write_text("{}", encoding="utf-8")
+    lines.clear()
+    pipeline.demo_config(tmp_path / "demo", log=lines.append)
+    assert lines[-1] == f"the earlier demo run in {tmp_path / 'demo'} will be replaced"

@@ -154,6 +154,8 @@ class Pipeline:
     predictor_class: ClassVar[type] = object
     # Texts predicted at a time by `predict_file`.
     prediction_chunk_size: ClassVar[int] = 256
+    #: What the demo's generated data is, and so what its model can do (logged by `demo_config`).
+    demo_description: ClassVar[str] = ""
 
     def __init__(self, config, *, log: Callable[[str], None] = logger.info):
         if self.task and config.task != self.task:
@@ -189,7 +191,9 @@ class Pipeline:
         output = Path(output)
         data_dir = output.parent / (output.name + "_data")
         cls.write_demo_data(data_dir)
-        log(f"demo data written to {data_dir}")
+        log(f"demo data written to {data_dir}" + (f": {cls.demo_description}" if cls.demo_description else ""))
+        if output.is_dir() and any(output.iterdir()):
+            log(f"the earlier demo run in {output} will be replaced")
         return default_config(
             cls.task, data_dir=data_dir, output_dir=output, overrides=["output.overwrite=true", *overrides]
         )
@@ -337,7 +341,14 @@ class Pipeline:
         results, report = self.score(run, self.load_predictor(run), data, calibrate=calibrate)
         history = run.read_history()
         if history:
-            plot_learning_curves(history, run.plots / "learning_curves.png", title="Learning curves")
+            kept = run.read_json("best.json") or {}
+            plot_learning_curves(
+                history,
+                run.plots / "learning_curves.png",
+                title="Learning curves",
+                kept_epoch=kept.get("epoch"),
+                monitor=self.config.training.monitor,
+            )
         run.write_text("report.txt", report)
         return results
 

@@ -54,32 +54,54 @@ def _series(values):
     return np.array([np.nan if value is None else float(value) for value in values], dtype=np.float64)
 
 
-def plot_learning_curves(history, path, *, title=None):
+def plot_learning_curves(history, path, *, title=None, kept_epoch=None, monitor=None, max_metrics=4):
     """Training curves of a Keras `history.history`, as a PNG; returns the path.
 
-    Left panel: `loss` and `val_loss`. Right panel: every other metric, the
+    Left panel: `loss` and `val_loss`. Right panel: the other metrics, the
     training value solid and its `val_` twin dashed in the same colour (a
-    metric with only one of the two is drawn alone). The best validation
-    epoch of each curve is marked. Epochs count from 1. Learning-rate keys
+    metric with only one of the two is drawn alone): with `monitor`, the
+    monitored metric first and at most `max_metrics` in all (the rest stay in
+    `history.csv`). With `kept_epoch` (the epoch whose model the run kept),
+    that epoch is marked once in every panel; without it, each validation
+    curve's best epoch gets a star. Epochs count from 1. Learning-rate keys
     are left out.
 
     Example:
 
-    >>> plot_learning_curves({"loss": [0.9, 0.5], "val_loss": [1.0, 0.7]}, "curves.png")  # doctest: +SKIP
+    >>> plot_learning_curves({"loss": [0.9, 0.5], "val_loss": [1.0, 0.7]}, "curves.png", kept_epoch=2)  # doctest: +SKIP
     """
-    from matplotlib.ticker import MaxNLocator
+    figure = _learning_curves_figure(
+        history, title=title, kept_epoch=kept_epoch, monitor=monitor, max_metrics=max_metrics
+    )
+    return _save_figure(figure, path)
 
-    history = {str(key): _series(values) for key, values in dict(history).items() if len(values)}
+
+def _curve_panels(history, monitor=None, max_metrics=4):
+    """`[(panel, metric names)]` of `plot_learning_curves`, and how many metrics were left out."""
     skipped = {"lr", "learning_rate"}
-    loss_keys = [key for key in ("loss", "val_loss") if key in history]
     metrics = []
     for key in history:
         name = key[4:] if key.startswith("val_") else key
         if name not in metrics and name not in skipped and name != "loss":
             metrics.append(name)
-    panels = [("loss", ["loss"])] if loss_keys else []
+    hidden = 0
+    if monitor is not None:
+        focus = monitor[4:] if monitor.startswith("val_") else monitor
+        if focus in metrics:
+            metrics = [focus] + [name for name in metrics if name != focus]
+        hidden = max(0, len(metrics) - max_metrics)
+        metrics = metrics[:max_metrics]
+    panels = [("loss", ["loss"])] if any(key in history for key in ("loss", "val_loss")) else []
     if metrics:
         panels.append(("metrics", metrics))
+    return panels, hidden
+
+
+def _learning_curves_figure(history, *, title=None, kept_epoch=None, monitor=None, max_metrics=4):
+    from matplotlib.ticker import MaxNLocator
+
+    history = {str(key): _series(values) for key, values in dict(history).items() if len(values)}
+    panels, hidden = _curve_panels(history, monitor, max_metrics)
     if not panels:
         raise ValueError(
             f"The 'history' argument of plot_learning_curves has nothing to plot. Got keys {sorted(history)} instead."
@@ -106,7 +128,7 @@ def plot_learning_curves(history, path, *, title=None):
                     markersize=3,
                     linewidth=1.6,
                 )
-                if key.startswith("val_") and np.isfinite(values).any():
+                if kept_epoch is None and key.startswith("val_") and np.isfinite(values).any():
                     best = np.nanargmin(values) if lower_is_better(name) else np.nanargmax(values)
                     axes.plot(
                         epochs[best],
@@ -118,10 +140,17 @@ def plot_learning_curves(history, path, *, title=None):
                         markeredgewidth=0.6,
                         zorder=5,
                     )
-        has_validation = any(f"val_{name}" in history for name in names)
+        if kept_epoch is not None:
+            axes.axvline(kept_epoch, color="0.25", linestyle=":", linewidth=1.4, label=f"kept: epoch {kept_epoch}")
+            note = f" (kept epoch {kept_epoch})"
+        else:
+            has_validation = any(f"val_{name}" in history for name in names)
+            note = " (★ best validation epoch)" if has_validation else ""
+        if panel == "metrics" and hidden:
+            note += f"; {hidden} more in history.csv"
         axes.set_xlabel("epoch")
         axes.set_ylabel("loss" if panel == "loss" else "score")
-        axes.set_title(panel + (" (★ best validation epoch)" if has_validation else ""))
+        axes.set_title(panel + note)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(True, alpha=0.3)
         # one legend column per metric: its training line above its validation line
@@ -129,7 +158,7 @@ def plot_learning_curves(history, path, *, title=None):
         axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=columns, fontsize=8, frameon=False)
     if title:
         figure.suptitle(title)
-    return _save_figure(figure, path)
+    return figure
 
 
 def _label_rows(report):

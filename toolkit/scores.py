@@ -34,6 +34,7 @@ from toolkit.atomic import json_ready
 __all__ = [
     "multilabel_scores",
     "per_label_report",
+    "span_class_report",
     "threshold_grid",
     "threshold_sweep",
     "best_threshold",
@@ -177,6 +178,41 @@ def per_label_report(y_true, y_pred, label_names):
         if isinstance(entry, dict) and "support" in entry:
             entry["support"] = int(entry["support"])
     return text, report
+
+
+def span_class_report(per_class: dict, micro: dict) -> dict:
+    """Span scores per class (per predicate, per entity type) in the shape of `per_label_report`'s dict,
+    with its micro and macro rows, for `plot_per_label_f1`.
+
+    `per_class` maps a class to `precision`, `recall`, `f1` and `num_gold` (as
+    `toolkit.relations.evaluation.evaluate_triples` gives them); `micro` holds
+    the same keys over every class. The macro row averages every class listed,
+    those without gold spans included (their F1 is 0), as scikit-learn's does
+    with `zero_division=0`.
+
+    >>> per_class = {"PER": {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "num_gold": 2},
+    ...              "LOC": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "num_gold": 1}}
+    >>> report = span_class_report(per_class, {"precision": 1.0, "recall": 1 / 3, "f1": 0.5, "num_gold": 3})
+    >>> round(report["macro avg"]["f1-score"], 4), report["micro avg"]["f1-score"], report["PER"]["support"]
+    (0.3333, 0.5, 2)
+    """
+    report = {
+        str(name): {"precision": s["precision"], "recall": s["recall"], "f1-score": s["f1"], "support": s["num_gold"]}
+        for name, s in per_class.items()
+    }
+    rows = list(report.values())
+    if rows:
+        report["macro avg"] = {
+            key: float(np.mean([row[key] for row in rows])) for key in ("precision", "recall", "f1-score")
+        }
+        report["macro avg"]["support"] = int(sum(row["support"] for row in rows))
+    report["micro avg"] = {
+        "precision": micro["precision"],
+        "recall": micro["recall"],
+        "f1-score": micro["f1"],
+        "support": micro["num_gold"],
+    }
+    return report
 
 
 def threshold_grid(scores, *, max_points=400):

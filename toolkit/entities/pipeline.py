@@ -142,19 +142,17 @@ class EntityPredictor:
         return cls(model, tokenizer, meta["maxlen"], batch_size or meta["batch_size"])
 
 
-def _per_type_report(per_type):
-    return {
-        name: {"precision": s["precision"], "recall": s["recall"], "f1-score": s["f1"], "support": s["num_gold"]}
-        for name, s in per_type.items()
-    }
-
-
 class EntityPipeline(Pipeline):
     """Entity recognition from a config (`toolkit.config.EntityConfig`); the steps are `Pipeline.train`'s."""
 
     task = "entity_recognition"
     predictor_class = EntityPredictor
     prediction_chunk_size = 256
+    demo_description = (
+        "sentences from a fixed set of templates over invented names, nested entities included; a model "
+        "trained on them finds entities in sentences like those, not in free text "
+        "(configs/conll04_entities.yaml trains on real text)"
+    )
 
     @staticmethod
     def write_demo_data(data_dir):
@@ -254,6 +252,7 @@ class EntityPipeline(Pipeline):
     def score(self, run, predictor, data, *, calibrate=False):
         """Decode dev and test; strict micro and per-type scores, a per-type plot, predictions in JSON lines."""
         from toolkit.plots import plot_per_label_f1
+        from toolkit.scores import span_class_report
 
         results = {"type_count": len(predictor.types)}
         lines = []
@@ -267,7 +266,7 @@ class EntityPipeline(Pipeline):
             run.write_json(f"per_type_{split}.json", scores["per_type"])
             _write_entities(run / f"predictions_{split}.jsonl", dataset.texts, predictions, dataset.entities)
             plot_per_label_f1(
-                _per_type_report(scores["per_type"]),
+                span_class_report(scores["per_type"], scores["micro"]),
                 run.plots / f"per_type_f1_{split}.png",
                 title=f"Per-type F1 ({split})",
             )
