@@ -63,6 +63,32 @@ def test_an_optimizer_without_average_is_plain_adamw():
     assert type(restored).__name__ == "WarmEMAAdamW" and restored.use_ema and restored.ema_momentum == 0.99
 
 
+class _Model:
+    stop_training = False
+
+
+def _checkpoint_run(tmp_path, scores, *, start=0, epochs=None, before_epoch_end=None, **settings):
+    """Drive a `BestModelCheckpoint` through epochs scoring `scores` (from epoch `start`) as `fit` would,
+    until it stops training; `before_epoch_end(epoch)` runs first at each epoch end. Returns
+    `(checkpoint, logged lines)`."""
+    messages = []
+    checkpoint = BestModelCheckpoint(
+        lambda folder: folder.mkdir(), tmp_path / "best", monitor="val_f1", log=messages.append, **settings
+    )
+    checkpoint.set_model(_Model())
+    if epochs is not None:
+        checkpoint.set_params({"epochs": epochs})
+    checkpoint.on_train_begin()
+    for epoch, score in enumerate(scores, start=start):
+        if before_epoch_end is not None:
+            before_epoch_end(epoch)
+        checkpoint.on_epoch_end(epoch, {"val_f1": score})
+        if checkpoint.model.stop_training:
+            break
+    checkpoint.on_train_end()
+    return checkpoint, messages
+
+
 def test_a_time_budget_ends_training_at_the_first_epoch_end_past_it(tmp_path, monkeypatch):
     """`max_seconds` counts the seconds trained before (a resumed run's) and those of this process; the
     epoch that crosses it is finished, scored and kept if best; the last epoch is no budget stop."""
@@ -71,24 +97,12 @@ def test_a_time_budget_ends_training_at_the_first_epoch_end_past_it(tmp_path, mo
     clock = [100.0]
     monkeypatch.setattr(toolkit.callbacks.time, "monotonic", lambda: clock[0])
 
-    class Model:
-        stop_training = False
-
     def run(epoch_seconds, epochs=10, **settings):
-        messages = []
-        checkpoint = BestModelCheckpoint(
-            lambda folder: folder.mkdir(), tmp_path / "best", monitor="val_f1", log=messages.append, **settings
-        )
-        checkpoint.set_model(Model())
-        checkpoint.set_params({"epochs": epochs})
-        checkpoint.on_train_begin()
-        for epoch, seconds in enumerate(epoch_seconds):
-            clock[0] += seconds
-            checkpoint.on_epoch_end(epoch, {"val_f1": 0.1 * (epoch + 1)})
-            if checkpoint.model.stop_training:
-                break
-        checkpoint.on_train_end()
-        return checkpoint, messages
+        def tick(epoch):
+            clock[0] += epoch_seconds[epoch]
+
+        scores = [0.1 * (epoch + 1) for epoch in range(len(epoch_seconds))]
+        return _checkpoint_run(tmp_path, scores, epochs=epochs, before_epoch_end=tick, **settings)
 
     budget, messages = run([50, 50, 50, 50], max_seconds=120)
     assert budget.budget_stopped == {"epoch": 3, "minutes": 2.5, "max_minutes": 2.0} and budget.best_epoch == 3
@@ -188,21 +202,8 @@ def test_early_stopping_counts_from_the_best_epoch_and_says_so(tmp_path):
     """Stops once `patience` epochs pass without a better score, counted from the best epoch, so
     a resumed run (best epoch given) stops where the uninterrupted one does."""
 
-    class Model:
-        stop_training = False
-
     def run(scores, start=0, **settings):
-        messages = []
-        checkpoint = BestModelCheckpoint(
-            lambda folder: folder.mkdir(), tmp_path / "best", monitor="val_f1", log=messages.append, **settings
-        )
-        checkpoint.set_model(Model())
-        for epoch, score in enumerate(scores, start=start):
-            checkpoint.on_epoch_end(epoch, {"val_f1": score})
-            if checkpoint.model.stop_training:
-                break
-        checkpoint.on_train_end()
-        return checkpoint, messages
+        return _checkpoint_run(tmp_path, scores, start=start, **settings)
 
     whole, messages = run([0.1, 0.5, 0.4, 0.3, 0.9], patience=2)
     assert whole.early_stopped == {"epoch": 4, "best_epoch": 2, "patience": 2} and whole.best_epoch == 2

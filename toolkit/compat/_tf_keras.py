@@ -270,29 +270,10 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
     ```
     """
 
-    def __init__(
-        self,
-        model,
-        label_names,
-        *,
-        batch_size=256,
-        at_least_one=False,
-        preprocessor=None,
-        save_format="keras",
-        min_labels=0,
-        max_labels=None,
-    ):
+    def __init__(self, model, label_names, *, save_format="keras", **settings):
         if save_format not in _MODEL_FILES:
             raise ValueError(f"The 'save_format' argument must be 'keras' or 'tf'. Got {save_format!r} instead.")
-        super().__init__(
-            model,
-            label_names,
-            batch_size=batch_size,
-            at_least_one=at_least_one,
-            preprocessor=preprocessor,
-            min_labels=min_labels,
-            max_labels=max_labels,
-        )
+        super().__init__(model, label_names, **settings)
         self.save_format = save_format
 
     def save(self, directory):
