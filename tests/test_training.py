@@ -63,6 +63,120 @@ def test_an_optimizer_without_average_is_plain_adamw():
     assert type(restored).__name__ == "WarmEMAAdamW" and restored.use_ema and restored.ema_momentum == 0.99
 
 
+def _embedding_model(seed):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6,), dtype="int32")
+    hidden = keras.layers.Embedding(64, 8, name="embedding")(inputs)
+    hidden = keras.layers.LayerNormalization()(keras.layers.GlobalAveragePooling1D()(hidden))
+    return keras.Model(inputs, keras.layers.Dense(5)(hidden))
+
+
+def _train(optimizer, tokens, targets, steps=12):
+    from toolkit.losses import MultilabelCategoricalCrossentropy
+
+    model = _embedding_model(0)
+    model.compile(optimizer=optimizer, loss=MultilabelCategoricalCrossentropy())
+    model.fit(tokens, targets, batch_size=8, epochs=steps // 2, shuffle=False, verbose=0)
+    return model
+
+
+def _optimizer(**settings):
+    config = TrainingConfig(epochs=1, learning_rate=0.05, warmup_steps=2, weight_decay=0.1, ema=0.9)
+    return make_optimizer(config, 2, **settings)
+
+
+def test_the_fused_update_is_keras_adamw():
+    """On TensorFlow the update runs as fused kernels (clipping, decay, Adam); trained through `fit`,
+    with an embedding's row gradients, clipping that binds and a weight average, it gives the
+    weights Keras' own AdamW gives (elsewhere both are Keras' AdamW). No token repeats within a
+    batch here: see the next test for repeats."""
+    rng = np.random.default_rng(0)
+    tokens = np.concatenate([rng.permutation(64)[:48].reshape(8, 6) for _ in range(2)]).astype("int32")
+    targets = (rng.random((16, 5)) < 0.3).astype("float32")
+    fused = _train(_optimizer(), tokens, targets)
+    plain = _train(_optimizer(fused=False), tokens, targets)
+    for ours, keras_own in zip(fused.weights, plain.weights):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(keras_own), rtol=2e-4, atol=2e-6
+        )
+    assert not np.allclose(keras.ops.convert_to_numpy(fused.weights[0]), _embedding_model(0).get_weights()[0])
+
+
+def test_repeated_lookups_are_summed_before_adam_squares_them():
+    """A token looked up twice in a batch gives its row the sum of two gradients, and Adam's second
+    moment is the square of that sum, as for a dense gradient (tf-keras and PyTorch do the same).
+    Keras 3's AdamW squares each lookup's gradient and sums the squares, so a repeated row takes a
+    larger step there; the fused update equals Keras' AdamW given the gradient made dense."""
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("row gradients (IndexedSlices) are TensorFlow's")
+    rows = tf.IndexedSlices(tf.constant([[3.0, -1.0], [1.0, 2.0]]), tf.constant([0, 0]), tf.constant([2, 2]))
+    results = {}
+    for name, fused, gradient in (("fused", True, rows), ("dense", False, tf.convert_to_tensor(rows)),
+                                  ("keras", False, rows)):  # fmt: skip
+        variable = keras.Variable(np.ones((2, 2), dtype="float32"), name="kernel")
+        optimizer = _optimizer(fused=fused)
+        optimizer.build([variable])
+        for _ in range(3):
+            optimizer.apply([gradient], [variable])
+        results[name] = keras.ops.convert_to_numpy(variable)
+    np.testing.assert_allclose(results["fused"], results["dense"], rtol=1e-5)
+    assert not np.allclose(results["keras"][0], results["dense"][0], rtol=1e-3)
+
+
+def test_sparse_updates_leave_rows_no_batch_looks_up():
+    """With `sparse_updates`, an embedding row is decayed and updated (its moments too) only in the
+    steps that look it up: rows looked up in every step get exactly the dense update, rows never
+    looked up keep their weights and zero moments. On other backends the option changes nothing."""
+    rng = np.random.default_rng(1)
+    start = rng.normal(size=(6, 3)).astype("float32")
+    results = {}
+    for sparse in (True, False):
+        variable = keras.Variable(start, name="embeddings")
+        optimizer = _optimizer(sparse_updates=sparse)
+        optimizer.build([variable])
+        for step in range(6):
+            rows = [0, 1, 0] + ([2] if step % 2 else [])  # rows 0 and 1 always, row 2 every other step
+            values = rng.normal(size=(len(rows), 3)).astype("float32")
+            gradient = keras.ops.convert_to_tensor(np.zeros((6, 3), "float32"))
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                gradient = tf.IndexedSlices(tf.constant(values), tf.constant(rows), tf.constant([6, 3]))
+            else:
+                dense = np.zeros((6, 3), "float32")
+                np.add.at(dense, rows, values)
+                gradient = keras.ops.convert_to_tensor(dense)
+            optimizer.apply([gradient], [variable])
+        results[sparse] = (keras.ops.convert_to_numpy(variable), keras.ops.convert_to_numpy(optimizer._momentums[0]))
+        rng = np.random.default_rng(1)
+        rng.normal(size=(6, 3))  # the same gradients for the second optimizer
+    (sparse_rows, sparse_momentum), (dense_rows, _) = results[True], results[False]
+    np.testing.assert_allclose(sparse_rows[:2], dense_rows[:2], rtol=1e-5, atol=1e-7)
+    if keras.backend.backend() == "tensorflow":
+        np.testing.assert_array_equal(sparse_rows[3:], start[3:])
+        assert not sparse_momentum[3:].any() and sparse_momentum[:3].all()
+        assert not np.allclose(dense_rows[3:], start[3:])  # dense AdamW decays and moves them
+        assert not np.allclose(sparse_rows[2], dense_rows[2])
+    else:
+        np.testing.assert_allclose(sparse_rows, dense_rows, rtol=1e-5, atol=1e-7)
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(_optimizer(sparse_updates=True, fused=False)))
+    assert restored.sparse_updates and not restored.fused
+
+
+def test_sparse_updates_train_through_fit():
+    """In `fit`'s compiled step, rows no batch looks up stay as they were."""
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(0, 40, size=(16, 6)).astype("int32")  # rows 40-63 never looked up
+    targets = (rng.random((16, 5)) < 0.3).astype("float32")
+    trained = keras.ops.convert_to_numpy(_train(_optimizer(sparse_updates=True), tokens, targets).weights[0])
+    start = _embedding_model(0).get_weights()[0]
+    assert not np.allclose(trained[:40], start[:40])
+    if keras.backend.backend() == "tensorflow":  # to the rounding of the weight average
+        np.testing.assert_allclose(trained[40:], start[40:], rtol=1e-6, atol=0)
+
+
 class _Model:
     stop_training = False
 

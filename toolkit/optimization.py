@@ -107,14 +107,156 @@ class _WarmEMA:
                 average.assign(ops.add(ops.multiply(momentum, average), ops.multiply(ops.subtract(1, momentum), var)))
 
 
+class _FusedUpdate:
+    """On TensorFlow, AdamW's per-variable work in fewer passes over memory (`fused=True`), and
+    embedding rows updated only when looked up (`sparse_updates=True`).
+
+    Keras' AdamW writes each step as a dozen elementwise ops per variable
+    (`m += (g - m) * (1 - b1)`, `v += ...`, `var -= m * alpha / (sqrt(v) + eps)`),
+    plus three for the weight decay and four for `clipnorm`: each a full pass
+    over the variable. For a small encoder with a large vocabulary (the
+    30,522 x 384 embedding is half of MiniLM's weights) on a CPU without XLA
+    these passes cost about as much as the model's matmuls when texts are
+    short. Here the Adam update is TensorFlow's fused `ResourceApplyAdam`
+    kernel (one pass, the same formula: `lr * sqrt(1 - b2^t) / (1 - b1^t)` as
+    the step size, `eps` added after the square root), the decay is
+    `var -= (lr * wd) * var`, and clipping scales by
+    `clipnorm / max(norm, clipnorm)` once; the result is Keras' AdamW up to
+    float rounding (tested), with one difference: an embedding row looked up
+    several times in a batch gets the sum of its gradients, and Adam's second
+    moment the square of that sum, as for any dense gradient (tf-keras and
+    PyTorch do the same), where Keras 3's AdamW adds the squares of the
+    lookups' gradients.
+
+    With `sparse_updates`, a variable whose gradient comes as rows (an
+    embedding lookup's `IndexedSlices`) has only those rows decayed and
+    updated, their moments too, as TensorFlow Addons' `LazyAdam` and
+    PyTorch's `SparseAdam` do; a row no batch looks up keeps its weights
+    instead of drifting on its old momentum. This is a different optimizer
+    from dense AdamW for those rows (measured in `docs/benchmarks.md`); rows
+    looked up in every step get exactly the dense update.
+
+    Other backends and `amsgrad` take Keras' own path.
+    """
+
+    def _fused_here(self):
+        return self.fused and keras.backend.backend() == "tensorflow" and not self.amsgrad
+
+    def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
+        self._row_wise = set()
+        if self.sparse_updates and self._fused_here():
+            import tensorflow as tf
+
+            variables = trainable_variables if trainable_variables is not None else self._trainable_variables
+            self._row_wise = {
+                self._var_key(variable)
+                for gradient, variable in zip(grads, variables)
+                if isinstance(gradient, tf.IndexedSlices)
+            }
+        return super().apply(grads, trainable_variables)
+
+    def _clip_by_norm(self, values, axes=None):
+        if axes is not None or not self._fused_here():
+            return super()._clip_by_norm(values, axes)
+        import tensorflow as tf
+
+        dense = values.values if isinstance(values, tf.IndexedSlices) else values
+        flat = tf.reshape(dense, [-1])
+        norm = tf.sqrt(tf.tensordot(flat, flat, 1))  # as tf.clip_by_norm, over an IndexedSlices' rows
+        factor = self.clipnorm / tf.maximum(norm, tf.cast(self.clipnorm, norm.dtype))
+        if isinstance(values, tf.IndexedSlices):
+            return tf.IndexedSlices(values.values * factor, values.indices, values.dense_shape)
+        return values * factor
+
+    def _decay_rate(self, dtype):
+        return ops.cast(ops.cast(self.learning_rate, "float32") * ops.cast(self.weight_decay, "float32"), dtype)
+
+    def _apply_weight_decay(self, variables):
+        if self.weight_decay is None or not self._fused_here():
+            return super()._apply_weight_decay(variables)
+        import tensorflow as tf
+
+        def decay(value):
+            value.assign_sub(value * self._decay_rate(value.dtype))
+
+        def decay_all(distribution, variables):  # where Keras decays: on each replica's copy
+            for variable in variables:
+                if self._use_weight_decay(variable) and self._var_key(variable) not in self._row_wise:
+                    value = variable.value if isinstance(variable, keras.Variable) else variable
+                    distribution.extended.update(value, decay, group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(decay_all, self._distribution_strategy, variables)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not self._fused_here():
+            return super().update_step(gradient, variable, learning_rate)
+        import tensorflow as tf
+
+        value = variable.value if isinstance(variable, keras.Variable) else variable
+        index = self._get_variable_index(variable)
+        # Handles, not variables: under `tf.distribute` this runs once per replica's copy, and a
+        # mirrored slot's handle is that replica's copy.
+        momentum, velocity = self._momentums[index].value.handle, self._velocities[index].value.handle
+        dtype = value.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        learning_rate = tf.cast(learning_rate, dtype)
+        epsilon = tf.cast(self.epsilon, dtype)
+        if self._var_key(variable) in self._row_wise:
+            rows, slot = tf.unique(gradient.indices)
+            gradient = tf.math.unsorted_segment_sum(tf.cast(gradient.values, dtype), slot, tf.shape(rows)[0])
+
+            def gather(handle):
+                return tf.raw_ops.ResourceGather(resource=handle, indices=rows, dtype=dtype)
+
+            weights = gather(value.handle)
+            if self.weight_decay is not None and self._use_weight_decay(variable):
+                weights = weights - weights * self._decay_rate(dtype)
+            first = beta_1 * gather(momentum) + (1 - beta_1) * gradient
+            second = beta_2 * gather(velocity) + (1 - beta_2) * tf.square(gradient)
+            alpha = learning_rate * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+            weights = weights - alpha * first / (tf.sqrt(second) + epsilon)
+            for handle, update in ((momentum, first), (velocity, second), (value.handle, weights)):
+                tf.raw_ops.ResourceScatterUpdate(resource=handle, indices=rows, updates=update)
+            return
+        tf.raw_ops.ResourceApplyAdam(
+            var=value.handle,
+            m=momentum,
+            v=velocity,
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=learning_rate,
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=epsilon,
+            grad=tf.cast(tf.convert_to_tensor(gradient), dtype),  # an embedding's rows, made dense
+            use_locking=False,
+        )
+
+
 @keras.saving.register_keras_serializable(package="toolkit")
-class WarmEMAAdamW(_WarmEMA, keras.optimizers.AdamW):
+class WarmEMAAdamW(_FusedUpdate, _WarmEMA, keras.optimizers.AdamW):
     """AdamW whose weight average (`use_ema=True`) warms up as `ema_decay` says; otherwise AdamW.
+
+    With `fused=True` (the default) its update on TensorFlow takes fewer
+    passes over memory, and with `sparse_updates=True` an embedding's rows
+    are updated only when looked up (see `_FusedUpdate`); `fused=False` is
+    Keras' AdamW op for op.
 
     ```python
     optimizer = WarmEMAAdamW(learning_rate=1e-4, use_ema=True, ema_momentum=0.999)
     ```
     """
+
+    def __init__(self, *args, fused=True, sparse_updates=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fused = bool(fused)
+        self.sparse_updates = bool(sparse_updates)
+        self._row_wise = set()
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused, "sparse_updates": self.sparse_updates}
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
@@ -166,7 +308,7 @@ def _replicated():
     return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
-def make_optimizer(training, steps_per_epoch):
+def make_optimizer(training, steps_per_epoch, *, fused=True, sparse_updates=False):
     """AdamW with warmup and decay, weight decay off for biases and norms, optional warmed-up EMA.
 
     Under a `tf.distribute` strategy with several replicas it is a
@@ -175,6 +317,9 @@ def make_optimizer(training, steps_per_epoch):
     Args:
         training: the config's `training` section.
         steps_per_epoch: optimizer steps in one epoch.
+        fused: the fewer-pass update on TensorFlow (`WarmEMAAdamW`); False
+            gives Keras' AdamW op for op (the benchmarks compare the two).
+        sparse_updates: embedding rows updated only when looked up (`WarmEMAAdamW`).
     """
     total_steps = steps_per_epoch * training.epochs
     if training.warmup_steps is not None:
@@ -189,6 +334,8 @@ def make_optimizer(training, steps_per_epoch):
         clipnorm=1.0,
         use_ema=training.ema is not None,
         ema_momentum=training.ema if training.ema is not None else 0.99,
+        fused=fused,
+        sparse_updates=sparse_updates,
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
