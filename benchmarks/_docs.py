@@ -1,12 +1,29 @@
-"""What the benchmark scripts share: the machine's CPU name, and writing one section of a doc.
+"""What the benchmark scripts share: the machine's CPU name, writing one section of a doc, MiniLM's folder.
 
 Each script runs as `python benchmarks/<name>.py`, so this folder is on its import path.
 """
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def minilm_dir() -> str:
+    """all-MiniLM-L6-v2's folder: $MINILM_DIR, or the one `python -m toolkit get-encoder` fills (once)."""
+    if os.environ.get("MINILM_DIR"):
+        return os.environ["MINILM_DIR"]
+    command = [sys.executable, "-m", "toolkit", "get-encoder", "all-MiniLM-L6-v2"]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        sys.exit(f"needs all-MiniLM-L6-v2 (or set MINILM_DIR): {reason}")
+    return done.stdout.strip()
 
 
 def cpu_model() -> str:

@@ -18,7 +18,7 @@ Data and encoders (from `../shared`):
 - `lic2019`: the LIC2019 dev sample (1,000 sentences, 49 predicates), the Chinese BERT
   vocabulary and a randomly initialised BERT (default 2 layers, hidden 128);
 - `webnlg`: WebNLG* val (500 sentences, 171 predicates) with the pretrained
-  all-MiniLM-L6-v2 (6 layers, hidden 384; `bash ../shared/scripts/get-minilm.sh`).
+  all-MiniLM-L6-v2 (6 layers, hidden 384; `python -m toolkit get-encoder all-MiniLM-L6-v2`).
 
 Untrained heads find either no span or spans everywhere, which would make the comparison
 meaningless (the per-sentence decode re-runs the encoder only for sentences with a subject,
@@ -45,19 +45,17 @@ import argparse
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _docs import cpu_model, write_section  # benchmarks/ is on the path (run as a script)
+from _docs import cpu_model, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
 RE_DATA = SHARED / "data" / "re"
 CHINESE_VOCAB = SHARED / "data" / "chinese_bert" / "vocab.txt"
-MINILM_SCRIPT = SHARED / "scripts" / "get-minilm.sh"
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
 SECTION = "## Relation decoding"
 DATASETS = ("lic2019", "webnlg")
@@ -102,8 +100,7 @@ def load_dataset(name: str):
 def minilm_folder(args) -> Path:
     if args.minilm is not None:
         return args.minilm
-    completed = subprocess.run(["bash", str(MINILM_SCRIPT)], capture_output=True, text=True, check=True)
-    return Path(completed.stdout.strip().splitlines()[-1])
+    return Path(minilm_dir())
 
 
 def load_encoder_for(name: str, args):

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _docs import cpu_model, write_section  # benchmarks/ is on the path (run as a script)
+from _docs import cpu_model, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -44,15 +44,6 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="train on N sentences (smoke runs)")
     parser.add_argument("--write-doc", action="store_true", help=f"replace the section in {DOC} and the plot")
     return parser.parse_args(argv)
-
-
-def minilm_dir() -> str:
-    if os.environ.get("MINILM_DIR"):
-        return os.environ["MINILM_DIR"]
-    script = SHARED / "scripts" / "get-minilm.sh"
-    if not script.exists():
-        sys.exit(f"needs all-MiniLM-L6-v2: set MINILM_DIR, or put ../shared beside the checkout ({script})")
-    return subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def train(output: Path, epochs: int, limit, extra) -> list:

@@ -37,11 +37,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _docs import cpu_model, write_section  # benchmarks/ is on the path (run as a script)
+from _docs import cpu_model, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
-MINILM_SCRIPT = SHARED / "scripts" / "get-minilm.sh"
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
 METHODS_SECTION = "## Relation methods"
 HEADS_SECTION = "## Span heads"
@@ -81,14 +80,6 @@ def parse_args(argv=None):
     parser.add_argument("--write-doc", action="store_true", help=f"replace the two sections in {DOC}")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-def minilm_dir() -> str:
-    if os.environ.get("MINILM_DIR"):
-        return os.environ["MINILM_DIR"]
-    if not MINILM_SCRIPT.exists():
-        sys.exit(f"needs all-MiniLM-L6-v2: set MINILM_DIR, or put ../shared beside the checkout ({MINILM_SCRIPT})")
-    return subprocess.run(["bash", str(MINILM_SCRIPT)], capture_output=True, text=True, check=True).stdout.strip()
 
 
 # --- workers (one process each) ------------------------------------------------

@@ -313,7 +313,7 @@ def test_error_random_without_vocab():
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (MINILM_DIR / "model.safetensors").is_file(),
-    reason=f"all-MiniLM-L6-v2 not in {MINILM_DIR}; run `bash ../shared/scripts/get-minilm.sh` (or set MINILM_DIR)",
+    reason=f"all-MiniLM-L6-v2 not in {MINILM_DIR}; run `python -m toolkit get-encoder all-MiniLM-L6-v2` (or set MINILM_DIR)",
 )
 def test_minilm_huggingface_and_google_format_agree(tmp_path):
     from safetensors.numpy import load_file

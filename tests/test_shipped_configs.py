@@ -142,7 +142,7 @@ def test_smoke_real_data(path, tmp_path, capsys):
         pytest.skip(NO_SHARED)
     if not (MINILM / "model.safetensors").is_file():
         pytest.skip(
-            f"all-MiniLM-L6-v2 is not in {MINILM}: run `bash ../shared/scripts/get-minilm.sh` (or set MINILM_DIR)"
+            f"all-MiniLM-L6-v2 is not in {MINILM}: run `python -m toolkit get-encoder all-MiniLM-L6-v2` (or set MINILM_DIR)"
         )
     from toolkit.classification.pipeline import ClassificationPipeline
 
@@ -181,7 +181,7 @@ def test_smoke_real_relation_data(path, method, tmp_path, capsys):
     config = load_config(path, overrides=[f"model.method={method}"])
     if config.model.encoder.source == "huggingface" and not (MINILM / "model.safetensors").is_file():
         pytest.skip(
-            f"all-MiniLM-L6-v2 is not in {MINILM}: run `bash ../shared/scripts/get-minilm.sh` (or set MINILM_DIR)"
+            f"all-MiniLM-L6-v2 is not in {MINILM}: run `python -m toolkit get-encoder all-MiniLM-L6-v2` (or set MINILM_DIR)"
         )
     from toolkit.relations.pipeline import RelationPipeline
 

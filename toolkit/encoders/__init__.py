@@ -2,7 +2,9 @@
 
 `load_encoder` reads Google / bert4keras TensorFlow checkpoints, Hugging Face
 folders, keras-hub presets, or builds a random BERT; `WordPieceTokenizer`
-tokenizes fast with character offsets into the original text.
+tokenizes fast with character offsets into the original text;
+`fetch_encoder` downloads a public one (all-MiniLM-L6-v2, Chinese BERT-base)
+into the folder the shipped configs read (`python -m toolkit get-encoder`).
 
 Importing the package imports neither Keras nor `tokenizers` (so that
 `toolkit.config` can use `EncoderSpec` alone): the tokenizer names import
@@ -24,7 +26,7 @@ outputs = encoder.backbone(encoder.tokenizer.to_model_inputs(encodings))
 
 from importlib import import_module
 
-from toolkit.encoders.errors import EncoderLoadError
+from toolkit.encoders.errors import EncoderFetchError, EncoderLoadError
 from toolkit.encoders.spec import EncoderSpec
 
 _LAZY = {
@@ -34,16 +36,19 @@ _LAZY = {
     "LoadedEncoder": "toolkit.encoders.loader",
     "detect_source": "toolkit.encoders.loader",
     "BertEncoderBackbone": "toolkit.encoders.backbone",
+    "fetch_encoder": "toolkit.encoders.fetch",
 }
 
 __all__ = [
     "BertEncoderBackbone",
     "Encoding",
+    "EncoderFetchError",
     "EncoderLoadError",
     "EncoderSpec",
     "LoadedEncoder",
     "WordPieceTokenizer",
     "detect_source",
+    "fetch_encoder",
     "load_encoder",
 ]
 

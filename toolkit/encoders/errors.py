@@ -15,3 +15,14 @@ class EncoderLoadError(ValueError):
         print(error)  # "... holds neither a Google BERT checkpoint ... nor ..."
     ```
     """
+
+
+class EncoderFetchError(RuntimeError):
+    """A public encoder that `toolkit.encoders.fetch.fetch_encoder` could not put in its folder.
+
+    The message is one line: what failed and what to try instead.
+    """
+
+
+class SourceUnreachableError(EncoderFetchError):
+    """The source of a public encoder (the package registry, the Hugging Face hub) could not be reached."""
