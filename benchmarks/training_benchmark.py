@@ -41,6 +41,7 @@ ratios of the two sides.
 
     python benchmarks/training_benchmark.py --write-doc      # about 9 minutes on 2 shared cores
     python benchmarks/training_benchmark.py --sentences 64 --rounds 1 --pipelines classification  # smoke run
+    python benchmarks/training_benchmark.py --configs configs/goemotions.yaml,configs/reuters.yaml,configs/webnlg_star.yaml --sentences 1024 --write-doc
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ SIDES = ("toolkit", "bert4keras")
 MARKER = "BENCHMARK "
 TARGET_SPEEDUP = 1.3
 TARGET_UTILISATION = 0.5
+CONFIG_TARGET_SPEEDUP = 1.5  # at the shipped configs' shapes (issue: "at least 1.5x at every shape")
 
 
 def parse_args(argv=None):
@@ -93,12 +95,26 @@ def parse_args(argv=None):
         default=4,
         help="steps traced with TensorFlow's profiler after the rounds, per side (0: none)",
     )
+    parser.add_argument(
+        "--configs",
+        help="comma-separated shipped configs to measure at their own shapes instead: the config's encoder "
+        "(pretrained weights on the toolkit side, its shape and vocabulary on bert4keras's), data (the first "
+        "--sentences training examples), batch size, maxlen and weight average; e.g. "
+        "configs/goemotions.yaml,configs/reuters.yaml,configs/webnlg_star.yaml; `config@64` runs the bert4keras "
+        "side at batch 64 against the config's own batch size",
+    )
+    parser.add_argument(
+        "--bert4keras-batch-size",
+        type=int,
+        help="with --configs: the bert4keras script's batch size (default: the config's)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write-doc", action="store_true", help=f"replace {SECTION} in {DOC}")
     parser.add_argument("--json", type=Path, help="also write every round's measurements to this file")
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--pipeline", choices=PIPELINES, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("sentences", "rounds", "batch_size", "maxlen", "layers", "hidden", "heads", "intermediate",
                  "matmul_size", "matmul_repeats"):  # fmt: skip
@@ -113,7 +129,34 @@ def parse_args(argv=None):
     unknown = sorted(set(args.pipelines) - set(PIPELINES)) or ([] if args.pipelines else ["(none)"])
     if unknown:
         raise SystemExit(f"--pipelines takes a comma-separated list of {', '.join(PIPELINES)}; got {unknown}.")
+    # A job: (name, pipeline, shipped config or None for the LIC2019 setup of the default mode).
+    args.jobs = [(pipeline, pipeline, None) for pipeline in args.pipelines]
+    args.job_batch = {}
+    if args.configs and not args.worker:
+        # `path@64`: the bert4keras script at batch 64 against the config's own batch size.
+        specs = [name.strip().partition("@") for name in args.configs.split(",") if name.strip()]
+        missing = [path for path, _, _ in specs if not Path(path).is_file()]
+        if missing:
+            raise SystemExit(f"--configs: no such file: {', '.join(missing)}")
+        if any(batch and not batch.isdigit() for _, _, batch in specs):
+            raise SystemExit(f"--configs: `config@batch` takes a whole number after @; got {args.configs!r}.")
+        args.jobs = [
+            (Path(path).stem + (f"_bert4keras_batch_{batch}" if batch else ""), config_pipeline(Path(path)), Path(path))
+            for path, _, batch in specs
+        ]
+        args.job_batch = {name: int(batch) for (name, _, _), (_, _, batch) in zip(args.jobs, specs) if batch}
     return args
+
+
+def config_pipeline(path):
+    """`classification` or `relations`: the benchmark pipeline of a config's task (read without Keras)."""
+    import yaml
+
+    task = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("task")
+    pipelines = {"multilabel_classification": "classification", "relation_extraction": "relations"}
+    if task not in pipelines:
+        raise SystemExit(f"{path}: task {task!r}; the benchmark runs {', '.join(pipelines)}.")
+    return pipelines[task]
 
 
 # --- Shared inputs, written once by the parent ---------------------------------------------------
@@ -156,6 +199,66 @@ def prepare_workdir(args, folder: Path) -> None:
     (folder / "relations_dev.json").write_text("".join(lines[:64]), encoding="utf-8")
 
 
+def prepare_config_job(args, folder: Path, config_path: Path, pipeline: str, bert4keras_batch_size=None) -> dict:
+    """A shipped config's job: its data (the first `--sentences` training examples, as the toolkit
+    reads them) in the files the bert4keras script reads, its encoder's shape and vocabulary as a
+    `bert_config.json` bert4keras builds (random weights: speed does not depend on them), and
+    `shape.json` (layers, sizes, batch, maxlen, pooling, weight average) for both workers."""
+    from toolkit.config import load_config
+    from toolkit.tasks import pipeline_class
+
+    config = load_config(config_path, overrides=[f"data.max_examples={args.sentences}"])
+    data = pipeline_class(config.task)(config, log=lambda message: None).read_data()
+    encoder = Path(config.model.encoder.path)
+    hub = json.loads((encoder / "config.json").read_text(encoding="utf-8"))
+    bert_config = {key: hub[key] for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                                             "intermediate_size", "hidden_act", "max_position_embeddings",
+                                             "type_vocab_size")}  # fmt: skip
+    bert_config.update(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "bert_config.json").write_text(json.dumps(bert_config, indent=2), encoding="utf-8")
+    shutil.copy(encoder / "vocab.txt", folder / "model" / "vocab.txt")
+    if pipeline == "classification":
+        names = list(data.label_names)
+        records = [{"text": text, "labels": labels} for text, labels in zip(data.train.texts, data.train.labels)]
+        target = folder / "classification_train.jsonl"
+    else:
+        names = list(data.train.predicates)
+        records = [
+            {"text": text, "spo_list": [{"subject": s, "predicate": p, "object": o} for s, p, o in triples]}
+            for text, triples in zip(data.train.texts, data.train.triples)
+        ]
+        target = folder / "relations_train.json"
+    (folder / "labels.txt").write_text("".join(name + "\n" for name in names), encoding="utf-8")
+    target.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
+    shape = {
+        "config": config_path.as_posix(),
+        "encoder": encoder.name,
+        "layers": hub["num_hidden_layers"],
+        "hidden": hub["hidden_size"],
+        "heads": hub["num_attention_heads"],
+        "intermediate": hub["intermediate_size"],
+        "vocabulary": hub["vocab_size"],
+        "maxlen": config.model.maxlen,
+        "batch_size": config.training.batch_size,
+        "bert4keras_batch_size": bert4keras_batch_size or args.bert4keras_batch_size or config.training.batch_size,
+        "pooling": getattr(config.model, "pooling", None),
+        "ema": config.training.ema,
+        "examples": len(records),
+    }
+    (folder / "shape.json").write_text(json.dumps(shape, indent=2), encoding="utf-8")
+    return shape
+
+
+def apply_shape(args):
+    """In a worker of a config job: take the job's sizes (`shape.json`) as the arguments."""
+    shape = json.loads((args.workdir / "shape.json").read_text(encoding="utf-8"))
+    for key in ("layers", "hidden", "heads", "intermediate", "maxlen"):
+        setattr(args, key, shape[key])
+    args.batch_size = shape["batch_size"] if args.worker == "toolkit" else shape["bert4keras_batch_size"]
+    return shape
+
+
 # --- Workers: one side of one pipeline, in a process of its own -----------------------------------
 
 
@@ -195,6 +298,10 @@ def toolkit_config(args, pipeline):
     from toolkit.config import load_config
 
     folder = args.workdir
+    if args.config is not None:  # the shipped config, on the same examples as the bert4keras side
+        overrides = [f"data.max_examples={args.sentences}", f"training.epochs={args.warmup_epochs + args.rounds}",
+                     f"output.dir={folder / f'run_{pipeline}'}"]  # fmt: skip
+        return load_config(args.config, overrides=overrides)
     encoder = {"source": "random", "path": str(folder / "model"), "dropout": 0.1}
     training = {
         "epochs": args.warmup_epochs + args.rounds,
@@ -321,7 +428,12 @@ def bert4keras_trainer(args):
     from bert4keras.backend import K, batch_gather, keras, multilabel_categorical_crossentropy, sequence_masking
     from bert4keras.layers import LayerNormalization, Loss
     from bert4keras.models import build_transformer_model
-    from bert4keras.optimizers import Adam, extend_with_piecewise_linear_lr, extend_with_weight_decay
+    from bert4keras.optimizers import (
+        Adam,
+        extend_with_exponential_moving_average,
+        extend_with_piecewise_linear_lr,
+        extend_with_weight_decay,
+    )
     from bert4keras.snippets import DataGenerator, sequence_padding
     from bert4keras.tokenizers import Tokenizer
 
@@ -342,15 +454,22 @@ def bert4keras_trainer(args):
 
     state = {"round": -1}
 
+    shape = json.loads((folder / "shape.json").read_text(encoding="utf-8")) if args.config else {}
+
     def optimizer(steps):
         AdamW = extend_with_weight_decay(Adam, "AdamW")
         AdamWLR = extend_with_piecewise_linear_lr(AdamW, "AdamWLR")
+        settings = {}
+        if shape.get("ema"):  # the config averages the weights: so does the script, as bert4keras's AdamEMA
+            AdamWLR = extend_with_exponential_moving_average(AdamWLR, "AdamWLREMA")
+            settings["ema_momentum"] = shape["ema"]
         return AdamWLR(
             learning_rate=2e-5,
             weight_decay_rate=0.01,
             exclude_from_weight_decay=["Norm", "bias"],
             lr_schedule={0: 1, steps * (args.warmup_epochs + args.rounds): 0},
             clipnorm=1.0,
+            **settings,
         )
 
     if args.pipeline == "classification":
@@ -379,7 +498,10 @@ def bert4keras_trainer(args):
                         batch_token_ids, batch_segment_ids, batch_labels = [], [], []
 
         bert = build_transformer_model(config_path, return_keras_model=False)
-        output = keras.layers.Lambda(lambda x: x[:, 0])(bert.model.output)
+        if shape.get("pooling") == "mean":  # masked mean over the tokens, as the config pools
+            output = keras.layers.GlobalAveragePooling1D()(bert.model.output)
+        else:
+            output = keras.layers.Lambda(lambda x: x[:, 0])(bert.model.output)
         output = keras.layers.Dropout(0.1)(output)
         output = keras.layers.Dense(len(predicates), kernel_initializer=bert.initializer)(output)
         model = keras.models.Model(bert.model.input, output)
@@ -525,6 +647,8 @@ def bert4keras_trainer(args):
 
 def run_worker(args) -> None:
     sys.path.insert(0, str(REPO_ROOT))
+    if args.config is not None:
+        apply_shape(args)
     trainer = toolkit_trainer if args.worker == "toolkit" else bert4keras_trainer
     epoch, some_steps, info, model = trainer(args)
     import tensorflow as tf
@@ -615,8 +739,10 @@ def op_time_by_type(tf, some_steps, args):
 class Worker:
     """One side of one pipeline in its own process; `round()` runs one timed epoch."""
 
-    def __init__(self, args, side, pipeline, folder):
+    def __init__(self, args, side, pipeline, folder, config=None):
         command = [sys.executable, __file__, "--worker", side, "--pipeline", pipeline, "--workdir", str(folder)]
+        if config is not None:
+            command += ["--config", str(config)]
         for name in ("sentences", "rounds", "warmup_epochs", "batch_size", "maxlen", "layers", "hidden", "heads",
                      "intermediate", "matmul_size", "matmul_repeats", "profile_steps", "seed"):  # fmt: skip
             command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -627,7 +753,7 @@ class Worker:
             env.pop("KERAS_BACKEND", None)
         else:
             env["KERAS_BACKEND"] = "tensorflow"
-        self.name = f"{pipeline}/{side}"
+        self.name = f"{folder.name}/{side}"
         self.stderr = open(folder / f"{pipeline}_{side}.log", "w+", encoding="utf-8")  # noqa: SIM115 (the worker's lifetime)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1
@@ -670,32 +796,40 @@ class Worker:
 
 
 def run_all(args, folder):
-    """Start every worker at once (their warm-up overlaps: it is not timed), then per pipeline
-    alternate the two sides' timed rounds, and last trace a few steps of each."""
-    workers = {(pipeline, side): Worker(args, side, pipeline, folder) for pipeline in args.pipelines for side in SIDES}
-    finished = False
+    """Per job, start its two workers (their warm-up overlaps: it is not timed), alternate their timed
+    rounds, and last trace a few steps of each; one job's workers at a time. In the default mode the
+    jobs are the pipelines on the LIC2019 setup in `folder`; with `--configs`, one job per config, in a
+    folder of its own (`prepare_config_job`)."""
     results = {}
-    try:
-        ready = {key: worker.receive("ready") for key, worker in workers.items()}
-        for pipeline in args.pipelines:
+    for name, pipeline, config in args.jobs:
+        job_folder = folder
+        shape = None
+        if config is not None:
+            job_folder = folder / name
+            job_folder.mkdir()
+            shape = prepare_config_job(args, job_folder, config, pipeline, args.job_batch.get(name))
+        workers = {side: Worker(args, side, pipeline, job_folder, config) for side in SIDES}
+        finished = False
+        try:
+            ready = {side: worker.receive("ready") for side, worker in workers.items()}
             rounds = {side: [] for side in SIDES}
             for index in range(args.rounds):
                 order = SIDES if index % 2 == 0 else SIDES[::-1]
                 for side in order:
-                    rounds[side].append(workers[pipeline, side].round())
-                    print(f"{pipeline} round {index + 1}, {side}: {describe_round(rounds[side][-1])}", file=sys.stderr)
-            profiles = {side: workers[pipeline, side].profile() if args.profile_steps else None for side in SIDES}
-            workers[pipeline, SIDES[0]].close()
-            workers[pipeline, SIDES[1]].close()
-            results[pipeline] = {
-                "ready": {side: ready[pipeline, side] for side in SIDES},
+                    rounds[side].append(workers[side].round())
+                    print(f"{name} round {index + 1}, {side}: {describe_round(rounds[side][-1])}", file=sys.stderr)
+            profiles = {side: workers[side].profile() if args.profile_steps else None for side in SIDES}
+            results[name] = {
+                "pipeline": pipeline,
+                "shape": shape,
+                "ready": ready,
                 "rounds": rounds,
                 "profiles": profiles,
             }
-        finished = True
-    finally:
-        for worker in workers.values():
-            worker.close(stop=not finished)
+            finished = True
+        finally:
+            for worker in workers.values():
+                worker.close(stop=not finished)
     return results
 
 
@@ -743,8 +877,10 @@ def training_flops(batches, dims, pipeline, padded=True):
 def summarise(args, results):
     """Per pipeline and side: medians over rounds, and the paired speed-ups."""
     rows = []
-    for pipeline, result in results.items():
-        dims = {"layers": args.layers, "hidden": args.hidden, "intermediate": args.intermediate,
+    for name, result in results.items():
+        pipeline, shape = result["pipeline"], result["shape"] or {}
+        dims = {"layers": shape.get("layers", args.layers), "hidden": shape.get("hidden", args.hidden),
+                "intermediate": shape.get("intermediate", args.intermediate),
                 "labels": result["ready"]["toolkit"].get("labels", 0),
                 "predicates": result["ready"]["toolkit"].get("predicates", 0)}  # fmt: skip
         per_side = {}
@@ -779,8 +915,8 @@ def summarise(args, results):
         ]
         for side in SIDES:
             measured = per_side[side]
-            row = {"pipeline": pipeline, "side": side, "ready": result["ready"][side],
-                   "profile": result["profiles"][side]}  # fmt: skip
+            row = {"pipeline": pipeline, "job": name, "shape": result["shape"], "side": side,
+                   "ready": result["ready"][side], "profile": result["profiles"][side]}  # fmt: skip
             for key in measured[0]:
                 row[key] = statistics.median(item[key] for item in measured)
             if side == "toolkit":
@@ -988,6 +1124,79 @@ def render(args, rows, load, command) -> str:
     return "\n".join(lines)
 
 
+CONFIG_SECTION = "## Training speed at the shipped configs' shapes"
+
+
+def render_configs(args, rows, load, command) -> str:
+    """The section of a `--configs` run: one pair of rows per config, and the worst speed-up."""
+    toolkit_rows = [row for row in rows if row["side"] == "toolkit"]
+    worst = min(toolkit_rows, key=lambda row: row["speedup"])
+    lines = [
+        CONFIG_SECTION,
+        "",
+        "Training throughput at the shapes users train: each shipped config's own encoder, data, batch size, "
+        "maxlen and weight average, against a bert4keras 0.11.5 script of the same encoder shape and "
+        "vocabulary on the same examples (the first "
+        f"{args.sentences:,} training examples of the config's data, as the toolkit reads them). The toolkit "
+        "side is the config's pipeline (`load_config`, `read_data`, `build`, `training_feed`, `compile`) with "
+        "the pretrained weights; the bert4keras side builds the encoder from the same shape with random "
+        "weights (speed does not depend on the values), pools as the config does (mean or `[CLS]`) and, where "
+        "the config averages the weights, uses bert4keras's `extend_with_exponential_moving_average`. "
+        "Both: AdamW with weight decay and gradient clipping, linear decay, the multi-label categorical "
+        "crossentropy, TensorFlow graph mode without XLA. Rounds, warm-up and timing as in "
+        "[Training speed](#training-speed): "
+        f"{args.warmup_epochs} untimed warm-up epoch(s), then {args.rounds} rounds taking turns; rates are "
+        "medians, the speed-up the median of the per-round ratios (range in brackets).",
+        "",
+        "| config | encoder | side | batch | maxlen | samples/s | real tokens/s | padding | epoch s "
+        "| speed-up (samples/s) | target |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        shape = row["shape"]
+        batch = shape["batch_size"] if row["side"] == "toolkit" else shape["bert4keras_batch_size"]
+        if row["side"] == "toolkit":
+            low, high = row["speedup_range"]
+            met = "met" if row["speedup"] >= CONFIG_TARGET_SPEEDUP else "not met"
+            speedup, target = f"{row['speedup']:.2f}x ({low:.2f}-{high:.2f})", f">= {CONFIG_TARGET_SPEEDUP}x: {met}"
+        else:
+            speedup, target = "1.00x", ""
+        lines.append(
+            f"| `{shape['config']}` | {shape['encoder']} ({shape['layers']} layers, hidden {shape['hidden']}) "
+            f"| {SIDE_NAMES[row['side']]} | {batch} | {shape['maxlen']} | {row['samples_per_second']:.1f} "
+            f"| {row['real_per_second']:,.0f} | {row['padding']:.0%} | {row['seconds']:.1f} | {speedup} | {target} |"
+        )
+    lines += [
+        "",
+        f"Worst shape: `{worst['shape']['config']}`, {worst['speedup']:.2f}x bert4keras's samples/s.",
+    ]
+    if any(row["profile"] for row in rows):
+        lines += [
+            "",
+            f"Op time by phase ({args.profile_steps} traced steps a side, as in [Training speed](#training-speed)):",
+            "",
+            "| config | side | op time in matmuls | by phase |",
+            "|---|---|---:|---|",
+        ]
+        for row in rows:
+            if row["profile"]:
+                lines.append(
+                    f"| `{row['shape']['config']}` | {SIDE_NAMES[row['side']]} | {matmul_share(row['profile']):.0%} "
+                    f"| {phase_shares(row['profile'])} |"
+                )
+    lines += [
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: `nproc` = {len(os.sched_getaffinity(0))}, {cpu_model()}, no GPU; 1-minute load average "
+        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end; Python "
+        f"{platform.python_version()}, TensorFlow {rows[0]['ready']['tensorflow']}, Keras "
+        f"{toolkit_rows[0]['ready'].get('keras')} (toolkit), tf-keras with bert4keras 0.11.5.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.worker:
@@ -999,16 +1208,21 @@ def main(argv=None) -> None:
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="training_benchmark_") as name:
         folder = Path(name)
-        prepare_workdir(args, folder)
+        if not args.configs:
+            prepare_workdir(args, folder)
         results = run_all(args, folder)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     rows = summarise(args, results)
-    markdown = render(args, rows, (load_start, os.getloadavg()[0]), command)
+    load = (load_start, os.getloadavg()[0])
+    if args.configs:
+        markdown, section = render_configs(args, rows, load, command), CONFIG_SECTION
+    else:
+        markdown, section = render(args, rows, load, command), SECTION
     print(markdown)
     if args.write_doc:
-        write_section(DOC, SECTION, markdown)
-        print(f"Wrote the {SECTION!r} section of {DOC}", file=sys.stderr)
+        write_section(DOC, section, markdown)
+        print(f"Wrote the {section!r} section of {DOC}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -165,6 +165,12 @@ def test_sparse_updates_leave_rows_no_batch_looks_up():
     assert restored.sparse_updates and not restored.fused
 
 
+def test_the_config_turns_sparse_updates_on():
+    assert make_optimizer(TrainingConfig(sparse_embedding_updates=True), 5).sparse_updates
+    assert not make_optimizer(TrainingConfig(), 5).sparse_updates
+    assert not make_optimizer(TrainingConfig(sparse_embedding_updates=True), 5, sparse_updates=False).sparse_updates
+
+
 def test_sparse_updates_train_through_fit():
     """In `fit`'s compiled step, rows no batch looks up stay as they were."""
     rng = np.random.default_rng(2)

@@ -101,10 +101,12 @@ class _WarmEMA:
         step = ops.cast(self.iterations, "float32")
         warm = ops.minimum(ops.cast(self.ema_momentum, "float32"), (1.0 + step) / (10.0 + step))
         decay = ops.where(ops.equal(self.iterations, 0), 0.0, warm)
-        for var, average in zip(trainable_variables, self._model_variables_moving_average):
-            if average is not None:
-                momentum = ops.cast(decay, var.dtype)
-                average.assign(ops.add(ops.multiply(momentum, average), ops.multiply(ops.subtract(1, momentum), var)))
+        with keras.name_scope("moving_average"):  # named for profiles
+            for var, average in zip(trainable_variables, self._model_variables_moving_average):
+                if average is not None:
+                    momentum = ops.cast(decay, var.dtype)
+                    update = ops.add(ops.multiply(momentum, average), ops.multiply(ops.subtract(1, momentum), var))
+                    average.assign(update)
 
 
 class _FusedUpdate:
@@ -161,13 +163,14 @@ class _FusedUpdate:
             return super()._clip_by_norm(values, axes)
         import tensorflow as tf
 
-        dense = values.values if isinstance(values, tf.IndexedSlices) else values
-        flat = tf.reshape(dense, [-1])
-        norm = tf.sqrt(tf.tensordot(flat, flat, 1))  # as tf.clip_by_norm, over an IndexedSlices' rows
-        factor = self.clipnorm / tf.maximum(norm, tf.cast(self.clipnorm, norm.dtype))
-        if isinstance(values, tf.IndexedSlices):
-            return tf.IndexedSlices(values.values * factor, values.indices, values.dense_shape)
-        return values * factor
+        with tf.name_scope("clip_by_norm"):  # the scope tf.clip_by_norm's ops have (for profiles)
+            dense = values.values if isinstance(values, tf.IndexedSlices) else values
+            flat = tf.reshape(dense, [-1])
+            norm = tf.sqrt(tf.tensordot(flat, flat, 1))  # as tf.clip_by_norm, over an IndexedSlices' rows
+            factor = self.clipnorm / tf.maximum(norm, tf.cast(self.clipnorm, norm.dtype))
+            if isinstance(values, tf.IndexedSlices):
+                return tf.IndexedSlices(values.values * factor, values.indices, values.dense_shape)
+            return values * factor
 
     def _decay_rate(self, dtype):
         return ops.cast(ops.cast(self.learning_rate, "float32") * ops.cast(self.weight_decay, "float32"), dtype)
@@ -178,7 +181,8 @@ class _FusedUpdate:
         import tensorflow as tf
 
         def decay(value):
-            value.assign_sub(value * self._decay_rate(value.dtype))
+            with tf.name_scope("weight_decay"):
+                value.assign_sub(value * self._decay_rate(value.dtype))
 
         def decay_all(distribution, variables):  # where Keras decays: on each replica's copy
             for variable in variables:
@@ -308,7 +312,7 @@ def _replicated():
     return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
-def make_optimizer(training, steps_per_epoch, *, fused=True, sparse_updates=False):
+def make_optimizer(training, steps_per_epoch, *, fused=True, sparse_updates=None):
     """AdamW with warmup and decay, weight decay off for biases and norms, optional warmed-up EMA.
 
     Under a `tf.distribute` strategy with several replicas it is a
@@ -319,7 +323,8 @@ def make_optimizer(training, steps_per_epoch, *, fused=True, sparse_updates=Fals
         steps_per_epoch: optimizer steps in one epoch.
         fused: the fewer-pass update on TensorFlow (`WarmEMAAdamW`); False
             gives Keras' AdamW op for op (the benchmarks compare the two).
-        sparse_updates: embedding rows updated only when looked up (`WarmEMAAdamW`).
+        sparse_updates: embedding rows updated only when looked up (`WarmEMAAdamW`);
+            None: as `training.sparse_embedding_updates` says.
     """
     total_steps = steps_per_epoch * training.epochs
     if training.warmup_steps is not None:
@@ -335,7 +340,7 @@ def make_optimizer(training, steps_per_epoch, *, fused=True, sparse_updates=Fals
         use_ema=training.ema is not None,
         ema_momentum=training.ema if training.ema is not None else 0.99,
         fused=fused,
-        sparse_updates=sparse_updates,
+        sparse_updates=training.sparse_embedding_updates if sparse_updates is None else sparse_updates,
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer

@@ -125,7 +125,10 @@ class TrainingConfig(Section):
     for the chief to come up, then stops with a message. `max_minutes` is a
     wall-clock budget: training ends at the first epoch end past it (counted
     over every resumed part, epoch-end scoring included), then the run is
-    scored as usual.
+    scored as usual. `sparse_embedding_updates` updates an embedding's rows
+    (and their Adam moments and weight decay) only in the steps that look
+    them up, as LazyAdam does (`toolkit.optimization.WarmEMAAdamW`,
+    TensorFlow): cheaper steps for a large vocabulary and short texts.
     """
 
     epochs: int = Field(3, ge=1)
@@ -135,6 +138,7 @@ class TrainingConfig(Section):
     warmup_steps: Optional[int] = Field(None, ge=0)
     decay: Literal["linear", "cosine", "none"] = "linear"
     weight_decay: float = Field(0.01, ge=0.0)
+    sparse_embedding_updates: bool = False
     ema: Optional[float] = Field(None, gt=0.0, lt=1.0)
     seed: int = 42
     early_stopping_patience: Optional[int] = Field(None, ge=1)
