@@ -179,7 +179,7 @@ def train_and_decode(job: dict) -> dict:
     }
 
 
-def encoder_flops(backbone, tokenizer, texts, maxlen, batch_size, length_multiple=8) -> float:
+def encoder_flops(backbone, tokenizer, texts, maxlen, batch_size) -> float:
     """Forward FLOPs of the encoder's matmuls over `texts` as the decoder batches them (padded).
 
     Per token `2 * layers * (4 h^2 + 2 h i)` (projections and feed-forward), per row and layer
@@ -191,7 +191,7 @@ def encoder_flops(backbone, tokenizer, texts, maxlen, batch_size, length_multipl
     layers, hidden, inner = backbone.num_layers, backbone.hidden_dim, backbone.intermediate_dim
     encodings = tokenizer.encode_batch(list(texts), maxlen=maxlen)
     total = 0.0
-    for _, _, token_ids, _ in batches_by_length(encodings, batch_size, 0, length_multiple):
+    for _, _, token_ids, _ in batches_by_length(encodings, batch_size, 0, limit=maxlen):
         rows, length = token_ids.shape
         total += 2.0 * layers * (4 * hidden * hidden + 2 * hidden * inner) * rows * length
         total += 4.0 * layers * hidden * rows * length * length

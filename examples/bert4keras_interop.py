@@ -205,10 +205,20 @@ def main(argv=None):
     parser.add_argument("checkpoint_dir", nargs="?", help="Google-format BERT folder; a tiny random one if left out")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, help="default 1e-3 for the random BERT, 2e-5 otherwise")
-    parser.add_argument("--output-dir", help="where the predictor is saved; a temporary folder if left out")
+    parser.add_argument(
+        "--output-dir", help="where the predictor is saved; if left out, a temporary folder deleted at the end"
+    )
     args = parser.parse_args(argv)
+    if args.output_dir:
+        train_and_serve(args, Path(args.output_dir))
+        return
+    with tempfile.TemporaryDirectory(prefix="bert4keras_interop_") as temporary:
+        train_and_serve(args, Path(temporary))
 
-    output_dir = Path(args.output_dir or tempfile.mkdtemp(prefix="bert4keras_interop_"))
+
+def train_and_serve(args, output_dir):
+    """Train on the generated texts, keep the best epoch, save the predictor in `output_dir`, load it back and
+    predict."""
     if args.checkpoint_dir:
         checkpoint_dir = Path(args.checkpoint_dir)
         config_path = str(checkpoint_dir / "bert_config.json")
@@ -255,7 +265,8 @@ def main(argv=None):
 
     summary = {"validation": validation_scores, "predictor": str(output_dir / "predictor")}
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(f"Predictor saved to {output_dir / 'predictor'}")
+    where = " (a temporary folder, deleted now; --output-dir keeps it)" if not args.output_dir else ""
+    print(f"Predictor saved to {output_dir / 'predictor'}{where}")
 
 
 if __name__ == "__main__":

@@ -366,11 +366,15 @@ def test_predictor_module_imports_no_keras():
 
 
 @requires_bert4keras
-def test_example_runs_end_to_end(tmp_path):
-    completed = run_python([str(EXAMPLE), "--output-dir", str(tmp_path)], legacy_environment(), timeout=900)
-    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
-    assert summary["validation"]["micro_f1"] >= 0.9, completed.stdout[-3000:]
-    assert (tmp_path / "predictor" / "predictor.json").is_file()
+def test_example_runs_end_to_end_and_deletes_its_temporary_folder(tmp_path):
+    """Without --output-dir the example works in a temporary folder, which is gone when it ends."""
+    (tmp_path / "tmp").mkdir()
+    environment = dict(legacy_environment(), TMPDIR=str(tmp_path / "tmp"))
+    completed = run_python([str(EXAMPLE)], environment, timeout=900)
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("Validation (best epoch): "))
+    assert json.loads(line.split(": ", 1)[1])["micro_f1"] >= 0.9, completed.stdout[-3000:]
+    assert "Predictor saved to " in completed.stdout and "the coach said" in completed.stdout  # loaded back
+    assert [path.name for path in (tmp_path / "tmp").iterdir() if path.name.startswith("bert4keras_interop")] == []
 
 
 if __name__ == "__main__":

@@ -110,9 +110,44 @@ def test_overwrite_clears_the_old_runs_state_but_resume_keeps_it(tmp_path):
     (run / "notes.txt").write_text("the user's own file")
     RunFolder(tmp_path / "run").prepare(resume=True)
     assert run.backup.exists() and run.best.exists()
+    (run / "logs" / "train").mkdir(parents=True)
+    (run / "logs" / "train" / "events.out.tfevents.1").write_text("the old run's curves")
+    (run / "plots" / "learning_curves.png").write_text("png")
+    (run / "report.txt").write_text("the old scores")
+    (run / "cache" / "tokens-abc.npz").write_text("tokens")
     RunFolder(tmp_path / "run").prepare(overwrite=True)
     assert not run.backup.exists() and not run.best.exists() and not (run / "best.json").exists()
+    # The replaced run's TensorBoard logs, plots and report go with it; the token cache (named by
+    # what it holds) and the user's own files stay.
+    assert list((run / "logs").iterdir()) == [] and list(run.plots.iterdir()) == []
+    assert not (run / "report.txt").exists() and (run / "cache" / "tokens-abc.npz").exists()
     assert (run / "notes.txt").read_text() == "the user's own file"
+
+
+def test_a_failed_start_removes_what_it_made_and_nothing_else(tmp_path):
+    # A new folder (and the parent its creation made) goes whole.
+    run = RunFolder(tmp_path / "runs" / "run").lock().prepare()
+    (run / "config.yaml").write_text("task: x\n")
+    run.discard_start()
+    run.unlock()
+    assert list(tmp_path.iterdir()) == []
+    # In a folder that was there, only what this start made goes.
+    folder = tmp_path / "run"
+    (folder / "logs").mkdir(parents=True)
+    (folder / "notes.txt").write_text("the user's own file")
+    run = RunFolder(folder).lock().prepare()
+    (run / "config.yaml").write_text("task: x\n")
+    (run / "cache" / "tokens-abc.npz").write_text("tokens")
+    run.discard_start()
+    run.unlock()
+    assert sorted(path.name for path in folder.iterdir()) == ["logs", "notes.txt"]
+    # Once the run began (a model saved), nothing goes; without the lock, nothing goes.
+    run = RunFolder(folder).lock().prepare()
+    run.best.mkdir()
+    run.discard_start()
+    run.unlock()
+    RunFolder(folder).discard_start()
+    assert run.best.is_dir() and (run / "cache").is_dir()
 
 
 def test_a_file_in_place_of_the_folder_is_an_error(tmp_path):
@@ -201,3 +236,28 @@ def test_overwrite_with_bad_data_leaves_the_old_run_as_it_was(tmp_path, capsys):
     assert "a.jsonl:2: malformed JSON" in capsys.readouterr().err
     assert {name: (old / name).read_text(encoding="utf-8") for name in files} == files
     assert (old / "best").is_dir()
+
+
+@pytest.mark.parametrize("task", ["classification", "relations"])
+def test_a_start_that_fails_after_reading_the_data_leaves_no_run_folder(tmp_path, task, capsys):
+    """A missing encoder file is found once the folder is made: the folder goes again. A missing data file is
+    found before it is made."""
+    from toolkit.cli import main
+    from toolkit.config import default_config
+    from toolkit.data.synthetic import write_multilabel_demo, write_relation_demo
+
+    if task == "classification":
+        write_multilabel_demo(tmp_path / "data", n_train=40, n_dev=20, n_test=20, seed=1)
+        name = "multilabel_classification"
+    else:
+        write_relation_demo(tmp_path / "data", n_train=40, n_dev=20, n_test=20, seed=1)
+        name = "relation_extraction"
+    output = tmp_path / "runs" / "run"
+    default_config(name, data_dir=tmp_path / "data", output_dir=output).save(tmp_path / "config.yaml")
+    config = str(tmp_path / "config.yaml")
+    assert main(["train", config, "--set", f"model.encoder.vocab={tmp_path / 'missing.txt'}"]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    assert main(["train", config, "--set", f"data.train={tmp_path / 'missing.jsonl'}"]) == 2
+    assert "missing.jsonl: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

@@ -7,11 +7,19 @@ neither), and Keras' `PyDataset` batches in the order it is given. Pooled
 sorting (shuffle, sort inside pools of batches, shuffle the batches) keeps an
 epoch random while padding stays at about a tenth of the tokens
 (`docs/benchmarks.md`).
+
+Decoding pads to a few fixed shapes instead (`batches_by_length`): lengths
+and row counts from `bucket_size`'s 1, 2, 3, 4, 6, 8, 12, 16, ... (at most
+1.5 times the need), so that a backend that compiles per input shape (JAX,
+XLA) compiles a few, and TensorFlow's predict function, which generalises an
+axis once it has seen it change, is traced at most twice in a decode (more
+traces than that, over a relation decoder's two models, made it warn of
+retracing).
 """
 
 import numpy as np
 
-__all__ = ["batches_by_length", "length_grouped_batches", "pad_rows"]
+__all__ = ["batches_by_length", "bucket_size", "decode_rows", "length_grouped_batches", "pad_rows", "padded_length"]
 
 
 def length_grouped_batches(lengths, batch_size, *, shuffle, seed=0, epoch=0, pool_batches=50):
@@ -48,17 +56,50 @@ def length_grouped_batches(lengths, batch_size, *, shuffle, seed=0, epoch=0, poo
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def pad_rows(rows, pad_id: int, length_multiple: int = 1):
+def bucket_size(count: int, minimum: int = 1) -> int:
+    """The smallest of 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, ... (the powers of two and 1.5 times them)
+    that is at least `count` and `minimum`: the few sizes decoding pads an axis to.
+
+    >>> [bucket_size(n) for n in (1, 5, 7, 12, 13, 17, 33)], bucket_size(3, minimum=8)
+    ([1, 6, 8, 12, 16, 24, 48], 8)
+    """
+    count = max(int(count), int(minimum), 1)
+    power = 1 << (count - 1).bit_length()  # the smallest power of two >= count
+    return power // 4 * 3 if power // 4 * 3 >= count else power
+
+
+def padded_length(longest: int, limit=None) -> int:
+    """The length a decode batch whose longest row has `longest` tokens is padded to:
+    `bucket_size(longest, minimum=8)`, but never past `limit` (the longest encoding
+    allowed, `maxlen`; a model's position embeddings may end there).
+
+    >>> padded_length(13), padded_length(90, limit=96), padded_length(100, limit=120)
+    (16, 96, 120)
+    """
+    length = bucket_size(longest, minimum=8)
+    return min(length, max(int(limit), longest)) if limit is not None else length
+
+
+def pad_rows(rows, pad_id: int, length_multiple: int = 1, *, length=None, count=None):
     """int32 `(token_ids, segment_ids)` `[len(rows), seq]` of rows with `token_ids` and `segment_ids`
     (tokenizer encodings, training targets), padded to the longest rounded up to `length_multiple`.
+
+    `length` gives the padded length instead; `count` the number of rows:
+    those past `len(rows)` repeat the rows in order (real inputs, whose
+    outputs the caller drops).
 
     >>> from types import SimpleNamespace as Row
     >>> ids, segments = pad_rows([Row(token_ids=[2, 7, 3], segment_ids=[0, 0, 0])], pad_id=0, length_multiple=4)
     >>> ids.tolist(), segments.shape
     ([[2, 7, 3, 0]], (1, 4))
+    >>> pad_rows([Row(token_ids=[2, 3], segment_ids=[0, 0])], pad_id=0, length=3, count=2)[0].tolist()
+    [[2, 3, 0], [2, 3, 0]]
     """
     longest = max(len(row.token_ids) for row in rows)
-    seq_len = -(-longest // length_multiple) * length_multiple
+    seq_len = length if length is not None else -(-longest // length_multiple) * length_multiple
+    if seq_len < longest:
+        raise ValueError(f"length {seq_len} is shorter than the longest row ({longest} tokens).")
+    rows = [rows[index] for index in np.resize(np.arange(len(rows)), count)] if count is not None else rows
     token_ids = np.full((len(rows), seq_len), pad_id, dtype="int32")
     segment_ids = np.zeros((len(rows), seq_len), dtype="int32")
     for position, row in enumerate(rows):
@@ -67,9 +108,26 @@ def pad_rows(rows, pad_id: int, length_multiple: int = 1):
     return token_ids, segment_ids
 
 
-def batches_by_length(encodings, batch_size: int, pad_id: int, length_multiple: int = 1):
+def decode_rows(total: int, batch_size: int) -> int:
+    """The rows of every decode batch over `total` texts: `batch_size` when there is more than one
+    batch (the last one is padded), else `bucket_size(total)`, so that one decode sees one batch size."""
+    return batch_size if total > batch_size else min(bucket_size(total), batch_size)
+
+
+def batches_by_length(encodings, batch_size: int, pad_id: int, *, limit=None):
     """For decoding: yield `(indices, encodings, token_ids, segment_ids)` per batch of similar length
-    (`indices` into `encodings`, so that the caller puts results back in input order)."""
+    (`indices` into `encodings`, so that the caller puts results back in input order).
+
+    The arrays have a few fixed shapes, so that a model compiled per input
+    shape (JAX, XLA) compiles a few times and TensorFlow traces a model's
+    predict function at most twice in a decode (it generalises the axis that
+    changed): `decode_rows` rows (more than the batch when it is the last
+    one: repeats of its rows, whose outputs the caller drops by reading the
+    first `len(encodings)` rows) and `padded_length(longest, limit)` tokens.
+    Padding changes no output of a real token: attention is masked.
+    """
+    rows = decode_rows(len(encodings), batch_size)
     for indices in length_grouped_batches([len(e.token_ids) for e in encodings], batch_size, shuffle=False):
         batch = [encodings[index] for index in indices]
-        yield (indices, batch, *pad_rows(batch, pad_id, length_multiple))
+        length = padded_length(max(len(e.token_ids) for e in batch), limit)
+        yield (indices, batch, *pad_rows(batch, pad_id, length=length, count=rows))

@@ -13,6 +13,9 @@ The first four run a task's pipeline (`toolkit.tasks`, `toolkit.pipeline`);
 prepare what the shipped configs read, and print the folder they wrote.
 Bad input (a config key, a data line, an encoder file, a run folder, a failed
 download) is one line on stderr and exit status 2; nothing written before is lost.
+
+TensorFlow's harmless start-up lines are kept off stderr
+(`toolkit.native_logs`); `--verbose` or `ZLPR_VERBOSE=1` shows them.
 """
 
 import argparse
@@ -28,7 +31,8 @@ __all__ = ["main"]
 
 def _program_name() -> str:
     """`zlpr` when started as the installed command, else `python -m toolkit`."""
-    return "zlpr" if os.path.basename(sys.argv[0] or "") == "zlpr" else "python -m toolkit"
+    started_as = os.path.splitext(os.path.basename(sys.argv[0] or ""))[0]  # zlpr, or zlpr.exe on Windows
+    return "zlpr" if started_as == "zlpr" else "python -m toolkit"
 
 
 def _parser():
@@ -36,9 +40,21 @@ def _parser():
 
     parser = argparse.ArgumentParser(prog=_program_name(), description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every line TensorFlow writes (as ZLPR_VERBOSE=1 does; by default its harmless start-up "
+        "lines are hidden)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    # --verbose is also taken after the command (`demo relations --verbose`); SUPPRESS keeps a
+    # subcommand's default from replacing a --verbose given before it.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "--verbose", action="store_true", default=argparse.SUPPRESS, help="show every line TensorFlow writes"
+    )
 
-    train = commands.add_parser("train", help="train and evaluate from a config file")
+    train = commands.add_parser("train", parents=[verbose], help="train and evaluate from a config file")
     train.add_argument("config", help="YAML config file")
     train.add_argument(
         "--set",
@@ -52,16 +68,26 @@ def _parser():
 
     registered = tasks.TASKS
     described = ", ".join(f"{task.short_name} ({task.summary})" for task in registered)
-    demo = commands.add_parser("demo", help="train on a built-in generated data set (no downloads)")
+    demo = commands.add_parser("demo", parents=[verbose], help="train on a built-in generated data set (no downloads)")
     demo.add_argument("task", choices=[task.short_name for task in registered], help=f"which pipeline: {described}")
     demo.add_argument("--output", default=None, help="run folder (default runs/demo_<task>)")
-    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    demo.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value of the demo's config, e.g. --set training.epochs=1 (repeatable)",
+    )
 
-    evaluate = commands.add_parser("evaluate", help="score a run's best model on its dev and test data")
+    evaluate = commands.add_parser(
+        "evaluate", parents=[verbose], help="score a run's best model on its dev and test data"
+    )
     evaluate.add_argument("run_dir", help="a run folder written by train (it holds config.yaml and best/)")
 
     predict = commands.add_parser(
         "predict",
+        parents=[verbose],
         help="predict for a file of texts: read like the run's data when its extension says the run's format "
         "(the same header and text field), else one text a line; one output line per input line",
     )
@@ -154,7 +180,14 @@ def _decision_rule(args, config) -> dict:
 
 
 def main(argv=None):
+    """Run a command; returns the exit status. `argv` None: the process's own command line, whose
+    stderr is then filtered (`toolkit.native_logs`) unless `--verbose`; a list: called from Python
+    (tests, scripts), which keep their stderr as it is."""
     args = _parser().parse_args(argv)
+    if argv is None and not args.verbose:
+        from toolkit.native_logs import quiet_native_logs
+
+        quiet_native_logs()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     log = logging.getLogger("toolkit").info
     if args.command in ("get-encoder", "convert"):

@@ -224,6 +224,10 @@ class Pipeline:
         `training.seed` and applies `training.mixed_precision`; on the way out
         the policy is restored, a worker's temporary folder deleted and the
         scope left. Build, compile and fit inside it.
+
+        An error before the run began (no model saved, no epoch finished: a
+        missing encoder file, say) removes what this start made in the folder
+        (`RunFolder.discard_start`), never what was there before.
         """
         import keras
 
@@ -237,9 +241,14 @@ class Pipeline:
             try:
                 if replicas.is_chief:
                     config.save(run / "config.yaml")
+                    self.log(f"devices: {_device_names()}")
                 keras.utils.set_random_seed(config.training.seed)
                 with dtype_policy(config.training.mixed_precision):
                     yield run
+            except BaseException:
+                if replicas.is_chief:
+                    run.discard_start()  # a start that failed before its first epoch leaves no half-made folder
+                raise
             finally:
                 close_run_folder(run, replicas)
 
@@ -388,7 +397,8 @@ class Pipeline:
 
         The data are read and checked before the run folder is touched, so a
         bad line leaves an existing run (and `output.overwrite`'s victim) as it
-        was. The folder stays locked from training to the scores.
+        was; a start that fails later, before its first epoch, removes what it
+        made (`training_run`). The folder stays locked from training to the scores.
 
         With `resume`, where the run stands decides (`RunFolder.status`):
         interrupted in training, it continues after its last finished epoch;
@@ -525,6 +535,17 @@ class Pipeline:
         )
         self.log(f"wrote {count} predictions to {output_path}")
         return count
+
+
+def _device_names() -> str:
+    """The devices Keras sees (`cpu:0`, `gpu:0, gpu:1`), for the log: a GPU that failed to start
+    shows as its absence (TensorFlow's own line about it is hidden, `toolkit.native_logs`)."""
+    import keras
+
+    try:
+        return ", ".join(keras.distribution.list_devices())
+    except (AttributeError, NotImplementedError, RuntimeError):  # a backend that lists none (torch)
+        return f"not listed by the {keras.backend.backend()} backend"
 
 
 def _flatten(tree, prefix=""):

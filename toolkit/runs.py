@@ -4,6 +4,8 @@
   state it is in (`status`: new, training, scoring, finished), refusing a
   folder that holds another run, and reading back what a run wrote
   (`history.csv`, the resume state in `backup/`, JSON files);
+- `RunFolder.discard_start`: what a start that failed before its run began
+  made is removed again;
 - `open_run_folder` / `close_run_folder`: the folder this process writes into,
   on one process or as a worker of `multi_worker_mirrored` (a temporary
   folder seeded with the chief's resume state).
@@ -41,12 +43,40 @@ class TrainingError(RuntimeError):
 
 _RUN_MARKERS = ("best", "best.old", "best.tmp", "best.json", "backup", "backup.old", "backup.tmp")
 _RUN_MARKERS += ("history.csv", "metrics.json")
+# What else a run writes, removed with it when a new run replaces it (the token cache stays: its
+# files are named by what they hold, and a new run of the same data reuses them).
+_RUN_OUTPUTS = _RUN_MARKERS + ("logs", "plots", "report.txt", "data_summary.json")
+_RUN_OUTPUTS += tuple(
+    f"{kind}_{split}.{extension}"
+    for split in ("dev", "test")
+    for kind, extension in (
+        ("report", "json"),
+        ("per_predicate", "json"),
+        ("per_type", "json"),
+        ("predictions", "jsonl"),
+    )
+)
 
 # The locks this process holds, by folder: `RunFolder.lock` is re-entrant within a
 # process (an flock taken twice by one process through two descriptors would
 # refuse itself), so `Pipeline.train` can hold the folder across training and
-# scoring while `Pipeline.training_run` takes it too.
+# scoring while `Pipeline.training_run` takes it too. Each entry is
+# [file handle or None, count, what the folder held before the first lock (`_Before`)].
 _HELD_LOCKS: dict = {}
+
+
+class _Before:
+    """What a run folder held before this process locked it: whether it existed, its entries, and
+    the topmost folder that locking it created (itself, or a missing parent)."""
+
+    def __init__(self, path: Path):
+        self.existed = path.is_dir()
+        self.entries = frozenset(os.listdir(path)) if self.existed else frozenset()
+        created = Path(os.path.abspath(path))
+        while not self.existed and not created.parent.exists():
+            created = created.parent
+        self.created = None if self.existed else created
+
 
 # `RunFolder.status` values.
 STATUSES = ("new", "partial", "training", "scoring", "finished", "orphaned")
@@ -70,9 +100,12 @@ class RunFolder:
       state), `cache/` (tokenized data).
 
     A folder that already holds a run (one that got as far as saving a
-    model) is refused unless `overwrite=True` or `resume=True` (an interrupted
-    run started again with the same config). A folder left by a run that
-    failed before that (a bad data line, a missing encoder file) is reused.
+    model) is refused unless `overwrite=True` (the earlier run's files go,
+    its TensorBoard logs with them; the token cache stays) or `resume=True`
+    (an interrupted run started again with the same config). A start that
+    fails before its run begins (a missing encoder file, an error building
+    the model) removes what it made (`discard_start`): the folder is left as
+    it was, or not there.
 
     One run at a time: `lock()` takes an OS file lock on `<folder>/.lock`
     (`fcntl.flock`), which a second process asking for the same folder cannot
@@ -96,23 +129,27 @@ class RunFolder:
     def lock(self):
         """Take the folder's lock (creating the folder); RunFolderError naming the holder if it is taken.
 
-        Re-entrant within a process: each `lock()` needs its `unlock()`.
+        Re-entrant within a process: each `lock()` needs its `unlock()`. The
+        first one notes what the folder held (`discard_start` needs it).
         """
         self._check_is_folder()
         if self._locked:
             return self
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise RunFolderError(f"output.dir: cannot create {self.path} ({error.strerror}).") from None
         key = os.path.realpath(self.path)
         if key in _HELD_LOCKS:
             _HELD_LOCKS[key][1] += 1
             self._locked = True
             return self
+        before = _Before(self.path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunFolderError(f"output.dir: cannot create {self.path} ({error.strerror}).") from None
         try:
             import fcntl
         except ImportError:  # not a POSIX system: no lock
+            _HELD_LOCKS[key] = [None, 1, before]
+            self._locked = True
             return self
         handle = open(self.path / ".lock", "a+", encoding="ascii")  # noqa: SIM115 (held while the run lasts)
         try:
@@ -128,7 +165,7 @@ class RunFolder:
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n")
         handle.flush()
-        _HELD_LOCKS[key] = [handle, 1]
+        _HELD_LOCKS[key] = [handle, 1, before]
         self._locked = True
         return self
 
@@ -144,7 +181,43 @@ class RunFolder:
         held[1] -= 1
         if held[1] == 0:
             del _HELD_LOCKS[key]
-            held[0].close()  # closing the descriptor releases the flock
+            if held[0] is not None:
+                held[0].close()  # closing the descriptor releases the flock
+
+    def discard_start(self):
+        """Undo a start that failed before the run began: remove what was made in the folder since
+        this process first locked it, when it holds no run (`started()` is false).
+
+        A folder that did not exist goes, with the parents its creation made
+        (when they are empty); in one that existed, only the entries that were
+        not there go. What an earlier run or the user left is never touched.
+        Call it while holding the lock: `.lock` goes last, so no other run can
+        have started in the folder meanwhile.
+        """
+        held = _HELD_LOCKS.get(os.path.realpath(self.path))
+        if held is None or self.started() or not self.path.is_dir():
+            return
+        before = held[2]
+        made = sorted(set(os.listdir(self.path)) - before.entries - {".lock"})
+        for name in made:
+            target = self.path / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+        if ".lock" not in before.entries:
+            (self.path / ".lock").unlink(missing_ok=True)
+        if before.created is None:
+            return
+        folder = Path(os.path.abspath(self.path))
+        while True:
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                return
+            if folder == before.created:
+                return
+            folder = folder.parent
 
     def _check_is_folder(self):
         if self.path.exists() and not self.path.is_dir():
@@ -157,7 +230,8 @@ class RunFolder:
         "scoring") is kept as it is; one with nothing to resume ("new",
         "partial": stopped before its first backup) starts afresh; a finished
         run, or one whose resume state is gone, is refused. Without it, an
-        existing run is refused unless `overwrite`, which clears it first.
+        existing run is refused unless `overwrite`, which clears it first
+        (`_RUN_OUTPUTS`: models, scores, plots, TensorBoard logs).
         """
         self._check_is_folder()
         keep = False
@@ -180,7 +254,8 @@ class RunFolder:
         return self
 
     def _clear_run(self):
-        for name in _RUN_MARKERS:
+        """Remove an earlier run's files (`_RUN_OUTPUTS`: its models, scores, plots, TensorBoard logs)."""
+        for name in _RUN_OUTPUTS:
             target = self.path / name
             if target.is_dir():
                 shutil.rmtree(target)

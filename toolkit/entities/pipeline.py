@@ -46,22 +46,25 @@ class EntityData:
     types: list
 
 
-def decode_entities(model, tokenizer, texts, *, maxlen=None, batch_size=32, length_multiple=8, threshold=0.0):
+def decode_entities(model, tokenizer, texts, *, maxlen=None, batch_size=32, threshold=0.0):
     """Per text, `(start, end, type)` character spans scoring above `threshold`, decoded a batch at a time.
 
-    The encoder and head run once per batch of similar-length texts; every
-    span above the threshold is read from the whole batch's scores at once
-    (`toolkit.spans.decode_spans`) and mapped to characters through the
-    tokenizer's offsets. Spans touching `[CLS]`/`[SEP]` are dropped.
+    The encoder and head run once per batch of similar-length texts, padded
+    to a few fixed shapes (`toolkit.batching.batches_by_length`: one trace or
+    compilation per shape); every span above the threshold is read from the
+    whole batch's scores at once (`toolkit.spans.decode_spans`) and mapped to
+    characters through the tokenizer's offsets. Spans touching
+    `[CLS]`/`[SEP]` are dropped.
     """
     from toolkit.spans.targets import decode_spans
 
     texts = list(texts)
     encodings = tokenizer.encode_batch(texts, maxlen=maxlen)
+    limit = maxlen if maxlen is not None else getattr(tokenizer, "maxlen", None)
     results = [[] for _ in texts]
-    for rows, batch, token_ids, segment_ids in batches_by_length(encodings, batch_size, model.pad_id, length_multiple):
+    for rows, batch, token_ids, segment_ids in batches_by_length(encodings, batch_size, model.pad_id, limit=limit):
         scores = np.asarray(model.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids}))
-        found = decode_spans(scores, threshold, lengths=[len(encoding.token_ids) for encoding in batch])
+        found = decode_spans(scores[: len(batch)], threshold, lengths=[len(encoding.token_ids) for encoding in batch])
         for position, spans in enumerate(found):
             encoding = batch[position]
             for head, start, end in spans:

@@ -10,11 +10,12 @@ touches `[CLS]` or `[SEP]` is dropped.
 
 `decode_relations` is batched: the encoder runs ONCE per sentence (the
 `subject_model`, over a batch of sentences), then the `object_model` (head
-only) runs for every subject of the batch at once on the sequence outputs,
-repeated per subject. `decode_per_sentence_bert4keras_style` is the reference
-it is benchmarked against: per sentence, one call for the subjects and a second
-call that re-runs the encoder for the objects of all its subjects, as
-bert4keras's example does. Both give the same triples.
+only) runs for the subjects of the batch, many at once, on the sequence
+outputs repeated per subject; every call has one of a few fixed shapes.
+`decode_per_sentence_bert4keras_style` is the reference it is benchmarked
+against: per sentence, one call for the subjects and a second call that re-runs
+the encoder for the objects of all its subjects, as bert4keras's example does.
+Both give the same triples.
 
 Example:
 
@@ -31,7 +32,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from toolkit.batching import pad_rows
+from toolkit.batching import decode_rows, pad_rows, padded_length
 
 __all__ = [
     "SpanTriple",
@@ -139,13 +140,6 @@ def _subject_spans(subject_logits, encoding, threshold, limit=MAX_SUBJECTS_PER_T
     return spans
 
 
-def _compiles_per_shape(model) -> bool:
-    """Whether each new input shape costs `model` a compilation (JAX, or XLA on TensorFlow)."""
-    import keras
-
-    return keras.backend.backend() == "jax" or bool(getattr(model, "jit_compile", False))
-
-
 def decode_relations(extractor, tokenizer, texts: Sequence[str], **options) -> list:
     """Triples of each text, decoded in batches: per text, the distinct `(subject, predicate, object)`
     strings, each entity an exact slice of its text. The options are `decode_relation_spans`'s."""
@@ -163,8 +157,6 @@ def decode_relation_spans(
     maxlen: Optional[int] = None,
     batch_size: int = 32,
     object_batch_size: Optional[int] = None,
-    length_multiple: Optional[int] = None,
-    subject_multiple: Optional[int] = None,
     sort_by_length: bool = True,
     threshold: float = 0.0,
 ) -> list:
@@ -179,45 +171,44 @@ def decode_relation_spans(
         maxlen: tokens per text, `[CLS]`/`[SEP]` included (the tokenizer's
             default when None); text past it is not read.
         batch_size: sentences per encoder call.
-        object_batch_size: subjects per object-head call (all the subjects of
-            the batch when None).
-        length_multiple: pad each batch to a multiple of this length, and
-        subject_multiple: the subjects of an object-head call to a multiple
-            of this count. Both bound the number of distinct input shapes,
-            each of which JAX (and XLA) compiles anew. None means 8 when the
-            models are compiled for fixed shapes (JAX, or `jit_compile`), 1
-            otherwise (TensorFlow without XLA relaxes its traces to any
-            shape after a few calls, and padding only costs time).
+        object_batch_size: subjects per object-head call (twice
+            `batch_size` when None).
         sort_by_length: batch sentences of similar length together (the
             output keeps the input order).
         threshold: the decision threshold on the logits (0 for this loss).
+
+    Every model call gets one of a few fixed shapes, so that JAX (and XLA)
+    compile a few times and TensorFlow traces the encoder twice in a decode
+    (it generalises the axis that changed) and the object head once: fewer
+    than the traces at which it warns of retracing. The encoder gets
+    `toolkit.batching.decode_rows` sentences of a `padded_length` (the last
+    batch padded with repeats of its sentences); the object head, a few
+    matrix products a token, always `object_batch_size` subjects (the last
+    call padded with repeats) of `maxlen` tokens (the tokenizer's when None;
+    the batch's length when neither says). The outputs of the repeats are
+    dropped, and padding changes no output of a real token.
 
     Returns:
         Per text, a list of distinct `SpanTriple`s: two mentions of the same
         words are two triples.
     """
-    if length_multiple is None or subject_multiple is None:
-        fixed_shapes = _compiles_per_shape(extractor.subject_model)
-        length_multiple = length_multiple or (8 if fixed_shapes else 1)
-        subject_multiple = subject_multiple or (8 if fixed_shapes else 1)
-    for name, value in (
-        ("batch_size", batch_size),
-        ("length_multiple", length_multiple),
-        ("subject_multiple", subject_multiple),
-        ("object_batch_size", object_batch_size or 1),
-    ):
+    object_batch_size = object_batch_size if object_batch_size is not None else 2 * batch_size
+    for name, value in (("batch_size", batch_size), ("object_batch_size", object_batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     texts = list(texts)
     encodings = tokenizer.encode_batch(texts, maxlen=maxlen)
+    limit = maxlen if maxlen is not None else getattr(tokenizer, "maxlen", None)
     order = np.argsort([len(encoding.token_ids) for encoding in encodings], kind="stable")
     if not sort_by_length:
         order = np.arange(len(texts))
+    sentences_per_call = decode_rows(len(texts), batch_size)
     results: list = [[] for _ in texts]
     for begin in range(0, len(texts), batch_size):
         rows = order[begin : begin + batch_size]
         batch = [encodings[row] for row in rows]
-        token_ids, segment_ids = pad_rows(batch, extractor.pad_id, length_multiple)
+        length = padded_length(max(len(encoding.token_ids) for encoding in batch), limit)
+        token_ids, segment_ids = pad_rows(batch, extractor.pad_id, length=length, count=sentences_per_call)
         outputs = extractor.subject_model.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids})
         subject_logits = np.asarray(outputs["subject_logits"])
         owners, spans = [], []
@@ -231,13 +222,13 @@ def decode_relation_spans(
         spans = np.asarray(spans, dtype="int32")
         sequence_output = np.asarray(outputs["sequence_output"])
         padding_mask = (token_ids != extractor.pad_id).astype("int32")
-        step = object_batch_size or len(spans)
-        for first in range(0, len(spans), step):
-            chosen = slice(first, first + step)
+        if limit is not None and limit > length:  # the object head sees one length: `maxlen`
+            sequence_output = np.pad(sequence_output, ((0, 0), (0, limit - length), (0, 0)))
+            padding_mask = np.pad(padding_mask, ((0, 0), (0, limit - length)))
+        for first in range(0, len(spans), object_batch_size):
+            chosen = slice(first, first + object_batch_size)
             count = len(owners[chosen])
-            # Pad the number of subjects up to a multiple of `subject_multiple` by repeating
-            # rows, so that fewer distinct shapes are compiled; the extra outputs are dropped.
-            padded = np.resize(np.arange(count), -(-count // subject_multiple) * subject_multiple)
+            padded = np.resize(np.arange(count), object_batch_size)  # repeats; their outputs are dropped
             object_logits = np.asarray(
                 extractor.object_model.predict_on_batch(
                     {

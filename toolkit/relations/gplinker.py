@@ -204,24 +204,26 @@ MAX_ENTITIES_PER_TEXT = 64
 MAX_TRIPLES_PER_TEXT = 256
 
 
-def decode_gplinker_spans(extractor, tokenizer, texts, *, maxlen=None, batch_size=32, length_multiple=8, threshold=0.0):
+def decode_gplinker_spans(extractor, tokenizer, texts, *, maxlen=None, batch_size=32, threshold=0.0):
     """Per text, the `SpanTriple`s GPLinker finds (Su's pairing; see the module docstring), in subject, object,
-    predicate order; past the limits above, the highest-scoring."""
+    predicate order; past the limits above, the highest-scoring. Batches of similar length, padded to a few
+    fixed shapes (`toolkit.batching.batches_by_length`)."""
     from toolkit.relations.decoder import SpanTriple
 
     texts = list(texts)
     encodings = tokenizer.encode_batch(texts, maxlen=maxlen)
     results = [[] for _ in texts]
-    batches = batches_by_length(encodings, batch_size, extractor.pad_id, length_multiple)
+    limit = maxlen if maxlen is not None else getattr(tokenizer, "maxlen", None)
+    batches = batches_by_length(encodings, batch_size, extractor.pad_id, limit=limit)
     for rows, batch, token_ids, segment_ids in batches:
         seq_len = token_ids.shape[1]
         outputs = extractor.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids})
-        shape = (len(batch), -1, seq_len, seq_len)
+        shape = (len(token_ids), -1, seq_len, seq_len)  # the first len(batch) rows are the batch's
         entities = np.asarray(outputs["entities"]).reshape(shape)
         heads = np.asarray(outputs["head_links"]).reshape(shape)
         tails = np.asarray(outputs["tail_links"]).reshape(shape)
         lengths = [len(encoding.token_ids) for encoding in batch]
-        for position, spans in enumerate(decode_spans(entities, threshold, lengths=lengths)):
+        for position, spans in enumerate(decode_spans(entities[: len(batch)], threshold, lengths=lengths)):
             encoding = batch[position]
             chars = {}
             for _, start, end in spans:

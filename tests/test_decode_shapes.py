@@ -1,0 +1,128 @@
+"""Decoding pads its batches to a few fixed shapes: the same results as unpadded, few traces or compilations."""
+
+from types import SimpleNamespace
+
+import keras
+import pytest
+
+from tests.test_relations import (
+    GIVEN_NAMES,
+    PLACES,
+    PREDICATES,
+    SPECIALS,
+    SURNAMES,
+    family_sentences,
+    tiny_backbone,
+)
+from toolkit.batching import batches_by_length, bucket_size, decode_rows, padded_length
+
+only_tensorflow = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="tf.function tracing is TensorFlow's"
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from toolkit.encoders.tokenizer import WordPieceTokenizer
+
+    characters = sorted(set(SURNAMES + GIVEN_NAMES + PLACES + "市的父亲是妻子出生于，。"))
+    return WordPieceTokenizer(SPECIALS + characters, lowercase=False)
+
+
+@pytest.fixture(scope="module")
+def texts():
+    """Sentences of 8 to 40 tokens: several length buckets, and a last batch that is not full."""
+    sentences = [text for text, _ in family_sentences(41, seed=5)]
+    return sentences + [a + b for a, b in zip(sentences[:9], sentences[9:18])]
+
+
+def test_bucket_sizes_and_the_shapes_of_decode_batches():
+    sizes = {bucket_size(n) for n in range(1, 513)}
+    assert sorted(sizes) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512]
+    assert all(bucket_size(n) >= n and bucket_size(n) <= 1.5 * n for n in range(1, 513))
+    assert padded_length(5) == 8 and padded_length(100, limit=110) == 110 and padded_length(130, limit=128) == 130
+    assert decode_rows(100, 32) == 32 and decode_rows(5, 32) == 6 and decode_rows(40, 48) == 48
+
+    lengths = [3, 9, 17, 17, 30, 5, 12, 25, 40, 7, 19]
+    encodings = [SimpleNamespace(token_ids=list(range(1, n + 1)), segment_ids=[0] * n) for n in lengths]
+    seen = []
+    for indices, batch, token_ids, segment_ids in batches_by_length(encodings, 4, pad_id=0):
+        assert token_ids.shape == segment_ids.shape and token_ids.shape[0] == 4
+        assert token_ids.shape[1] == padded_length(max(len(e.token_ids) for e in batch))
+        for position in range(4):  # the rows past the batch repeat its rows
+            row = batch[position % len(batch)]
+            assert token_ids[position, : len(row.token_ids)].tolist() == row.token_ids
+            assert not token_ids[position, len(row.token_ids) :].any()
+        seen.extend(indices.tolist())
+    assert sorted(seen) == list(range(len(lengths)))
+
+
+def test_relation_decoding_equals_the_unpadded_reference(tokenizer, texts):
+    """An untrained extractor (many spans near 0): the padded, bucketed decode finds exactly what one
+    sentence at a time, unpadded, finds."""
+    from toolkit.relations import RelationExtractor, decode_per_sentence_bert4keras_style, decode_relations
+
+    keras.utils.set_random_seed(3)
+    extractor = RelationExtractor(tiny_backbone(tokenizer.vocabulary_size), PREDICATES)
+    batched = decode_relations(extractor, tokenizer, texts, maxlen=48, batch_size=8, object_batch_size=16)
+    reference = decode_per_sentence_bert4keras_style(extractor, tokenizer, texts, maxlen=48)
+    assert sum(map(len, reference)) > 100  # untrained: plenty of triples to compare
+    assert [sorted(found) for found in batched] == [sorted(found) for found in reference]
+
+
+def _unpadded_batches(encodings, batch_size, pad_id, *, limit=None):
+    """`batches_by_length` as it was: each batch padded to its longest row only, no extra rows."""
+    from toolkit.batching import length_grouped_batches, pad_rows
+
+    for indices in length_grouped_batches([len(e.token_ids) for e in encodings], batch_size, shuffle=False):
+        batch = [encodings[index] for index in indices]
+        yield (indices, batch, *pad_rows(batch, pad_id))
+
+
+def test_span_decoders_equal_their_unpadded_results(tokenizer, texts, monkeypatch):
+    import toolkit.entities.pipeline as entities
+    import toolkit.relations.gplinker as gplinker
+    from toolkit.entities.model import EntityRecognizer
+    from toolkit.relations.gplinker import GPLinkerExtractor
+
+    keras.utils.set_random_seed(4)
+    recognizer = EntityRecognizer(tiny_backbone(tokenizer.vocabulary_size), ["PER", "LOC"], head_size=8)
+    linker = GPLinkerExtractor(tiny_backbone(tokenizer.vocabulary_size), PREDICATES, head_size=8)
+    padded_entities = entities.decode_entities(recognizer, tokenizer, texts, maxlen=48, batch_size=8)
+    padded_triples = gplinker.decode_gplinker_spans(linker, tokenizer, texts, maxlen=48, batch_size=8)
+    monkeypatch.setattr(entities, "batches_by_length", _unpadded_batches)
+    monkeypatch.setattr(gplinker, "batches_by_length", _unpadded_batches)
+    assert sum(map(len, padded_entities)) > 20 and sum(map(len, padded_triples)) > 20
+    assert padded_entities == entities.decode_entities(recognizer, tokenizer, texts, maxlen=48, batch_size=8)
+    assert padded_triples == gplinker.decode_gplinker_spans(linker, tokenizer, texts, maxlen=48, batch_size=8)
+
+
+@only_tensorflow
+def test_decoding_batches_of_many_lengths_traces_each_model_at_most_twice(tokenizer, texts):
+    """TensorFlow traces a predict function for a new input shape until it has generalised the axis that
+    changed. With the decoders' fixed shapes a decode traces an encoder twice and the relation object head
+    once, a decode of another size the encoder once more (the batch axis), and then never again: fewer than
+    the 4 traces in about 10 calls at which TensorFlow warns of retracing (it counts every Keras model's
+    predict function together; `tests/test_cli.py` runs a relation demo and finds no warning)."""
+    from toolkit.entities.model import EntityRecognizer
+    from toolkit.entities.pipeline import decode_entities
+    from toolkit.relations import RelationExtractor, decode_relations
+
+    keras.utils.set_random_seed(5)
+    extractor = RelationExtractor(tiny_backbone(tokenizer.vocabulary_size), PREDICATES)
+    recognizer = EntityRecognizer(tiny_backbone(tokenizer.vocabulary_size), ["PER", "LOC"], head_size=8)
+    lengths = {padded_length(len(e.token_ids)) for e in tokenizer.encode_batch(texts, maxlen=48)}
+    assert len(lengths) >= 3  # the batches come in several lengths, the last one not full
+
+    def traces():
+        models = (extractor.subject_model, extractor.object_model, recognizer)
+        return [model.predict_function.experimental_get_tracing_count() for model in models]
+
+    for _ in range(2):  # the second decode traces nothing
+        decode_relations(extractor, tokenizer, texts, maxlen=48, batch_size=8)
+        decode_entities(recognizer, tokenizer, texts, maxlen=48, batch_size=8)
+        assert traces() == [2, 1, 2]
+    for count in (1, 5, 3):  # fewer texts than a batch: the encoder's batch axis is generalised once
+        decode_relations(extractor, tokenizer, texts[:count], maxlen=48, batch_size=8)
+        decode_entities(recognizer, tokenizer, texts[:count], maxlen=48, batch_size=8)
+    assert traces() == [3, 1, 3]
