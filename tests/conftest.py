@@ -1,5 +1,7 @@
 """Shared test setup: fixed seeds, the tiny encoder overrides, and the path of ../shared when it exists."""
 
+import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -41,3 +43,27 @@ def _fresh_keras_state():
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
+
+
+DEMO_SCORES = REPO_ROOT / "docs" / "demo_scores.json"
+
+
+def recorded_demo(name):
+    """`(entry, tolerance)`: demo `name`'s recorded scores in docs/demo_scores.json
+    (`benchmarks/demo_scores.py --write` measures them)."""
+    scores = json.loads(DEMO_SCORES.read_text(encoding="utf-8"))
+    return scores["demos"][name], scores["tolerance"]
+
+
+def demo_scores_script():
+    """`benchmarks/demo_scores.py` as a module: it reads the stated scores and compares runs with them."""
+    spec = importlib.util.spec_from_file_location("demo_scores", REPO_ROOT / "benchmarks" / "demo_scores.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RERUN_DEMOS = (
+    "the demos' results changed: `python benchmarks/demo_scores.py --write` measures them again and "
+    "rewrites the scores the README and the examples state"
+)

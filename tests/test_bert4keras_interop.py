@@ -366,6 +366,24 @@ def test_predictor_module_imports_no_keras():
 
 
 @requires_bert4keras
+def test_example_runs_end_to_end(tmp_path):
+    completed = run_python([str(EXAMPLE), "--output-dir", str(tmp_path)], legacy_environment(), timeout=900)
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert summary["validation"]["micro_f1"] >= 0.9, completed.stdout[-3000:]
+    assert (tmp_path / "predictor" / "predictor.json").is_file()
+    # the scores its header states (docs/demo_scores.json), epoch by epoch; imported here: this file
+    # is also the tf-keras worker, which must not import Keras 3 (tests.conftest does)
+    from tests.conftest import RERUN_DEMOS, demo_scores_script, recorded_demo
+
+    script = demo_scores_script()
+    recorded, tolerance = recorded_demo("bert4keras_interop")
+    measured = script.example_scores(summary["epochs"])
+    assert script.differences("bert4keras_interop", measured, recorded["scores"], tolerance) == [], RERUN_DEMOS
+    best = measured["best_epoch"] - 1
+    assert summary["validation"] == summary["epochs"][best]  # the best epoch's weights were put back
+
+
+@requires_bert4keras
 def test_example_runs_end_to_end_and_deletes_its_temporary_folder(tmp_path):
     """Without --output-dir the example works in a temporary folder, which is gone when it ends."""
     (tmp_path / "tmp").mkdir()

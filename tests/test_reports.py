@@ -301,6 +301,64 @@ def test_plots_leave_global_matplotlib_state_alone(tmp_path, rng):
         assert "import keras" not in source and "tensorflow" not in source
 
 
+CHINESE_PREDICATES = ["出生地", "妻子", "作者", "国籍", "毕业院校"]
+
+
+def chinese_report():
+    per_class = {
+        name: {"precision": 0.5 + 0.1 * index, "recall": 0.6, "f1": 0.55 + 0.05 * index, "num_gold": 3 + index}
+        for index, name in enumerate(CHINESE_PREDICATES)
+    }
+    return scoring.span_class_report(per_class, {"precision": 0.7, "recall": 0.6, "f1": 0.65, "num_gold": 25})
+
+
+def glyph_complaints(caught, caplog):
+    messages = [str(warning.message) for warning in caught] + [record.getMessage() for record in caplog.records]
+    return [message for message in messages if "missing from font" in message or "drawn as boxes" in message]
+
+
+def test_chinese_label_names_are_drawn_in_a_cjk_font(tmp_path, caplog):
+    """LIC2019 predicates as label names: no "Glyph ... missing" warning (one a glyph each time a text is
+    measured or drawn: 240 for a small plot before), and the names drawn in the dependency's CJK font."""
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "val_micro_f1": [0.3, 0.6]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert_png(plots.plot_per_label_f1(chinese_report(), tmp_path / "per_predicate.png", title="谓词 F1"))
+        assert_png(plots.plot_learning_curves(history, tmp_path / "curves.png", title="LIC2019 关系抽取"))
+    assert glyph_complaints(caught, caplog) == []
+    assert plots._cjk_font() == "WenQuanYi Micro Hei"
+
+
+def test_a_cjk_fallback_draws_the_characters_and_leaves_latin_text_to_the_first_font():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def pixels(text, family):
+        figure = Figure(figsize=(2.0, 0.5), dpi=100)
+        canvas = FigureCanvasAgg(figure)
+        figure.text(0.05, 0.3, text, fontfamily=family, fontsize=14)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DejaVu Sans alone: the glyphs are missing, as intended here
+            canvas.draw()
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+    cjk = plots._cjk_font()
+    fallback = ["DejaVu Sans", cjk]
+    assert np.array_equal(pixels("出生地", fallback), pixels("出生地", [cjk]))
+    assert not np.array_equal(pixels("出生地", fallback), pixels("出生地", ["DejaVu Sans"]))
+    assert np.array_equal(pixels("n=12", fallback), pixels("n=12", ["DejaVu Sans"]))
+    assert (pixels("出生地", [cjk]) < 128).sum() > 100  # ink, not a blank canvas
+
+
+def test_without_a_cjk_font_a_plot_is_drawn_with_one_warning(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(plots, "_cjk_font", lambda: None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert_png(plots.plot_per_label_f1(chinese_report(), tmp_path / "per_predicate.png"))
+    complaints = glyph_complaints(caught, caplog)
+    assert len(complaints) == 1 and "pip install paperang-p2-fonts-cjk" in complaints[0], complaints
+
+
 # --------------------------------------------------------------------------
 # Writers
 

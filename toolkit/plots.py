@@ -1,8 +1,14 @@
 """Plots of a run: learning curves, per-label F1, F1 against the decision threshold.
 
 The plots use Matplotlib's Agg canvas on a `Figure` of their own: no `pyplot`,
-no change to global Matplotlib state. Each PNG is written atomically
+no change to Matplotlib's settings. Each PNG is written atomically
 (`toolkit.atomic.replace_file`). Matplotlib is imported when a plot is drawn.
+
+Label names in Chinese, Japanese or Korean: a text with characters its font
+lacks gets a CJK font as its fallback (WenQuanYi Micro Hei, from the
+`paperang-p2-fonts-cjk` dependency, registered with Matplotlib's font manager
+the first time a plot needs it; else a CJK font the machine has). Without one,
+the plot is still drawn, its missing characters as boxes, with one warning.
 
 Example:
 
@@ -13,6 +19,10 @@ plot_learning_curves(history.history, run_dir / "plots" / "learning_curves.png")
 ```
 """
 
+import functools
+import os
+import warnings
+
 import numpy as np
 
 from toolkit.atomic import replace_file
@@ -22,6 +32,17 @@ __all__ = ["plot_learning_curves", "plot_per_label_f1", "plot_threshold_curve"]
 
 AVERAGE_ROWS = ("micro avg", "macro avg", "weighted avg", "samples avg")
 DPI = 120
+# The CJK font a plot falls back to: the package (a toolkit dependency), its module and font file.
+CJK_FONT_PACKAGE = ("paperang-p2-fonts-cjk", "paperang_p2_fonts_cjk", "fonts/wqy-microhei.ttc")
+# Used instead when that package is missing: CJK fonts a machine may have installed.
+INSTALLED_CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+)
+MISSING_GLYPH_WARNING = r"Glyph \d+ .* missing from font"
 
 
 def _new_figure(width, height):
@@ -34,16 +55,87 @@ def _new_figure(width, height):
 
 
 def _save_figure(figure, path):
-    return replace_file(path, lambda temporary: figure.savefig(temporary, format="png", dpi=DPI))
+    unknown = _add_fallback_fonts(figure)
+    with warnings.catch_warnings():
+        if unknown:
+            example = "".join(sorted(unknown)[:3])
+            warnings.warn(
+                f"{len(unknown)} characters of the plot's labels (e.g. {example!r}) are in none of Matplotlib's fonts "
+                f"and are drawn as boxes; `pip install {CJK_FONT_PACKAGE[0]}` adds the toolkit's CJK font.",
+                UserWarning,
+                stacklevel=3,
+            )
+            # that one line instead of Matplotlib's, one for every glyph each time a text is measured or drawn
+            warnings.filterwarnings("ignore", message=MISSING_GLYPH_WARNING)
+        return replace_file(path, lambda temporary: figure.savefig(temporary, format="png", dpi=DPI))
 
 
-def _label_fonts():
-    """DejaVu Sans, then any installed font with CJK glyphs (for Chinese label names)."""
+@functools.cache
+def _glyphs(font_path):
+    """The code points the font file at `font_path` has glyphs for (its first face)."""
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(font_path).get_charmap())
+
+
+@functools.cache
+def _cjk_font():
+    """The family name of a font with CJK glyphs, or None without one.
+
+    The dependency's font file is registered with Matplotlib's font manager
+    here, on first use; without the package, the first of
+    `INSTALLED_CJK_FONTS` Matplotlib knows.
+    """
+    from importlib.resources import files
+
     from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
 
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    wanted = ["Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "SimHei"]
-    return ["DejaVu Sans"] + [name for name in wanted if name in installed]
+    try:
+        path = files(CJK_FONT_PACKAGE[1]).joinpath(CJK_FONT_PACKAGE[2])
+    except ModuleNotFoundError:
+        path = None
+    if path is not None and path.is_file():
+        path = os.fspath(path)
+        if not any(entry.fname == path for entry in font_manager.fontManager.ttflist):
+            font_manager.fontManager.addfont(path)
+        return FT2Font(path).family_name
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    return next((name for name in INSTALLED_CJK_FONTS if name in installed), None)
+
+
+def _add_fallback_fonts(figure):
+    """Give every text of `figure` with characters its font lacks the CJK font as a fallback.
+
+    Matplotlib (>= 3.6) takes a list of families and looks each character up
+    in them in turn, so the text's own font still sets everything it has.
+    Returns the characters no font has (an empty set when all can be drawn).
+    """
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.text import Text
+
+    unknown = set()
+    for text in figure.findobj(Text):
+        string = text.get_text()
+        if string.isascii():
+            continue
+        properties = text.get_fontproperties()
+        lacking = {
+            character
+            for character in string
+            if character.isprintable()
+            and not character.isspace()
+            and ord(character) not in _glyphs(findfont(properties))
+        }
+        if not lacking:
+            continue
+        fallback = _cjk_font()
+        if fallback is not None:
+            text.set_fontfamily([*properties.get_family(), fallback])
+            fallback_glyphs = _glyphs(findfont(FontProperties(family=fallback)))
+            lacking = {character for character in lacking if ord(character) not in fallback_glyphs}
+        unknown |= lacking
+    return unknown
 
 
 def _shorten(text, limit):
@@ -221,7 +313,7 @@ def plot_per_label_f1(report, path, *, title=None, max_labels=60):
             zorder=4,
             bbox=dict(boxstyle="square,pad=0.1", facecolor="white", edgecolor="none", alpha=0.8),
         )
-    axes.set_yticks(positions, tick_labels, fontsize=8, fontfamily=_label_fonts())
+    axes.set_yticks(positions, tick_labels, fontsize=8)
     if hidden > 0:
         gap = rows.index(None)
         axes.get_yticklabels()[gap].set_fontstyle("italic")
