@@ -361,15 +361,14 @@ def toolkit_trainer(args):
         # Bookkeeping: note the shape of every batch the stream pads (an append per batch).
         generated = []
         preprocessor = predictor.preprocessor
-        pad = preprocessor.pad
+        pad = preprocessor.inputs
 
-        def recording_pad(token_id_lists):
-            generated.append(
-                batch_record([len(ids) for ids in token_id_lists], max(len(ids) for ids in token_id_lists))
-            )
-            return pad(token_id_lists)
+        def recording_pad(encoded, rows=None):
+            inputs = pad(encoded, rows)
+            generated.append(batch_record(inputs["padding_mask"].sum(axis=1), inputs["token_ids"].shape[1]))
+            return inputs
 
-        preprocessor.pad = recording_pad
+        preprocessor.inputs = recording_pad
         steps = feed.steps_per_epoch
 
         def epoch():

@@ -381,3 +381,76 @@ def test_predict_reads_a_csv_like_the_training_csv(tiny_run, tmp_path):
     assert pipeline.predict_file(tmp_path / "texts.txt", tmp_path / "plain.jsonl") == 4
     plain = [json.loads(line) for line in (tmp_path / "plain.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [line["labels"] for line in plain] == [line["labels"] for line in lines]
+
+
+# ----------------------------------------------------------------------------- the token cache and the batches, as arrays
+
+CHINESE_VOCAB = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared")) / "data/chinese_bert/vocab.txt"
+CACHE_TEXTS = [
+    "the cat sat on the mat",
+    "",
+    "周杰伦的《晴天》，发行于2003年。",
+    "Café naïve résumé cafe\u0301 and   spaces\t\there",
+    "the cats sat " * 30,  # cut by maxlen
+    "hello 😀 world [SEP] ok",
+    "新年快乐" * 40,  # cut by maxlen
+]
+
+
+def _tokenizers():
+    from toolkit.encoders import WordPieceTokenizer
+
+    words = ["the", "cat", "##s", "sat", "on", "mat", "hello", "world", "ok", "周", "杰", "伦", "的", "新", "年"]
+    found = [WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])]
+    if CHINESE_VOCAB.is_file():
+        found.append(WordPieceTokenizer(CHINESE_VOCAB))
+    return found
+
+
+@pytest.mark.parametrize("tokenizer", _tokenizers(), ids=lambda tokenizer: f"vocab-{tokenizer.vocabulary_size}")
+def test_the_token_cache_and_the_batches_hold_the_preprocessors_ids(tmp_path, tokenizer):
+    from types import SimpleNamespace
+
+    from toolkit.batching import length_grouped_batches
+    from toolkit.classification.pipeline import encode_split
+    from toolkit.classification.preprocessor import TextPreprocessor
+
+    preprocessor = TextPreprocessor(tokenizer, maxlen=16)
+    texts = CACHE_TEXTS * 3
+    dataset = SimpleNamespace(texts=texts, labels=[["a"] if i % 2 else ["b"] for i in range(len(texts))])
+    expected = preprocessor.encode(texts)  # the list form: ids per text, cut to maxlen
+    uncut = [len(encoding) for encoding in tokenizer.encode_batch(texts, maxlen=10_000)]
+    written = encode_split(preprocessor, dataset, ["a", "b"], tmp_path)
+    (cache_file,) = tmp_path.glob("tokens-*.npz")
+    read = encode_split(preprocessor, dataset, ["a", "b"], tmp_path)
+    assert max(uncut) > 16 and min(uncut) == 2
+    for encoded in (written, read):
+        tokens = encoded.tokens
+        assert encoded.lengths.tolist() == [len(ids) for ids in expected]
+        assert encoded.text_lengths.tolist() == uncut
+        assert [
+            tokens.flat_token_ids[start : start + length].tolist()
+            for start, length in zip(tokens.starts, tokens.lengths)
+        ] == expected
+    # Batches as training and prediction pad them: the list form's `pad`, from the arrays.
+    for indices in length_grouped_batches(read.lengths, 4, shuffle=True, seed=1):
+        inputs = preprocessor.inputs(read.tokens, indices)
+        reference = preprocessor.pad([expected[i] for i in indices])
+        assert set(inputs) == set(reference)
+        for name in reference:
+            np.testing.assert_array_equal(inputs[name], reference[name])
+            assert inputs[name].dtype == np.int32
+    for got, reference in ((preprocessor(texts), preprocessor.pad(expected)), (preprocessor([]), preprocessor.pad([]))):
+        for name in reference:
+            np.testing.assert_array_equal(got[name], reference[name])
+            assert got[name].shape == reference[name].shape
+    for indices, inputs in preprocessor.batches(texts, 5):
+        np.testing.assert_array_equal(
+            inputs["token_ids"], preprocessor.pad([expected[i] for i in indices])["token_ids"]
+        )
+    # A cache written before the arrays (int64 lengths) and before text lengths were kept still reads.
+    flat = np.concatenate([np.asarray(ids, dtype="int32") for ids in expected])
+    np.savez(cache_file, flat=flat, lengths=np.array([len(ids) for ids in expected]))
+    old = encode_split(preprocessor, dataset, ["a", "b"], tmp_path)
+    assert old.lengths.tolist() == [len(ids) for ids in expected] and old.text_lengths.tolist() == uncut
+    np.testing.assert_array_equal(old.tokens.flat_token_ids, flat)

@@ -11,7 +11,7 @@ import pytest
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
-from toolkit.encoders import Encoding, WordPieceTokenizer
+from toolkit.encoders import EncodedBatch, Encoding, WordPieceTokenizer
 from toolkit.encoders.tokenizer import infer_lowercase
 
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", Path(__file__).resolve().parents[1] / ".." / "shared"))
@@ -191,6 +191,101 @@ def test_encode_batch_matches_encode(tokenizer):
         tokenizer.encode_batch(texts, pairs[:2])
 
 
+# Texts the array form must read exactly as the list form: scripts, accents (composed and
+# combining), whitespace runs, control and zero-width characters, emoji, special tokens written
+# in the text, an empty text and texts longer than any maxlen below.
+VARIED_TEXTS = [
+    "周杰伦的《晴天》，发行于2003年。",
+    "Hello, world! The QUICK brown fox; naïve CAFÉ résumé.",
+    "",
+    "  \t\n\u3000  ",
+    "Café naïve résumé cafe\u0301 x\u0301",
+    "the   cat\t\tsat\n\n ok  ",
+    "東京 😀🎉 [UNK] a [SEP] b new\u200b yo\u200brk\x00!",
+    "新年快乐，万事如意。" * 60,
+    "the cats sat on the mat " * 40,
+]
+
+
+def assert_arrays_match_lists(tokenizer, texts, pairs=None, maxlen=None):
+    """`encode_batch_arrays` holds exactly `encode_batch`'s ids, segments and offsets, padded."""
+    batch = tokenizer.encode_batch_arrays(texts, pairs, maxlen=maxlen)
+    encodings = tokenizer.encode_batch(texts, pairs, maxlen=maxlen)
+    longest = max((len(encoding) for encoding in encodings), default=0)
+    assert batch.lengths.tolist() == [len(encoding) for encoding in encodings]
+    assert batch.token_ids.shape == batch.segment_ids.shape == (len(texts), longest)
+    assert batch.offsets.shape == (len(texts), longest, 2)
+    assert {batch.token_ids.dtype, batch.segment_ids.dtype, batch.offsets.dtype, batch.lengths.dtype} == {
+        np.dtype("int32")
+    }
+    for row, encoding in enumerate(encodings):
+        length = len(encoding)
+        assert batch.token_ids[row, :length].tolist() == encoding.token_ids
+        assert batch.segment_ids[row, :length].tolist() == encoding.segment_ids
+        assert [tuple(offset) for offset in batch.offsets[row, :length].tolist()] == encoding.offsets
+        assert (batch.token_ids[row, length:] == tokenizer.pad_id).all()
+        assert not batch.segment_ids[row, length:].any() and not batch.offsets[row, length:].any()
+    inputs, expected = batch.model_inputs(), tokenizer.to_model_inputs(encodings)
+    assert set(inputs) == set(expected)
+    for name in expected:
+        np.testing.assert_array_equal(inputs[name], expected[name], err_msg=name)
+        assert inputs[name].dtype == np.int32
+    without = tokenizer.encode_batch_arrays(texts, pairs, maxlen=maxlen, offsets=False)
+    np.testing.assert_array_equal(without.token_ids, batch.token_ids)
+    np.testing.assert_array_equal(without.segment_ids, batch.segment_ids)
+    return batch
+
+
+def test_encode_batch_arrays_matches_encode_batch(tokenizer):
+    for maxlen in (None, 12, 2):
+        assert_arrays_match_lists(tokenizer, VARIED_TEXTS, maxlen=maxlen)
+    pairs = ["ok", "", "a b", "周杰伦", "the cats", "x", "hello world " * 5, "sat", "!"]
+    for maxlen in (None, 9, 3):
+        assert_arrays_match_lists(tokenizer, VARIED_TEXTS, pairs, maxlen=maxlen)
+    assert_arrays_match_lists(tokenizer, VARIED_TEXTS[2:3])
+    assert_arrays_match_lists(tokenizer, [])
+    with pytest.raises(TypeError, match="encode_batch_arrays\\(\\) takes a list of texts"):
+        tokenizer.encode_batch_arrays("hello")
+    with pytest.raises(ValueError, match="same length"):
+        tokenizer.encode_batch_arrays(VARIED_TEXTS, pairs[:2])
+
+
+def test_encoded_batch_selects_concatenates_and_pads_rows(tokenizer):
+    texts = ["hello world", "a", "周杰伦的《晴天》", "the cats sat"]
+    batch = tokenizer.encode_batch_arrays(texts, maxlen=8)
+    encodings = tokenizer.encode_batch(texts, maxlen=8)
+    assert len(batch) == 4 and batch.starts.tolist() == [0, 4, 7, 15]
+    picked = batch.select([2, 0, 2])
+    assert picked.lengths.tolist() == [8, 4, 8]
+    assert picked.token_ids[1, :4].tolist() == encodings[0].token_ids
+    assert [tuple(offset) for offset in picked.offsets[2].tolist()] == encodings[2].offsets
+    joined = EncodedBatch.concatenate([batch.select([1]), batch.select([3])])
+    assert joined.token_ids.tolist() == tokenizer.to_model_inputs([encodings[1], encodings[3]])["token_ids"].tolist()
+    # A length-grouped batch: any rows, in any order, padded to their longest or to a length.
+    for rows, length in (([3, 1], None), ([1], 6), ([], None)):
+        expected = tokenizer.to_model_inputs([encodings[row] for row in rows], sequence_length=length)
+        inputs = batch.model_inputs(np.asarray(rows, dtype=int), sequence_length=length)
+        for name in expected:
+            np.testing.assert_array_equal(inputs[name], expected[name])
+    with pytest.raises(ValueError, match="more than sequence_length=5"):
+        batch.model_inputs([0, 2], sequence_length=5)
+    # Pairs: the second texts' segment ids follow their rows.
+    pairs = tokenizer.encode_batch_arrays(texts, texts[::-1], maxlen=10)
+    pair_encodings = tokenizer.encode_batch(texts, texts[::-1], maxlen=10)
+    mixed = EncodedBatch.concatenate([pairs.select([3, 0]), batch.select([1])])
+    expected = tokenizer.to_model_inputs([pair_encodings[3], pair_encodings[0], encodings[1]])
+    for inputs in (mixed.model_inputs(), mixed.model_inputs([0, 1, 2])):
+        for name in expected:
+            np.testing.assert_array_equal(inputs[name], expected[name])
+    np.testing.assert_array_equal(mixed.segment_ids, expected["segment_ids"])
+    plain = tokenizer.encode_batch_arrays(texts, maxlen=8, offsets=False)
+    assert plain.flat_offsets is None and EncodedBatch.concatenate([plain, batch]).flat_offsets is None
+    with pytest.raises(ValueError, match="offsets=False"):
+        getattr(plain, "offsets")  # noqa: B009 (a property that raises)
+    with pytest.raises(ValueError, match="flat_token_ids must have shape"):
+        EncodedBatch([2, 3], [1, 2, 3], pad_id=0)
+
+
 def test_default_and_invalid_maxlen(vocab_file):
     tokenizer = WordPieceTokenizer(vocab_file, maxlen=4)
     assert len(tokenizer.encode("the cat sat ok")) == 4
@@ -277,6 +372,21 @@ def test_minilm_tokenizer_json_and_vocab_txt_agree():
     assert from_json.encode_batch(texts, maxlen=16) == from_vocab.encode_batch(texts, maxlen=16)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (MINILM_DIR / "tokenizer.json").is_file(),
+    reason=f"all-MiniLM-L6-v2 not in {MINILM_DIR}; run `python -m toolkit get-encoder all-MiniLM-L6-v2`",
+)
+def test_minilm_arrays_match_lists():
+    for tokenizer in (
+        WordPieceTokenizer.from_directory(MINILM_DIR),
+        WordPieceTokenizer(MINILM_DIR / "vocab.txt", lowercase=True),
+    ):
+        for maxlen in (None, 16):
+            assert_arrays_match_lists(tokenizer, VARIED_TEXTS, maxlen=maxlen)
+        assert_arrays_match_lists(tokenizer, VARIED_TEXTS, VARIED_TEXTS[::-1], maxlen=32)
+
+
 # --- The real Chinese vocabulary on LIC2019 texts ---------------------------------
 
 needs_shared = pytest.mark.skipif(
@@ -321,3 +431,13 @@ def test_lic2019_offsets_and_entity_spans():
                 exact += (char_start, char_end) == (start, end)
     assert total > 500
     assert exact / total > 0.95  # Inexact only where an entity ends inside a word piece.
+
+
+@pytest.mark.slow
+@needs_shared
+def test_chinese_vocabulary_arrays_match_lists():
+    tokenizer = WordPieceTokenizer(CHINESE_VOCAB)
+    texts = [json.loads(line)["text"] for line in LIC2019_TRAIN.read_text(encoding="utf-8").splitlines()[:600]]
+    for maxlen in (None, 64):
+        assert_arrays_match_lists(tokenizer, VARIED_TEXTS + texts, maxlen=maxlen)
+    assert_arrays_match_lists(tokenizer, VARIED_TEXTS, VARIED_TEXTS[::-1], maxlen=40)

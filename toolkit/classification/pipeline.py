@@ -44,28 +44,33 @@ class ClassificationData:
 
 @dataclass
 class EncodedSplit:
-    """Token ids of every text (cut to `maxlen`), the multi-hot targets, and each
-    text's length in tokens before the cut (`[CLS]` and `[SEP]` included).
+    """Token ids of every text (cut to `maxlen`) as one `toolkit.encoders.EncodedBatch`, the
+    multi-hot targets, and each text's length in tokens before the cut (`[CLS]` and `[SEP]`
+    included).
 
     `pending_cache` is the cache file still to write (`save_cache`), when
     `encode_split` was told to wait.
     """
 
-    token_ids: list
+    tokens: object
     targets: np.ndarray
     text_lengths: Optional[np.ndarray] = None
     pending_cache: Optional[Path] = field(default=None, repr=False)
 
     @property
     def lengths(self):
-        return np.array([len(ids) for ids in self.token_ids])
+        """Tokens per text, after the cut."""
+        return self.tokens.lengths
 
     def save_cache(self):
-        """Write the pending cache file (atomically); nothing when there is none."""
+        """Write the pending cache file (atomically); nothing when there is none.
+
+        The file holds `flat` (every text's ids one after another), `lengths`
+        and `text_lengths`.
+        """
         if self.pending_cache is None:
             return
-        flat = np.concatenate(self.token_ids) if self.token_ids else np.zeros(0, dtype="int32")
-        lengths, text_lengths = self.lengths, self.text_lengths
+        flat, lengths, text_lengths = self.tokens.flat_token_ids, self.tokens.lengths, self.text_lengths
         replace_file(
             self.pending_cache,
             lambda temporary: np.savez(temporary, flat=flat, lengths=lengths, text_lengths=text_lengths),
@@ -89,25 +94,31 @@ _ENCODE_CHUNK = 4096
 
 
 def _encode_and_measure(preprocessor, texts):
-    """`(token ids cut to maxlen, length of each text before the cut)`, tokenizing each text once.
+    """`(EncodedBatch of token ids cut to maxlen, length of each text before the cut)`, tokenizing each text once.
 
     Texts are tokenized uncut; one that fits in `maxlen` has exactly the ids
     the preprocessor gives it, and only the longer ones are tokenized again,
     cut, by the preprocessor itself (so training and prediction see the same ids).
     """
+    from toolkit.encoders import EncodedBatch
+
     tokenizer, maxlen = preprocessor.tokenizer, preprocessor.maxlen
-    token_ids, text_lengths = [], []
+    pieces, text_lengths = [], []
     for start in range(0, len(texts), _ENCODE_CHUNK):
         chunk = list(texts[start : start + _ENCODE_CHUNK])
-        encodings = tokenizer.encode_batch(chunk, maxlen=_NO_CUT)
-        ids = [np.asarray(encoding.token_ids, dtype="int32") for encoding in encodings]
-        lengths = [len(item) for item in ids]
-        long = [i for i, length in enumerate(lengths) if length > maxlen]
-        for i, cut in zip(long, preprocessor.encode([chunk[i] for i in long])):
-            ids[i] = np.asarray(cut, dtype="int32")
-        token_ids.extend(ids)
-        text_lengths.extend(lengths)
-    return token_ids, np.asarray(text_lengths, dtype="int64")
+        uncut = tokenizer.encode_batch_arrays(chunk, maxlen=_NO_CUT, offsets=False)
+        long = np.flatnonzero(uncut.lengths > maxlen)
+        if len(long):
+            cut = preprocessor.encode_arrays([chunk[i] for i in long])
+            rows = np.arange(len(chunk))
+            rows[long] = len(chunk) + np.arange(len(long))  # the long texts' rows from `cut`
+            pieces.append(EncodedBatch.concatenate([uncut, cut]).select(rows))
+        else:
+            pieces.append(uncut)
+        text_lengths.append(uncut.lengths)
+    if not pieces:
+        return preprocessor.encode_arrays([]), np.zeros(0, dtype="int64")
+    return EncodedBatch.concatenate(pieces), np.concatenate(text_lengths).astype("int64")
 
 
 def encode_split(preprocessor, dataset, label_names, cache_dir=None, *, write_cache=True):
@@ -117,20 +128,21 @@ def encode_split(preprocessor, dataset, label_names, cache_dir=None, *, write_ca
     uncut lengths, measured in the same pass. With `write_cache=False` a new
     cache file is left to `EncodedSplit.save_cache`.
     """
+    from toolkit.encoders import EncodedBatch
+
     targets = to_multi_hot(dataset.labels, label_names, dtype="float32")
     cache_file = None
     if cache_dir is not None:
         cache_file = Path(cache_dir) / f"tokens-{_cache_key(preprocessor, dataset.texts)}.npz"
         if cache_file.is_file():
             with np.load(cache_file) as cached:
-                flat, lengths = cached["flat"], cached["lengths"]
+                tokens = EncodedBatch(cached["lengths"], cached["flat"], preprocessor.tokenizer.pad_id)
                 text_lengths = cached["text_lengths"] if "text_lengths" in cached.files else None
-            token_ids = np.split(flat, np.cumsum(lengths)[:-1])
             if text_lengths is None:  # a cache written before text lengths were kept
                 text_lengths = _encode_and_measure(preprocessor, dataset.texts)[1]
-            return EncodedSplit(token_ids, targets, text_lengths)
-    token_ids, text_lengths = _encode_and_measure(preprocessor, dataset.texts)
-    encoded = EncodedSplit(token_ids, targets, text_lengths, pending_cache=cache_file)
+            return EncodedSplit(tokens, targets, text_lengths)
+    tokens, text_lengths = _encode_and_measure(preprocessor, dataset.texts)
+    encoded = EncodedSplit(tokens, targets, text_lengths, pending_cache=cache_file)
     if write_cache:
         encoded.save_cache()
     return encoded
@@ -169,7 +181,7 @@ def make_stream(preprocessor, encoded, batch_size, replicas=None, *, shuffle, se
     def endless():
         for epoch in itertools.count(first_epoch) if shuffle else itertools.repeat(0):
             for indices in length_grouped_batches(lengths, batch_size, shuffle=shuffle, seed=seed, epoch=epoch):
-                yield preprocessor.pad([encoded.token_ids[i] for i in indices]), encoded.targets[indices]
+                yield preprocessor.inputs(encoded.tokens, indices), encoded.targets[indices]
 
     weighted = not shuffle and replicas.name == "data_parallel"
     signature = _batch_signature(encoded.targets.shape[1]) if keras.backend.backend() == "tensorflow" else None

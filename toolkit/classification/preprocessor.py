@@ -39,6 +39,11 @@ class TextPreprocessor:
         self._check_ready()
         return [encoding.token_ids for encoding in self.tokenizer.encode_batch(list(texts), maxlen=self.maxlen)]
 
+    def encode_arrays(self, texts):
+        """The texts' token ids (truncated to `maxlen`) as a `toolkit.encoders.EncodedBatch`, without offsets."""
+        self._check_ready()
+        return self.tokenizer.encode_batch_arrays(list(texts), maxlen=self.maxlen, offsets=False)
+
     def pad(self, token_id_lists):
         """Pad token id lists into the backbone's input dict."""
         length = max((len(ids) for ids in token_id_lists), default=2)
@@ -50,16 +55,22 @@ class TextPreprocessor:
             padding_mask[row, : len(ids)] = 1
         return {"token_ids": token_ids, "segment_ids": np.zeros(shape, dtype="int32"), "padding_mask": padding_mask}
 
+    def inputs(self, encoded, rows=None):
+        """The backbone's input dict of the texts at `rows` (all by default) of an `EncodedBatch`
+        from `encode_arrays`: `pad` of their token id lists, without a Python loop."""
+        count = len(encoded) if rows is None else len(rows)
+        return encoded.model_inputs(rows, sequence_length=None if count else 2)
+
     def __call__(self, texts):
         if isinstance(texts, str):
             raise TypeError("TextPreprocessor takes a list of texts, not one string.")
-        return self.pad(self.encode(texts))
+        return self.inputs(self.encode_arrays(texts))
 
     def batches(self, texts, batch_size):
         """`(indices, inputs)` per batch, texts of similar length together (for prediction)."""
-        encoded = self.encode(texts)
-        for indices in length_grouped_batches([len(ids) for ids in encoded], batch_size, shuffle=False):
-            yield indices, self.pad([encoded[i] for i in indices])
+        encoded = self.encode_arrays(texts)
+        for indices in length_grouped_batches(encoded.lengths, batch_size, shuffle=False):
+            yield indices, self.inputs(encoded, indices)
 
     def _check_ready(self):
         if self.tokenizer is None:

@@ -2,7 +2,8 @@
 
 `load_encoder` reads Google / bert4keras TensorFlow checkpoints, Hugging Face
 folders, keras-hub presets, or builds a random BERT; `WordPieceTokenizer`
-tokenizes fast with character offsets into the original text;
+tokenizes fast with character offsets into the original text (Python lists,
+or NumPy arrays: `encode_batch_arrays`, an `EncodedBatch`);
 `fetch_encoder` downloads a public one (all-MiniLM-L6-v2, Chinese BERT-base)
 into the folder the shipped configs read (`python -m toolkit get-encoder`).
 
@@ -31,6 +32,7 @@ from toolkit.encoders.spec import EncoderSpec
 
 _LAZY = {
     "Encoding": "toolkit.encoders.tokenizer",
+    "EncodedBatch": "toolkit.encoders.tokenizer",
     "WordPieceTokenizer": "toolkit.encoders.tokenizer",
     "load_encoder": "toolkit.encoders.loader",
     "LoadedEncoder": "toolkit.encoders.loader",
@@ -41,6 +43,7 @@ _LAZY = {
 
 __all__ = [
     "BertEncoderBackbone",
+    "EncodedBatch",
     "Encoding",
     "EncoderFetchError",
     "EncoderLoadError",
