@@ -19,8 +19,8 @@ Run:
     python examples/entity_recognition.py CONFIG --set training.epochs=2
 
 Score to expect: on the built-in demo (generated sentences, 4 types, a
-2-layer randomly initialised encoder) dev F1 0.913 and test F1 0.912 (best
-epoch 10 of 13) in about 2 minutes on 2 CPU cores.
+2-layer randomly initialised encoder) dev F1 0.936 and test F1 0.927 (best
+epoch 17 of 20) in about 2 minutes on 2 CPU cores.
 """
 
 import argparse
