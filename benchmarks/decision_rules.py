@@ -7,8 +7,8 @@ Loads a finished classification run (`python -m toolkit train ...`), computes it
 most its highest ones above 0). Reported: micro-F1, macro-F1, samples-F1, subset accuracy
 (`toolkit.scores`, scikit-learn's definitions), and the share of rows left with no label.
 
-    python -m toolkit train configs/goemotions.yaml --set data.max_examples=12000 --set output.dir=runs/goemotions_12k
-    python benchmarks/decision_rules.py runs/goemotions_12k --write-doc
+    python benchmarks/optimizer_quality.py configs/goemotions.yaml --examples 12000 --keep runs/goemotions_12k
+    python benchmarks/decision_rules.py runs/goemotions_12k/base --write-doc
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a finished classification run folder")
     parser.add_argument("--rules", default=";".join(RULES), help="';'-separated rules, e.g. '0;min_labels=1'")
+    parser.add_argument("--trained-with", help="the command that trained the run, for the doc")
     parser.add_argument("--write-doc", action="store_true", help=f"replace {SECTION} in {DOC}")
     args = parser.parse_args(argv)
     args.rules = [rule.strip() for rule in args.rules.split(";") if rule.strip()]
@@ -88,7 +89,9 @@ def main(argv=None):
     lines = [
         SECTION,
         "",
-        f"The run in `{args.run.as_posix()}` (`{config.source}`, {config.training.epochs} epoch(s) at batch "
+        f"The run in `{args.run.as_posix()}` ("
+        + (f"trained by `{args.trained_with}`, " if args.trained_with else f"`{config.source}`, ")
+        + f"{config.training.epochs} epoch(s) at batch "
         f"{config.training.batch_size}, best epoch {metrics.get('best_epoch', '?')}, "
         f"{metrics.get('train_seconds') or 0:.0f} s of training), scored on its dev split ({len(dev.texts):,} rows, "
         f"{truth.sum(axis=1).mean():.2f} gold labels a row, {(truth.sum(axis=1) == 0).mean():.1%} with none) "
@@ -105,7 +108,8 @@ def main(argv=None):
             f"| {rule} | {row['micro']:.4f} | {row['macro']:.4f} | {row['samples']:.4f} | {row['subset']:.4f} "
             f"| {row['empty']:.1%} | {row['labels']:.2f} |"
         )
-    lines += ["", f"Command: `python benchmarks/decision_rules.py {args.run.as_posix()} --write-doc`", ""]
+    trained = f' --trained-with "{args.trained_with}"' if args.trained_with else ""
+    lines += ["", f"Command: `python benchmarks/decision_rules.py {args.run.as_posix()}{trained} --write-doc`", ""]
     text = "\n".join(lines)
     print(text)
     if args.write_doc:
