@@ -214,6 +214,13 @@ def worker(output_path):
         loaded = zlpr.TFKerasMultilabelPredictor.load(folder)
         assert loaded.label_names == ["a", "b", "c"] and loaded.batch_size == 4
         np.testing.assert_array_equal(loaded.decision_function(features), predictor.decision_function(features))
+    # A baseline's tuned threshold is saved with it and decides after loading.
+    tuned = zlpr.TFKerasMultilabelPredictor(head, ["a", "b", "c"], decision_threshold=0.3)
+    tuned.save(Path(output_path).parent / "predictor_tuned")
+    reloaded = zlpr.TFKerasMultilabelPredictor.load(Path(output_path).parent / "predictor_tuned")
+    assert reloaded.decision_threshold == 0.3
+    np.testing.assert_array_equal(reloaded.predict(features), tuned.predict(features))
+    assert (tuned.predict(features) != predictor.predict(features)).any()
     results["predictor/logits"] = predictor.decision_function(features)
     results["predictor/decisions"] = predictor.predict(features)
     results["predictor/labels"] = np.array(json.dumps(predictor.predict_labels(features)))

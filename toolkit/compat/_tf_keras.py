@@ -243,7 +243,8 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
 
     Prediction is inherited unchanged (`predict`, `predict_labels`,
     `predict_proba`, `predict_scored`, `decision_function`; the rule is
-    `logit > 0`). Saving differs, as a Keras 3 `.keras` file cannot hold a
+    `logit > 0`, or `logit > decision_threshold` for a baseline's tuned
+    threshold, which `save` keeps). Saving differs, as a Keras 3 `.keras` file cannot hold a
     tf-keras model: `save` writes the model in tf-keras' own format
     (`tf_keras_model.keras`, the default) or as a SavedModel folder
     (`save_format="tf"`, for TensorFlow Serving; much slower to write)
@@ -255,7 +256,7 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
     Args:
         model: a tf-keras model whose output is `[n, num_classes]` logits.
         label_names, batch_size, at_least_one, min_labels, max_labels,
-            preprocessor: as for `MultilabelPredictor`.
+            decision_threshold, preprocessor: as for `MultilabelPredictor`.
         save_format: "keras" (default) or "tf" (SavedModel).
 
     Example:
@@ -300,6 +301,7 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
             "at_least_one": self.at_least_one,
             "min_labels": self.min_labels,
             "max_labels": self.max_labels,
+            "decision_threshold": self.decision_threshold,
             "preprocessor": None,
             "keras": "tf_keras",
             "model": model_name,
@@ -317,7 +319,8 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
                 `bert4keras.models` is imported).
             safe_mode: False to allow `Lambda` layers, whose Python code
                 is run from the file: only for files you trust.
-            **overrides: `preprocessor=`, `batch_size=`, `at_least_one=`, `min_labels=`, `max_labels=`.
+            **overrides: `preprocessor=`, `batch_size=`, `at_least_one=`, `min_labels=`, `max_labels=`,
+                `decision_threshold=`.
         """
         directory = Path(directory)
         meta = cls.read_meta(directory)
@@ -337,6 +340,7 @@ class TFKerasMultilabelPredictor(MultilabelPredictor):
             "at_least_one": meta.get("at_least_one", False),
             "min_labels": meta.get("min_labels", 0),
             "max_labels": meta.get("max_labels"),
+            "decision_threshold": meta.get("decision_threshold", 0.0),
             "save_format": "tf" if meta["model"] == _MODEL_FILES["tf"] else "keras",
         }
         settings.update(overrides)
