@@ -424,15 +424,9 @@ def bert4keras_trainer(args):
 
     import numpy as np
     import tensorflow as tf
-    from bert4keras.backend import K, batch_gather, keras, multilabel_categorical_crossentropy, sequence_masking
-    from bert4keras.layers import LayerNormalization, Loss
+    from _bert4keras_relations import adamw  # benchmarks/ is on the path
+    from bert4keras.backend import keras, multilabel_categorical_crossentropy
     from bert4keras.models import build_transformer_model
-    from bert4keras.optimizers import (
-        Adam,
-        extend_with_exponential_moving_average,
-        extend_with_piecewise_linear_lr,
-        extend_with_weight_decay,
-    )
     from bert4keras.snippets import DataGenerator, sequence_padding
     from bert4keras.tokenizers import Tokenizer
 
@@ -456,20 +450,9 @@ def bert4keras_trainer(args):
     shape = json.loads((folder / "shape.json").read_text(encoding="utf-8")) if args.config else {}
 
     def optimizer(steps):
-        AdamW = extend_with_weight_decay(Adam, "AdamW")
-        AdamWLR = extend_with_piecewise_linear_lr(AdamW, "AdamWLR")
-        settings = {}
-        if shape.get("ema"):  # the config averages the weights: so does the script, as bert4keras's AdamEMA
-            AdamWLR = extend_with_exponential_moving_average(AdamWLR, "AdamWLREMA")
-            settings["ema_momentum"] = shape["ema"]
-        return AdamWLR(
-            learning_rate=2e-5,
-            weight_decay_rate=0.01,
-            exclude_from_weight_decay=["Norm", "bias"],
-            lr_schedule={0: 1, steps * (args.warmup_epochs + args.rounds): 0},
-            clipnorm=1.0,
-            **settings,
-        )
+        # Where the config averages the weights, so does the script, as bert4keras's AdamEMA.
+        schedule = {0: 1, steps * (args.warmup_epochs + args.rounds): 0}
+        return adamw(2e-5, schedule, weight_decay=0.01, clipnorm=1.0, ema=shape.get("ema"))
 
     if args.pipeline == "classification":
         data = []
@@ -508,124 +491,23 @@ def bert4keras_trainer(args):
         model.compile(loss=multilabel_categorical_crossentropy, optimizer=optimizer(len(generator)))
         train_model = model
     else:
+        from _bert4keras_relations import relation_script  # benchmarks/ is on the path
 
-        def search(pattern, sequence):
-            n = len(pattern)
-            for i in range(len(sequence)):
-                if sequence[i : i + n] == pattern:
-                    return i
-            return -1
-
-        def spoes_of(token_ids, spo_list):
-            """{(subject start, end): [(object start, end, predicate id)]}, as the example builds it."""
-            spoes = {}
-            for s, p, o in spo_list:
-                s = tokenizer.encode(s)[0][1:-1]
-                p = predicate2id[p]
-                o = tokenizer.encode(o)[0][1:-1]
-                s_idx = search(s, token_ids)
-                o_idx = search(o, token_ids)
-                if s_idx != -1 and o_idx != -1:
-                    s = (s_idx, s_idx + len(s) - 1)
-                    o = (o_idx, o_idx + len(o) - 1, p)
-                    spoes.setdefault(s, []).append(o)
-            return spoes
-
-        data = []
+        script = relation_script(tokenizer, predicates, maxlen, config_path, note=note)
         with open(folder / "relations_train.json", encoding="utf-8") as handle:
-            for line in handle:
-                item = json.loads(line)
-                spo_list = [(spo["subject"], spo["predicate"], spo["object"]) for spo in item["spo_list"]]
-                # Sentences with no placeable triple are skipped by the generator anyway; leaving them
-                # out here makes one epoch of `len(generator)` steps one pass over the data.
-                if spoes_of(tokenizer.encode(item["text"], maxlen=maxlen)[0], spo_list):
-                    data.append({"text": item["text"], "spo_list": spo_list})
-
-        class data_generator(DataGenerator):
-            def __iter__(self, random=False):
-                batch_token_ids, batch_segment_ids = [], []
-                batch_subject_labels, batch_subject_ids, batch_object_labels = [], [], []
-                for is_end, d in self.sample(random):
-                    token_ids, segment_ids = tokenizer.encode(d["text"], maxlen=maxlen)
-                    spoes = spoes_of(token_ids, d["spo_list"])
-                    if spoes:
-                        subject_labels = np.zeros((len(token_ids), 2))
-                        for s in spoes:
-                            subject_labels[s[0], 0] = 1
-                            subject_labels[s[1], 1] = 1
-                        start, end = np.array(list(spoes.keys())).T
-                        start = np.random.choice(start)
-                        end = np.random.choice(end[end >= start])
-                        subject_ids = (start, end)
-                        object_labels = np.zeros((len(token_ids), len(predicate2id), 2))
-                        for o in spoes.get(subject_ids, []):
-                            object_labels[o[0], o[2], 0] = 1
-                            object_labels[o[1], o[2], 1] = 1
-                        batch_token_ids.append(token_ids)
-                        batch_segment_ids.append(segment_ids)
-                        batch_subject_labels.append(subject_labels)
-                        batch_subject_ids.append(subject_ids)
-                        batch_object_labels.append(object_labels)
-                    if batch_token_ids and (len(batch_token_ids) == self.batch_size or is_end):
-                        note(batch_token_ids)
-                        batch_token_ids = sequence_padding(batch_token_ids)
-                        batch_segment_ids = sequence_padding(batch_segment_ids)
-                        batch_subject_labels = sequence_padding(batch_subject_labels)
-                        batch_subject_ids = np.array(batch_subject_ids)
-                        batch_object_labels = sequence_padding(batch_object_labels)
-                        # A tuple where the example has a list: tf-keras 2.21 misreads `[...], None`.
-                        yield (
-                            batch_token_ids, batch_segment_ids,
-                            batch_subject_labels, batch_subject_ids, batch_object_labels,
-                        ), None  # fmt: skip
-                        batch_token_ids, batch_segment_ids = [], []
-                        batch_subject_labels, batch_subject_ids, batch_object_labels = [], [], []
-
-        def extract_subject(inputs):
-            """The subject's start and end vectors, concatenated."""
-            output, subject_ids = inputs
-            start = batch_gather(output, subject_ids[:, :1])
-            end = batch_gather(output, subject_ids[:, 1:])
-            subject = K.concatenate([start, end], 2)
-            return subject[:, 0]
-
-        subject_labels = keras.layers.Input(shape=(None, 2), name="Subject-Labels")
-        subject_ids = keras.layers.Input(shape=(2,), name="Subject-Ids")
-        object_labels = keras.layers.Input(shape=(None, len(predicate2id), 2), name="Object-Labels")
-        bert = build_transformer_model(config_path, return_keras_model=False)
-        # Subject starts and ends: logits (no sigmoid) for the multi-label loss.
-        subject_logits = keras.layers.Dense(units=2, kernel_initializer=bert.initializer)(bert.model.output)
-        # The subject enters the object head through a conditional layer norm that takes the
-        # place of the last layer's norm (layers[-2] is the output before it).
-        output = bert.model.layers[-2].get_output_at(-1)
-        subject = keras.layers.Lambda(extract_subject)([output, subject_ids])
-        output = LayerNormalization(conditional=True)([output, subject])
-        output = keras.layers.Dense(units=len(predicate2id) * 2, kernel_initializer=bert.initializer)(output)
-        object_logits = keras.layers.Reshape((-1, len(predicate2id), 2))(output)
-
-        class TotalLoss(Loss):
-            """Multi-label categorical crossentropy over the positions, per head row; the padding
-            positions are masked with -inf. Summed over rows, averaged over the batch."""
-
-            def compute_loss(self, inputs, mask=None):
-                subject_labels, object_labels, subject_logits, object_logits = inputs[:4]
-                subject_logits = sequence_masking(subject_logits, mask[4], -np.inf, 1)
-                object_logits = sequence_masking(object_logits, mask[4], -np.inf, 1)
-                subject_loss = multilabel_categorical_crossentropy(
-                    K.permute_dimensions(subject_labels, (0, 2, 1)), K.permute_dimensions(subject_logits, (0, 2, 1))
-                )
-                object_loss = multilabel_categorical_crossentropy(
-                    K.permute_dimensions(object_labels, (0, 2, 3, 1)),
-                    K.permute_dimensions(object_logits, (0, 2, 3, 1)),
-                )
-                return K.mean(K.sum(subject_loss, 1)) + K.mean(K.sum(object_loss, [1, 2]))
-
-        subject_logits, object_logits = TotalLoss([2, 3])(
-            [subject_labels, object_labels, subject_logits, object_logits, bert.model.output]
+            records = [json.loads(line) for line in handle]
+        # Sentences with no placeable triple are skipped by the generator anyway; leaving them
+        # out here makes one epoch of `len(generator)` steps one pass over the data.
+        data = script.placeable(
+            [
+                {
+                    "text": item["text"],
+                    "spo_list": [(spo["subject"], spo["predicate"], spo["object"]) for spo in item["spo_list"]],
+                }
+                for item in records
+            ]
         )
-        train_model = keras.models.Model(
-            bert.model.inputs + [subject_labels, subject_ids, object_labels], [subject_logits, object_logits]
-        )
+        data_generator, train_model = script.data_generator, script.train_model
         generator = data_generator(data, batch_size)
         train_model.compile(optimizer=optimizer(len(generator)))
 

@@ -1,0 +1,323 @@
+"""The same minutes for each: a shipped relation config against the bert4keras script, dev F1 reached.
+
+For each config (by default `configs/webnlg_star.yaml` and `configs/webnlg.yaml`), two training runs,
+one after the other, each given the same wall-clock budget (`--minutes`):
+
+- **toolkit**: `python -m toolkit train CONFIG --set training.max_minutes=M`, the config as shipped
+  (all-MiniLM-L6-v2, batch 32, learning rate 1e-4 with 5% warm-up and linear decay over its 30
+  epochs, weight decay 0.01, gradients clipped to norm 1, the warmed-up weight average at 0.999).
+  Training stops at the first epoch end past the budget; every epoch is scored on dev with the
+  averaged weights (`history.csv`).
+- **bert4keras**: the semi-pointer semi-tagging script of bert4keras's
+  `examples/task_relation_extraction.py` (`_bert4keras_relations.py`, also what
+  `training_benchmark.py` times) with the same pretrained encoder (MiniLM's weights, loaded by
+  `build_transformer_model` under Google's names), data (the training and dev sentences as the
+  toolkit reads them), batch size, maxlen, learning-rate schedule, weight decay, clipping and
+  weight average (bert4keras's own AdamEMA, 0.999, bias-corrected, with no warm-up). As its
+  example does, every epoch ends with `apply_ema_weights()`, its `extract_spoes` on each dev
+  sentence (one at a time), and `reset_old_weights()`. The same budget rule: training stops at the
+  first epoch end past it. The raw (not averaged) weights are also scored at each epoch end, off
+  the clock.
+
+Both sides' dev predictions are scored by the toolkit's scorer (`triple_scores`, exact
+subject, predicate and object strings), so the figures compare. The budget clock starts when
+training starts (the model is built and the weights loaded) and includes each epoch's dev scoring.
+Each run is a process of its own; nothing else should run on the machine meanwhile.
+
+    python benchmarks/budget_comparison.py --minutes 8 --write-doc             # ~45 min on 2 cores
+    python benchmarks/budget_comparison.py --minutes 1 --limit 300 --configs configs/webnlg_star.yaml  # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _docs import cpu_model, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOC = REPO_ROOT / "docs" / "results.md"
+SECTION = "## The same minutes for each: the shipped relation configs against a bert4keras script"
+CONFIGS = "configs/webnlg_star.yaml,configs/webnlg.yaml"
+NAMES = {"webnlg_star": "WebNLG*", "webnlg": "WebNLG (exact names)"}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default=CONFIGS, help="comma-separated relation configs (semi-pointer method)")
+    parser.add_argument("--minutes", type=float, default=8.0, help="the wall-clock training budget of every run")
+    parser.add_argument("--limit", type=int, default=None, help="a seeded sample of N sentences a split (smoke runs)")
+    parser.add_argument("--write-doc", action="store_true", help=f"replace the section in {DOC}")
+    parser.add_argument("--json", type=Path, help="also write every epoch's scores to this file")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.minutes <= 0:
+        raise SystemExit(f"--minutes must be above 0; got {args.minutes:g}.")
+    args.configs = [Path(name.strip()) for name in args.configs.split(",") if name.strip()]
+    missing = [str(path) for path in args.configs if not (REPO_ROOT / path).is_file()]
+    if missing:
+        raise SystemExit(f"--configs: no such file: {', '.join(missing)}")
+    return args
+
+
+# --- The toolkit side: the CLI, in a process of its own --------------------------------------------
+
+
+def overrides(args) -> list:
+    return [f"data.max_examples={args.limit}"] if args.limit else []
+
+
+def run_toolkit(args, config: Path, output: Path) -> dict:
+    settings = [f"training.max_minutes={args.minutes:g}", f"output.dir={output}", "output.overwrite=true"]
+    command = [sys.executable, "-m", "toolkit", "train", str(config)]
+    for setting in settings + overrides(args):
+        command += ["--set", setting]
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
+    print(f"  {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"toolkit training failed (exit {done.returncode})")
+    with open(output / "history.csv", newline="", encoding="utf-8") as handle:
+        history = list(csv.DictReader(handle))
+    metrics = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
+    return {
+        "f1": [float(row["val_micro_f1"]) for row in history],
+        "seconds": metrics["train_seconds"],
+        "best_epoch": metrics["best_epoch"],
+        "budget_stopped": metrics.get("budget_stopped"),
+    }
+
+
+# --- The bert4keras side: a worker process with tf-keras --------------------------------------------
+
+
+def prepare_job(args, config: Path, folder: Path) -> None:
+    """The config's data as the toolkit reads it, and its settings, in the file the worker reads."""
+    from toolkit.config import load_config
+    from toolkit.relations.evaluation import relation_key
+    from toolkit.tasks import pipeline_class
+
+    loaded = load_config(REPO_ROOT / config, overrides=overrides(args))
+    data = pipeline_class(loaded.task)(loaded, log=lambda message: None).read_data()
+    training = loaded.training
+    train = [
+        {"text": text, "spo_list": [list(triple) for triple in triples]}
+        for text, triples in zip(data.train.texts, data.train.triples)
+    ]
+    job = {
+        "encoder": str(loaded.model.encoder.path),
+        "predicates": list(data.predicates),
+        "train": train,
+        "dev": list(data.dev.texts),
+        "maxlen": loaded.model.maxlen,
+        "batch_size": training.batch_size,
+        "epochs": training.epochs,
+        "learning_rate": training.learning_rate,
+        "warmup_ratio": training.warmup_ratio,
+        "weight_decay": training.weight_decay,
+        "clipnorm": 1.0,
+        "ema": training.ema,
+        "seed": training.seed,
+        "minutes": args.minutes,
+    }
+    if data.dev.scoring != "text":
+        raise SystemExit(f"{config}: the comparison scores strings; this data set is scored by {data.dev.scoring!r}.")
+    job["gold"] = [[relation_key(record) for record in sentence] for sentence in data.dev.gold]
+    (folder / "job.json").write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+
+
+def run_bert4keras(folder: Path) -> list:
+    """The worker's epochs: `[{"epoch", "seconds", "scores": {"ema"?, "raw"}}]`."""
+    command = [sys.executable, __file__, "--worker", str(folder)]
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_KERAS="1", TF_USE_LEGACY_KERAS="1")
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), environment.get("PYTHONPATH")]))
+    environment.pop("KERAS_BACKEND", None)
+    print(f"  bert4keras worker in {folder}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"bert4keras training failed (exit {done.returncode})")
+    with open(folder / "epochs.jsonl", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def run_worker(folder: Path) -> None:
+    """Train the bert4keras script on the job in `folder` until the budget, scoring dev every epoch."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from toolkit.compat import bert4keras as zlpr
+
+    zlpr.prepare_environment()
+    import numpy as np
+    import tensorflow as tf
+    from _bert4keras_relations import adamw, google_weights, relation_script
+    from bert4keras.backend import keras
+    from bert4keras.tokenizers import Tokenizer
+
+    job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+    np.random.seed(job["seed"])
+    tf.random.set_seed(job["seed"])
+    encoder = Path(job["encoder"]).expanduser()
+    bert_config = json.loads((encoder / "config.json").read_text(encoding="utf-8"))
+    config_path = folder / "bert_config.json"
+    config_path.write_text(json.dumps(bert_config), encoding="utf-8")
+    tokenizer = Tokenizer(str(encoder / "vocab.txt"), do_lower_case=True)
+    script = relation_script(
+        tokenizer, job["predicates"], job["maxlen"], str(config_path), checkpoint=google_weights(encoder)
+    )
+    data = script.placeable([{"text": d["text"], "spo_list": [tuple(t) for t in d["spo_list"]]} for d in job["train"]])
+    generator = script.data_generator(data, job["batch_size"])
+    steps = len(generator)
+    total = steps * job["epochs"]
+    warmup = int(job["warmup_ratio"] * total)
+    schedule = {warmup: 1, total: 0} if warmup else {0: 1, total: 0}
+    optimizer = adamw(
+        job["learning_rate"], schedule, weight_decay=job["weight_decay"], clipnorm=job["clipnorm"], ema=job["ema"]
+    )
+    script.train_model.compile(optimizer=optimizer)
+    budget = job["minutes"] * 60
+    out = open(folder / "epochs.jsonl", "w", encoding="utf-8")  # noqa: SIM115 (closed after fit)
+
+    class Evaluator(keras.callbacks.Callback):
+        """The example's evaluator: at each epoch end, the averaged weights in, dev decoded, taken out."""
+
+        def on_train_begin(self, logs=None):
+            self.start, self.off_clock = time.monotonic(), 0.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            scores = {}
+            if job["ema"]:
+                optimizer.apply_ema_weights()
+                scores["ema"] = score([script.extract(text) for text in job["dev"]], job["gold"])
+                optimizer.reset_old_weights()
+            started = time.monotonic()
+            scores["raw"] = score([script.extract(text) for text in job["dev"]], job["gold"])
+            if job["ema"]:
+                self.off_clock += time.monotonic() - started  # the example scores only the average
+            seconds = time.monotonic() - self.start - self.off_clock
+            out.write(json.dumps({"epoch": epoch + 1, "seconds": seconds, "scores": scores}) + "\n")
+            out.flush()
+            print(f"epoch {epoch + 1}: {seconds / 60:.1f} min", file=sys.stderr, flush=True)
+            if seconds >= budget:
+                self.model.stop_training = True
+
+    script.train_model.fit(
+        generator.forfit(), steps_per_epoch=steps, epochs=job["epochs"], callbacks=[Evaluator()], verbose=0
+    )
+    out.close()
+
+
+# --- Scoring and the report ---------------------------------------------------------------------------
+
+
+def score(predictions, gold) -> dict:
+    """The toolkit's micro scores of `(subject, predicate, object)` string triples (`triple_scores`:
+    each sentence's triples a set), as it scores its own dev predictions of these data sets."""
+    from toolkit.relations.evaluation import triple_scores
+
+    return triple_scores(predictions, [[tuple(triple) for triple in sentence] for sentence in gold])
+
+
+def best(curve) -> tuple:
+    index = max(range(len(curve)), key=lambda i: (curve[i], -i))
+    return curve[index], index + 1
+
+
+def section(args, results: dict, load_start: float, load_end: float) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"Each shipped config and the bert4keras script trained for the same {args.minutes:g} minutes of wall "
+        "clock, one run after the other, then scored on dev (val) after every epoch by the same scorer (exact "
+        "subject, predicate and object strings)"
+        + (f"; a seeded sample of {args.limit} sentences a split" if args.limit else "")
+        + ". The toolkit side is `python -m toolkit train CONFIG --set "
+        f"training.max_minutes={args.minutes:g}`, the config as shipped (all-MiniLM-L6-v2, batch 32, learning rate "
+        "1e-4, 5% warm-up and linear decay over 30 epochs, weight decay 0.01, clipping at norm 1, the warmed-up "
+        "weight average at 0.999, which is what it scores). The bert4keras side is the semi-pointer semi-tagging "
+        "script of bert4keras's `examples/task_relation_extraction.py` (`benchmarks/_bert4keras_relations.py`; "
+        "heads with logits for this loss, a start or end where its logit is > 0) with the same encoder weights, "
+        "data, batch size, maxlen and optimizer settings, and bert4keras's own weight average (AdamEMA at 0.999, "
+        "bias-corrected, no warm-up), which its example scores at each epoch end, one dev sentence at a time. "
+        "Both stop at the first epoch end past the budget; the clock includes each epoch's dev scoring. The "
+        "bert4keras run's raw weights were also scored, off the clock.",
+        "",
+        "| data | run | epochs in the budget | minutes | dev F1 per epoch | best dev F1 (epoch) |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    for name, result in results.items():
+        label = NAMES.get(name, name)
+        toolkit = result["toolkit"]
+        rows = [("toolkit, the shipped config (its warmed-up average)", toolkit["f1"], toolkit["seconds"])]
+        bert4keras = result["bert4keras"]
+        seconds = bert4keras["seconds"]
+        if "ema" in bert4keras["f1"]:
+            rows.append(
+                ("bert4keras script, its AdamEMA average (as its example scores)", bert4keras["f1"]["ema"], seconds)
+            )
+            rows.append(("bert4keras script, the same run's raw weights", bert4keras["f1"]["raw"], seconds))
+        else:
+            rows.append(("bert4keras script", bert4keras["f1"]["raw"], seconds))
+        for run, curve, run_seconds in rows:
+            top, epoch = best(curve)
+            per_epoch = ", ".join(f"{value:.3f}" for value in curve)
+            lines.append(
+                f"| {label} | {run} | {len(curve)} | {run_seconds / 60:.1f} | {per_epoch} | {top:.3f} ({epoch}) |"
+            )
+    lines += [
+        "",
+        f"Command: `python benchmarks/budget_comparison.py --minutes {args.minutes:g}"
+        + (f" --limit {args.limit}" if args.limit else "")
+        + ("" if ",".join(map(str, args.configs)) == CONFIGS else f" --configs {','.join(map(str, args.configs))}")
+        + " --write-doc`",
+        "",
+        f"Machine: `nproc` = {os.cpu_count()}, {cpu_model()}, no GPU; 1-minute load average {load_start:.1f} at the "
+        f"start and {load_end:.1f} at the end (the runs one at a time, nothing else run meanwhile).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker is not None:
+        run_worker(args.worker)
+        return
+    os.environ["MINILM_DIR"] = minilm_dir()
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    sys.path.insert(0, str(REPO_ROOT))
+    load_start = os.getloadavg()[0]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="budget_") as scratch:
+        for config in args.configs:
+            name = config.stem
+            folder = Path(scratch) / name
+            (folder / "bert4keras").mkdir(parents=True)
+            prepare_job(args, config, folder / "bert4keras")
+            toolkit = run_toolkit(args, config, folder / "toolkit")
+            print(f"{name} toolkit: dev F1 per epoch {toolkit['f1']}", file=sys.stderr, flush=True)
+            epochs = run_bert4keras(folder / "bert4keras")
+            curves = {kind: [epoch["scores"][kind]["f1"] for epoch in epochs] for kind in epochs[0]["scores"]}
+            print(f"{name} bert4keras: dev F1 per epoch {curves}", file=sys.stderr, flush=True)
+            results[name] = {
+                "toolkit": toolkit,
+                "bert4keras": {"f1": curves, "seconds": epochs[-1]["seconds"]},
+            }
+    markdown = section(args, results, load_start, os.getloadavg()[0])
+    print(markdown)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    if args.write_doc:
+        write_section(DOC, SECTION, markdown)
+        print(f"wrote {SECTION} in {DOC}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
