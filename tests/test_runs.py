@@ -124,6 +124,71 @@ def test_overwrite_clears_the_old_runs_state_but_resume_keeps_it(tmp_path):
     assert (run / "notes.txt").read_text() == "the user's own file"
 
 
+def _old_run(folder):
+    """A finished earlier run: its config, backup, history, model, plot and TensorBoard log."""
+    run = RunFolder(folder).prepare()
+    _backup(run, epoch=2)
+    (run / "config.yaml").write_text("the old run's config\n")
+    (run / "metrics.json").write_text("{}\n")
+    run.best.mkdir()
+    (run.plots / "learning_curves.png").write_text("the old curves")
+    (run / "logs" / "events.out.tfevents.1").write_text("the old events")
+    return _files(folder)
+
+
+def _files(folder):
+    return {
+        str(path.relative_to(folder)): path.read_text()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != ".lock"
+    }
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_begins(tmp_path):
+    from toolkit.runs import close_run_folder
+
+    old = _old_run(tmp_path / "run")
+    # A start with overwrite that fails before its first epoch: the old run comes back whole.
+    new = RunFolder(tmp_path / "run").lock().prepare(overwrite=True)
+    assert not new.started() and new.status() == "new"
+    (new / "config.yaml").write_text("the new run's config\n")
+    (new.plots / "data.png").write_text("a plot of the new start")
+    new.discard_start()
+    close_run_folder(new)
+    assert _files(tmp_path / "run") == old
+    # A start killed between the two (no discard_start): the next start puts the old run back first,
+    # so it is refused without overwrite as before.
+    RunFolder(tmp_path / "run").lock().prepare(overwrite=True).unlock()
+    assert (tmp_path / "run" / ".replaced").is_dir()
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        RunFolder(tmp_path / "run").prepare()
+    assert _files(tmp_path / "run") == old
+    # Once the new run has finished an epoch, the old one is gone.
+    new = RunFolder(tmp_path / "run").lock().prepare(overwrite=True)
+    _backup(new, epoch=1)
+    close_run_folder(new)
+    assert not (tmp_path / "run" / ".replaced").exists()
+    assert "metrics.json" not in _files(tmp_path / "run") and "best" not in os.listdir(tmp_path / "run")
+
+
+def test_overwrite_with_a_missing_encoder_file_leaves_the_old_run_as_it_was(tmp_path, capsys):
+    """The encoder is loaded after the run folder is prepared: the failed start must not cost the old run."""
+    from toolkit.cli import main
+    from toolkit.config import default_config
+    from toolkit.data.synthetic import write_multilabel_demo
+
+    write_multilabel_demo(tmp_path / "data", n_train=40, n_dev=20, n_test=20, seed=1)
+    output = tmp_path / "run"
+    old = _old_run(output)
+    default_config("multilabel_classification", data_dir=tmp_path / "data", output_dir=output).save(
+        tmp_path / "config.yaml"
+    )
+    settings = ["--set", "output.overwrite=true", "--set", f"model.encoder.vocab={tmp_path / 'missing.txt'}"]
+    assert main(["train", str(tmp_path / "config.yaml"), *settings]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+    assert _files(output) == old
+
+
 def test_a_failed_start_removes_what_it_made_and_nothing_else(tmp_path):
     # A new folder (and the parent its creation made) goes whole.
     run = RunFolder(tmp_path / "runs" / "run").lock().prepare()

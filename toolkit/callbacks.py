@@ -296,6 +296,7 @@ class RunBackup(keras.callbacks.Callback):
 
         replace_directory(build, self.run.backup)
         self.run.write_history(self.rows)
+        self.run.drop_replaced()  # the run has begun: an earlier run that `output.overwrite` replaced goes
 
     def _restore(self, folder):
         weights, seeds = folder / WEIGHTS_FILE, folder / RANDOM_FILE

@@ -45,7 +45,7 @@ _RUN_MARKERS = ("best", "best.old", "best.tmp", "best.json", "backup", "backup.o
 _RUN_MARKERS += ("history.csv", "metrics.json")
 # What else a run writes, removed with it when a new run replaces it (the token cache stays: its
 # files are named by what they hold, and a new run of the same data reuses them).
-_RUN_OUTPUTS = _RUN_MARKERS + ("logs", "plots", "report.txt", "data_summary.json")
+_RUN_OUTPUTS = _RUN_MARKERS + ("logs", "plots", "report.txt", "data_summary.json", "config.yaml")
 _RUN_OUTPUTS += tuple(
     f"{kind}_{split}.{extension}"
     for split in ("dev", "test")
@@ -56,6 +56,8 @@ _RUN_OUTPUTS += tuple(
         ("predictions", "jsonl"),
     )
 )
+# Where `prepare(overwrite=True)` moves an earlier run's files until the new run has begun.
+_REPLACED = ".replaced"
 
 # The locks this process holds, by folder: `RunFolder.lock` is re-entrant within a
 # process (an flock taken twice by one process through two descriptors would
@@ -100,12 +102,14 @@ class RunFolder:
       state), `cache/` (tokenized data).
 
     A folder that already holds a run (one that got as far as saving a
-    model) is refused unless `overwrite=True` (the earlier run's files go,
-    its TensorBoard logs with them; the token cache stays) or `resume=True`
-    (an interrupted run started again with the same config). A start that
-    fails before its run begins (a missing encoder file, an error building
-    the model) removes what it made (`discard_start`): the folder is left as
-    it was, or not there.
+    model) is refused unless `overwrite=True` or `resume=True` (an
+    interrupted run started again with the same config). With `overwrite`,
+    the earlier run's files (its TensorBoard logs with them; the token cache
+    stays) are moved aside into `.replaced/` and go for good once the new run
+    has finished an epoch (`drop_replaced`). A start that fails before its
+    run begins (a missing encoder file, an error building the model) removes
+    what it made and puts an earlier run back (`discard_start`): the folder
+    is left as it was, or not there.
 
     One run at a time: `lock()` takes an OS file lock on `<folder>/.lock`
     (`fcntl.flock`), which a second process asking for the same folder cannot
@@ -198,13 +202,10 @@ class RunFolder:
         if held is None or self.started() or not self.path.is_dir():
             return
         before = held[2]
-        made = sorted(set(os.listdir(self.path)) - before.entries - {".lock"})
+        made = sorted(set(os.listdir(self.path)) - before.entries - {".lock", _REPLACED})
         for name in made:
-            target = self.path / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                target.unlink(missing_ok=True)
+            _remove(self.path / name)
+        self._restore_replaced()
         if ".lock" not in before.entries:
             (self.path / ".lock").unlink(missing_ok=True)
         if before.created is None:
@@ -231,9 +232,11 @@ class RunFolder:
         "partial": stopped before its first backup) starts afresh; a finished
         run, or one whose resume state is gone, is refused. Without it, an
         existing run is refused unless `overwrite`, which clears it first
-        (`_RUN_OUTPUTS`: models, scores, plots, TensorBoard logs).
+        (`_RUN_OUTPUTS`: models, scores, plots, TensorBoard logs), keeping them
+        aside until the new run has begun (see the class docstring).
         """
         self._check_is_folder()
+        self._settle_replaced()
         keep = False
         if resume:
             status = self.status()
@@ -254,13 +257,39 @@ class RunFolder:
         return self
 
     def _clear_run(self):
-        """Remove an earlier run's files (`_RUN_OUTPUTS`: its models, scores, plots, TensorBoard logs)."""
-        for name in _RUN_OUTPUTS:
-            target = self.path / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+        """Move an earlier run's files (`_RUN_OUTPUTS`: its config, models, scores, plots, TensorBoard
+        logs) aside into `.replaced/`, from where `drop_replaced` deletes them and `discard_start` puts
+        them back."""
+        names = [name for name in _RUN_OUTPUTS if os.path.lexists(self.path / name)]
+        if not names:
+            return
+        aside = self.path / _REPLACED
+        aside.mkdir()
+        for name in names:
+            os.replace(self.path / name, aside / name)
+
+    def _restore_replaced(self):
+        """Put the files `_clear_run` moved aside back in place of what is there now."""
+        aside = self.path / _REPLACED
+        if not aside.is_dir():
+            return
+        for name in os.listdir(aside):
+            _remove(self.path / name)
+            os.replace(aside / name, self.path / name)
+        aside.rmdir()
+
+    def _settle_replaced(self):
+        """A `.replaced/` left by a process that ended without cleaning up: deleted if the run that
+        replaced it had begun, else put back (the earlier run is still the folder's run)."""
+        if (self.path / _REPLACED).is_dir():
+            if self.started():
+                self.drop_replaced()
+            else:
+                self._restore_replaced()
+
+    def drop_replaced(self):
+        """Delete the earlier run that `prepare(overwrite=True)` moved aside (the new run has begun)."""
+        shutil.rmtree(self.path / _REPLACED, ignore_errors=True)
 
     def started(self):
         """Whether the folder holds a run that got as far as saving a model or finishing an epoch."""
@@ -397,6 +426,13 @@ class RunFolder:
         return write_text_atomic(self.path / name, text)
 
 
+def _remove(target: Path) -> None:
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        target.unlink(missing_ok=True)
+
+
 def _cell(value):
     return "" if value is None else str(value)
 
@@ -432,6 +468,8 @@ def open_run_folder(config, replicas=None, *, resume=False):
 
 def close_run_folder(run, replicas=None):
     """Release the run folder's lock; delete a non-chief worker's temporary folder (see `open_run_folder`)."""
+    if run.started():
+        run.drop_replaced()  # usually gone after the first epoch already (`RunBackup`)
     run.unlock()
     if replicas is not None and not replicas.is_chief:
         shutil.rmtree(run.path, ignore_errors=True)
