@@ -37,6 +37,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def machine_line(load_start: float, load_end: float, note: str = "nothing else was run meanwhile") -> str:
+    """The `Machine:` line a section ends with: cores, CPU, the 1-minute load average at the start and end."""
+    return (
+        f"Machine: `nproc` = {os.cpu_count()}, {cpu_model()}, no GPU; 1-minute load average {load_start:.1f} at the "
+        f"start and {load_end:.1f} at the end ({note})"
+    )
+
+
 def write_section(doc: Path, section: str, markdown: str) -> None:
     """Replace the `section` heading's section of `doc` (up to the next `## `) with `markdown`,
     or append it when the doc has no such heading; the other sections are left alone."""

@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _docs import cpu_model, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
+from _docs import machine_line, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOC = REPO_ROOT / "docs" / "results.md"
@@ -186,7 +186,6 @@ def run_worker(folder: Path) -> None:
     )
     script.train_model.compile(optimizer=optimizer)
     budget = job["minutes"] * 60
-    out = open(folder / "epochs.jsonl", "w", encoding="utf-8")  # noqa: SIM115 (closed after fit)
 
     class Evaluator(keras.callbacks.Callback):
         """The example's evaluator: at each epoch end, the averaged weights in, dev decoded, taken out."""
@@ -211,10 +210,10 @@ def run_worker(folder: Path) -> None:
             if seconds >= budget:
                 self.model.stop_training = True
 
-    script.train_model.fit(
-        generator.forfit(), steps_per_epoch=steps, epochs=job["epochs"], callbacks=[Evaluator()], verbose=0
-    )
-    out.close()
+    with open(folder / "epochs.jsonl", "w", encoding="utf-8") as out:  # the evaluator's lines, one an epoch
+        script.train_model.fit(
+            generator.forfit(), steps_per_epoch=steps, epochs=job["epochs"], callbacks=[Evaluator()], verbose=0
+        )
 
 
 # --- Scoring and the report ---------------------------------------------------------------------------
@@ -282,8 +281,7 @@ def section(args, results: dict, load_start: float, load_end: float) -> str:
         + ("" if ",".join(map(str, args.configs)) == CONFIGS else f" --configs {','.join(map(str, args.configs))}")
         + " --write-doc`",
         "",
-        f"Machine: `nproc` = {os.cpu_count()}, {cpu_model()}, no GPU; 1-minute load average {load_start:.1f} at the "
-        f"start and {load_end:.1f} at the end (the runs one at a time, nothing else run meanwhile).",
+        machine_line(load_start, load_end, "the runs one at a time, nothing else run meanwhile") + ".",
         "",
     ]
     return "\n".join(lines)

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _docs import cpu_model, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
+from _docs import machine_line, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -125,8 +125,7 @@ def section(args, curves: dict, minutes: dict, load_start: float, load_end: floa
         + (f" --limit {args.limit}" if args.limit else "")
         + " --write-doc`",
         "",
-        f"Machine: `nproc` = {os.cpu_count()}, {cpu_model()}, no GPU; 1-minute load average {load_start:.1f} at the "
-        f"start and {load_end:.1f} at the end (nothing else was run meanwhile).",
+        machine_line(load_start, load_end) + ".",
         "",
     ]
     return "\n".join(lines)

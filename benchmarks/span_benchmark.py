@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _docs import cpu_model, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
+from _docs import machine_line, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -287,12 +287,9 @@ def load_average():
     return os.getloadavg()[0]
 
 
-def machine_line(load_start, load_end) -> str:
+def python_machine_line(load_start, load_end) -> str:
     """The `Machine:` line both sections end with."""
-    return (
-        f"Machine: `nproc` = {os.cpu_count()}, {cpu_model()}, no GPU; 1-minute load average {load_start:.1f} at the "
-        f"start and {load_end:.1f} at the end (nothing else was run meanwhile); Python {platform.python_version()}."
-    )
+    return f"{machine_line(load_start, load_end)}; Python {platform.python_version()}."
 
 
 def methods_section(args, minilm) -> str:
@@ -355,7 +352,7 @@ def methods_section(args, minilm) -> str:
     lines += [
         f"Command: `{command}`",
         "",
-        machine_line(load_start, load_end),
+        python_machine_line(load_start, load_end),
         "",
     ]
     return "\n".join(lines)
@@ -456,7 +453,7 @@ def heads_section(args, minilm) -> str:
         f"Command: `python benchmarks/span_benchmark.py --sections heads --lengths {args.lengths} "
         f"--batch-size {args.batch_size} --steps {args.steps}`",
         "",
-        machine_line(load_start, load_end),
+        python_machine_line(load_start, load_end),
         "",
     ]
     return "\n".join(lines)
