@@ -26,11 +26,13 @@ from toolkit.config import ConfigError, TrainingConfig, default_config
 from toolkit.data.synthetic import write_multilabel_demo, write_relation_demo
 from toolkit.distribution import Replicas, _even_out, check_backend, check_batch_size
 
-# No dropout, two epochs (so that the second epoch's order is checked too), no test split.
+# No dropout, two epochs (so that the second epoch's order is checked too), no test split; a
+# weight average, so that its comparison with the training weights runs on several devices too.
 SETTINGS = [
     *TINY_ENCODER,
     "model.encoder.dropout=0",
     "training.epochs=2",
+    "training.ema=0.9",
     "training.batch_size=16",
     "training.learning_rate=0.003",
     "training.early_stopping_patience=null",

@@ -1,4 +1,4 @@
-"""Training machinery: the learning-rate schedule, atomic folder swaps, stopping on NaN."""
+"""Training machinery: the learning-rate schedule, the weight average, atomic folder swaps, stopping on NaN."""
 
 import math
 
@@ -7,9 +7,118 @@ import numpy as np
 import pytest
 
 from toolkit.atomic import replace_directory, resolve_directory
-from toolkit.callbacks import BestModelCheckpoint
+from toolkit.callbacks import AverageOrTrainingWeights, BestModelCheckpoint, _weight_average
 from toolkit.config import TrainingConfig
 from toolkit.optimization import WarmupDecay, ema_decay, make_optimizer
+
+TRUE_WEIGHTS = np.array([[1.0], [-2.0], [0.5]], dtype="float32")
+
+
+def _regression(n=64, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, 3)).astype("float32")
+    return x, x @ TRUE_WEIGHTS
+
+
+def _linear_model(ema=None, learning_rate=0.05):
+    """y = x w + b with SGD; `ema` turns Keras' plain weight average on (it lags well behind)."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(learning_rate, use_ema=ema is not None, ema_momentum=ema or 0.99)
+    model.compile(optimizer, "mse")
+    return model
+
+
+def _weights(model):
+    return [keras.ops.convert_to_numpy(variable).copy() for variable in model.trainable_variables]
+
+
+def test_the_better_of_average_and_training_weights_is_kept_and_training_goes_on_from_its_own():
+    x, y = _regression()
+    model = _linear_model(ema=0.99)
+    model.optimizer.build(model.trainable_variables)
+    variables, averages = _weight_average(model.optimizer)
+
+    def validate():
+        return {"val_loss": model.evaluate(x, y, verbose=0)}
+
+    keep = AverageOrTrainingWeights("val_loss", "min", validate=validate)
+    keep.set_model(model)
+    start = _weights(model)
+
+    # An average at the true weights beats the random start: it is kept, scored and left in the model.
+    averages[0].assign(TRUE_WEIGHTS)
+    averages[1].assign(np.zeros(1, "float32"))
+    logs = {"loss": 1.0, **validate()}
+    keep.on_epoch_end(0, logs)
+    assert keep.average_kept and logs["average_kept"] == 1.0
+    assert logs["val_loss"] == logs["val_loss_average"] == pytest.approx(0.0, abs=1e-10)
+    assert logs["val_loss_training"] > 0.1
+    np.testing.assert_allclose(_weights(model)[0], TRUE_WEIGHTS)
+    keep.on_epoch_begin(1)  # the next epoch trains on from the training weights
+    for now, before in zip(_weights(model), start):
+        np.testing.assert_array_equal(now, before)
+
+    # Training weights at the answer beat an average far from it: they stay, and the average is unchanged.
+    variables[0].assign(TRUE_WEIGHTS)
+    variables[1].assign(np.zeros(1, "float32"))
+    averages[0].assign(np.full((3, 1), 5.0, "float32"))
+    logs = {"loss": 1.0, **validate()}
+    keep.on_epoch_end(1, logs)
+    assert not keep.average_kept and logs["average_kept"] == 0.0
+    assert logs["val_loss"] == logs["val_loss_training"] == pytest.approx(0.0, abs=1e-10)
+    assert logs["val_loss_average"] > 1.0
+    np.testing.assert_allclose(_weights(model)[0], TRUE_WEIGHTS)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(averages[0]), 5.0)
+    # Keras' fit ends by putting the average into the model; the kept training weights come back.
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    keep.on_train_end()
+    np.testing.assert_allclose(_weights(model)[0], TRUE_WEIGHTS)
+
+
+def test_a_run_with_a_compared_average_never_scores_below_the_same_run_without():
+    x, y = _regression()
+    y = y + np.random.default_rng(5).normal(size=y.shape).astype("float32")  # noisy: steps jitter, an average helps
+    dev_x, dev_y = _regression(32, seed=1)
+
+    def train(ema):
+        model = _linear_model(ema=ema, learning_rate=0.1)
+        seen = []
+
+        def validate():
+            return {"val_loss": model.evaluate(dev_x, dev_y, verbose=0)}
+
+        class Record(keras.callbacks.Callback):  # what the callbacks after it see: the kept weights
+            def on_epoch_end(self, epoch, logs=None):
+                seen.append(validate()["val_loss"])
+
+        callbacks = [AverageOrTrainingWeights("val_loss", "min", validate=validate)] if ema else []
+        history = model.fit(
+            x,
+            y,
+            batch_size=8,
+            epochs=6,
+            validation_data=(dev_x, dev_y),
+            shuffle=False,
+            verbose=0,
+            callbacks=[*callbacks, Record()],
+        ).history
+        return model, history, seen
+
+    _, without, _ = train(None)
+    model, history, seen = train(0.9)
+    # The training weights take the same path with or without an average ...
+    np.testing.assert_allclose(history["val_loss_training"], without["val_loss"], rtol=1e-4)
+    # ... and each epoch keeps whichever of the two scores better, so it never scores worse.
+    np.testing.assert_allclose(
+        history["val_loss"], np.minimum(history["val_loss_average"], history["val_loss_training"]), rtol=1e-6
+    )
+    assert all(kept <= alone * (1 + 1e-4) for kept, alone in zip(history["val_loss"], without["val_loss"]))
+    # The lagging average loses at first and wins once the steps only jitter around the answer.
+    assert history["average_kept"][0] == 0.0 and history["average_kept"][-1] == 1.0
+    assert min(history["val_loss"]) < 0.8 * min(without["val_loss"])
+    # The callbacks after it score the kept weights, and after fit the model holds the last ones.
+    np.testing.assert_allclose(seen, history["val_loss"], rtol=1e-5)
+    assert model.evaluate(dev_x, dev_y, verbose=0) == pytest.approx(history["val_loss"][-1], rel=1e-5)
 
 
 def test_warmup_then_linear_and_cosine_decay():

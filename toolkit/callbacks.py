@@ -8,7 +8,9 @@
   the monitor stops improving, stops on a NaN loss;
 - `RunBackup`: the resume state, whole after every finished epoch, and
   `history.csv` written from it;
-- `EpochEvaluation`: scores that need more than batch metrics (decoded triples).
+- `EpochEvaluation`: scores that need more than batch metrics (decoded triples);
+- `AverageOrTrainingWeights`: with a weight average (`training.ema`), scores
+  it and the training weights on dev at each epoch end and keeps the better.
 
 Example:
 
@@ -33,7 +35,14 @@ from toolkit.atomic import json_ready, replace_directory, resolve_directory
 from toolkit.runs import RANDOM_FILE, STATE_FILE, WEIGHTS_FILE, RunFolderError, TrainingError
 from toolkit.scores import lower_is_better
 
-__all__ = ["BestModelCheckpoint", "EpochEvaluation", "RunBackup", "monitor_mode", "run_callbacks"]
+__all__ = [
+    "AverageOrTrainingWeights",
+    "BestModelCheckpoint",
+    "EpochEvaluation",
+    "RunBackup",
+    "monitor_mode",
+    "run_callbacks",
+]
 
 
 class EpochEvaluation(keras.callbacks.Callback):
@@ -50,6 +59,127 @@ class EpochEvaluation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs.update(self.evaluate())
+
+
+def _weight_average(optimizer):
+    """`(variables, averages)`: the variables the optimizer trains and its average of each."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer wraps it
+    averages = getattr(optimizer, "_model_variables_moving_average", None)
+    if not getattr(optimizer, "use_ema", False) or averages is None:
+        raise ValueError(
+            "AverageOrTrainingWeights needs an optimizer that keeps a weight average (use_ema=True, "
+            "training.ema in a config), built before training."
+        )
+    return optimizer._trainable_variables, averages
+
+
+def _preferred(candidate, incumbent, mode):
+    """Whether score `candidate` beats `incumbent` under `mode` ("max" or "min"); a non-finite score never wins."""
+    if candidate is None or not math.isfinite(candidate):
+        return False
+    if incumbent is None or not math.isfinite(incumbent):
+        return True
+    return candidate > incumbent if mode == "max" else candidate < incumbent
+
+
+class AverageOrTrainingWeights(keras.callbacks.Callback):
+    """At each epoch end, scores the weight average and the training weights on dev, and keeps the better.
+
+    With `training.ema` the optimizer keeps an exponential moving average of
+    the weights (`use_ema=True`). Late in a run the average usually scores
+    higher than the weights training left; early on it can score lower,
+    because it still remembers weights from before training got anywhere
+    (warmed up or not). So each epoch is scored twice: the training weights
+    first (Keras' validation, which `fit` runs before any `on_epoch_end`,
+    plus `evaluate()`), then the average, put into the model (`validate()`,
+    Keras' validation again, plus `evaluate()`). The one with the better
+    `monitor` (`mode` "max" or "min"; the average on a tie) is kept: its
+    scores are the epoch's logged values and its weights stay in the model
+    for the callbacks after this one, so the best-model checkpoint saves
+    them. The logs also get `<monitor>_average`, `<monitor>_training` and
+    `average_kept` (1 or 0). A run with an average is thus scored at least
+    as high, epoch by epoch, as the same run without one: the training
+    weights follow the same path either way.
+
+    Training goes on from the training weights at the next epoch, and after
+    the last epoch the model holds the kept weights (Keras would put the
+    average in). Meanwhile the training weights wait in host memory: one
+    copy of the trainable weights. The cost is a second pass over dev per
+    epoch; `training.ema_compare: false` scores the average alone
+    (`keras.callbacks.SwapEMAWeights`). Put this callback first.
+
+    Example:
+
+    ```python
+    optimizer = keras.optimizers.AdamW(1e-3, use_ema=True, ema_momentum=0.99)
+    model.compile(optimizer, loss)
+
+    def validate():
+        scores = model.evaluate(dev, return_dict=True, verbose=0)
+        return {f"val_{name}": value for name, value in scores.items()}
+
+    keep = AverageOrTrainingWeights("val_loss", "min", validate=validate)
+    model.fit(train, validation_data=dev, epochs=3, callbacks=[keep, checkpoint])
+    ```
+
+    Args:
+        monitor: the logged value that decides (`training.monitor`).
+        mode: "max" when higher is better, "min" when lower is.
+        validate: scores the weights in the model as Keras' validation does
+            (`{"val_loss": ...}`), or None when `fit` has no validation data.
+        evaluate: extra scores of the weights in the model (`EpochEvaluation`), or None.
+    """
+
+    def __init__(self, monitor, mode, *, validate=None, evaluate=None):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}.")
+        self.monitor = monitor
+        self.mode = mode
+        self.validate = validate
+        self.evaluate = evaluate
+        self.average_kept = None
+        self._training_weights = None  # host copies, while the model holds the kept weights
+
+    def _scores(self, logs):
+        scores = dict(logs)
+        if self.evaluate is not None:
+            scores.update(self.evaluate())
+        return scores
+
+    def _put_back_training_weights(self):
+        variables, _ = _weight_average(self.model.optimizer)
+        for variable, value in zip(variables, self._training_weights):
+            variable.assign(value)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._training_weights is not None:
+            if self.average_kept:
+                self._put_back_training_weights()
+            self._training_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        variables, averages = _weight_average(self.model.optimizer)
+        training = self._scores({name: value for name, value in logs.items() if name.startswith("val_")})
+        self._training_weights = [keras.ops.convert_to_numpy(variable) for variable in variables]
+        for variable, average in zip(variables, averages):
+            variable.assign(keras.ops.copy(average))  # a copy: JAX may donate the buffer of either
+        average = self._scores(self.validate() if self.validate is not None else {})
+        self.average_kept = not _preferred(training.get(self.monitor), average.get(self.monitor), self.mode)
+        logs.update(average if self.average_kept else training)
+        if self.monitor in training or self.monitor in average:
+            logs[f"{self.monitor}_average"] = average.get(self.monitor, math.nan)
+            logs[f"{self.monitor}_training"] = training.get(self.monitor, math.nan)
+        logs["average_kept"] = float(self.average_kept)
+        if not self.average_kept:
+            self._put_back_training_weights()
+
+    def on_train_end(self, logs=None):
+        # Keras' fit has just put the average into the model (`finalize_variable_values`).
+        if self._training_weights is not None and not self.average_kept:
+            self._put_back_training_weights()
+        self._training_weights = None
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
@@ -219,7 +349,8 @@ class RunBackup(keras.callbacks.Callback):
     backup's epoch first.
 
     An epoch's backup is written when the next epoch begins (or training
-    ends): by then `SwapEMAWeights` has put the training weights back, so
+    ends): by then `AverageOrTrainingWeights` (or `SwapEMAWeights`) has put
+    the training weights back, so
     the saved weights are exactly those the next epoch trains from. Put it
     last, after every callback that adds to the logs.
 
@@ -319,15 +450,21 @@ class RunBackup(keras.callbacks.Callback):
             variable.assign(array)
 
 
-def run_callbacks(run, training, save_best, evaluate=None, state=None, summary=None, log=None):
+def run_callbacks(run, training, save_best, evaluate=None, state=None, summary=None, log=None, validate=None):
     """The callbacks of a pipeline run, in the order they must see each epoch's end.
 
-    EMA weights are swapped in first (so evaluation and the saved model use
-    them), then extra scores from `evaluate()` join the logs, then the best
-    model is saved and early stopping decides, then TensorBoard logs, and
-    last `RunBackup` keeps the resume state and the history. With `state`
-    (`RunFolder.resume_state()`) the run continues from it: the best so far
-    is the model `best.json` describes, else the one the state names.
+    With a weight average (`training.ema`), first the average and the
+    training weights are both scored and the better kept
+    (`AverageOrTrainingWeights`; with `training.ema_compare: false` the
+    average is swapped in alone), so that evaluation and the saved model use
+    the kept weights; then extra scores from `evaluate()` join the logs (the
+    first callback takes them itself when it compares), then the best model
+    is saved and early stopping decides, then TensorBoard logs, and last
+    `RunBackup` keeps the resume state and the history. `validate()` scores
+    the model in it as Keras' validation does (needed to compare when `fit`
+    validates). With `state` (`RunFolder.resume_state()`) the run continues
+    from it: the best so far is the model `best.json` describes, else the
+    one the state names.
 
     Returns:
         `(callbacks, best_checkpoint, backup)`.
@@ -351,9 +488,12 @@ def run_callbacks(run, training, save_best, evaluate=None, state=None, summary=N
     )
     backup = RunBackup(run, best, state=state, summary=summary)
     callbacks = []
-    if training.ema is not None:
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    if evaluate is not None:
-        callbacks.append(EpochEvaluation(evaluate))
+    if training.ema is not None and training.ema_compare:
+        callbacks.append(AverageOrTrainingWeights(training.monitor, mode, validate=validate, evaluate=evaluate))
+    else:
+        if training.ema is not None:
+            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        if evaluate is not None:
+            callbacks.append(EpochEvaluation(evaluate))
     callbacks += [best, keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False), backup]
     return callbacks, best, backup

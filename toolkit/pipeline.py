@@ -104,6 +104,11 @@ class TrainingFeed:
     evaluate: Optional[Callable[[], dict]] = None
     summary: dict = field(default_factory=dict)
 
+    def validate(self) -> dict:
+        """Keras' validation of the weights now in `model`, as `fit` logs it (`{"val_loss": ...}`)."""
+        scores = self.model.evaluate(self.validation, steps=self.validation_steps, return_dict=True, verbose=0)
+        return {f"val_{name}": value for name, value in scores.items()}
+
 
 @dataclass
 class Fitted:
@@ -295,6 +300,7 @@ class Pipeline:
             self.config.training,
             predictor.save,
             evaluate=feed.evaluate,
+            validate=feed.validate if feed.validation is not None else None,
             state=state,
             summary=feed.summary,
             log=self.log,

@@ -129,6 +129,12 @@ class TrainingConfig(Section):
     (and their Adam moments and weight decay) only in the steps that look
     them up, as LazyAdam does (`toolkit.optimization.WarmEMAAdamW`,
     TensorFlow): cheaper steps for a large vocabulary and short texts.
+    `ema` keeps an exponential moving average of the weights, warmed up
+    (`toolkit.optimization.ema_decay`); with `ema_compare` (the default)
+    each epoch scores both the average and the training weights on dev and
+    keeps the better (`toolkit.callbacks.AverageOrTrainingWeights`, a second
+    dev pass), so an average never makes a run score lower; `ema_compare:
+    false` scores the average alone.
     """
 
     epochs: int = Field(3, ge=1)
@@ -140,6 +146,7 @@ class TrainingConfig(Section):
     weight_decay: float = Field(0.01, ge=0.0)
     sparse_embedding_updates: bool = False
     ema: Optional[float] = Field(None, gt=0.0, lt=1.0)
+    ema_compare: bool = True
     seed: int = 42
     early_stopping_patience: Optional[int] = Field(None, ge=1)
     max_minutes: Optional[float] = Field(None, gt=0.0)
