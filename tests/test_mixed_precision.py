@@ -1,4 +1,4 @@
-"""Both pipelines train under the mixed precision policies with a finite loss."""
+"""Both pipelines train under the mixed precision policies with a finite loss, a weight average compared too."""
 
 import csv
 import math
@@ -14,6 +14,7 @@ TINY = [
     *TINY_ENCODER,
     "training.epochs=1",
     "training.batch_size=32",
+    "training.ema=0.9",  # under mixed_float16 the average sits in the LossScaleOptimizer's inner optimizer
 ]
 
 
@@ -36,8 +37,10 @@ def test_pipeline_trains_with_finite_loss(tmp_path, task, policy):
     )
     results = Pipeline(config, log=lambda message: None).train()
     with open(tmp_path / "run" / "history.csv", encoding="utf-8") as handle:
-        losses = [float(row["loss"]) for row in csv.DictReader(handle)]
+        rows = list(csv.DictReader(handle))
+    losses = [float(row["loss"]) for row in rows]
     assert losses and all(math.isfinite(loss) for loss in losses)
+    assert all(row["average_kept"] in ("0.0", "1.0") for row in rows)
     assert results["best_epoch"] == 1
     # The policy applies inside the run only.
     assert keras.config.dtype_policy().name == "float32"
