@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: the machine's CPU name, writing one section of a doc, MiniLM's folder.
+"""What the benchmark scripts share: the machine's CPU name, writing one section of a doc, MiniLM's folder,
+`python -m toolkit train` in a process of its own.
 
 Each script runs as `python benchmarks/<name>.py`, so this folder is on its import path.
 """
@@ -58,3 +59,17 @@ def write_section(doc: Path, section: str, markdown: str) -> None:
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     tail = "".join(lines[end:])
     doc.write_text("".join(lines[:start]) + markdown + ("\n" + tail if tail else ""), encoding="utf-8")
+
+
+def train_cli(config, overrides, *, what: str = "training") -> None:
+    """`python -m toolkit train config --set ...` in a process of its own (quiet TensorFlow); exits with its
+    stderr's tail when it fails."""
+    command = [sys.executable, "-m", "toolkit", "train", str(config)]
+    for override in overrides:
+        command += ["--set", override]
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
+    print(f"  {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    done = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"{what} failed (exit {done.returncode})")

@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _docs import machine_line, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
+from _docs import machine_line, minilm_dir, train_cli, write_section  # benchmarks/ is on the path (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOC = REPO_ROOT / "docs" / "results.md"
@@ -76,15 +76,7 @@ def overrides(args) -> list:
 
 def run_toolkit(args, config: Path, output: Path) -> dict:
     settings = [f"training.max_minutes={args.minutes:g}", f"output.dir={output}", "output.overwrite=true"]
-    command = [sys.executable, "-m", "toolkit", "train", str(config)]
-    for setting in settings + overrides(args):
-        command += ["--set", setting]
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
-    print(f"  {' '.join(command[1:])}", file=sys.stderr, flush=True)
-    done = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"toolkit training failed (exit {done.returncode})")
+    train_cli(config, settings + overrides(args), what="toolkit training")
     with open(output / "history.csv", newline="", encoding="utf-8") as handle:
         history = list(csv.DictReader(handle))
     metrics = json.loads((output / "metrics.json").read_text(encoding="utf-8"))

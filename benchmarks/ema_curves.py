@@ -24,13 +24,12 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _docs import machine_line, minilm_dir, write_section  # benchmarks/ is on the path (run as a script)
+from _docs import machine_line, minilm_dir, train_cli, write_section  # benchmarks/ is on the path (run as a script)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", REPO_ROOT.parent / "shared"))
@@ -55,15 +54,7 @@ def train(output: Path, epochs: int, limit, extra) -> list:
     overrides = [f"training.epochs={epochs}", f"output.dir={output}", "output.overwrite=true", *extra]
     if limit:
         overrides.append(f"data.max_examples={limit}")
-    command = [sys.executable, "-m", "toolkit", "train", CONFIG]
-    for override in overrides:
-        command += ["--set", override]
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
-    print(f"  {' '.join(command[1:])}", file=sys.stderr, flush=True)
-    done = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"training failed (exit {done.returncode})")
+    train_cli(CONFIG, overrides)
     with open(output / "history.csv", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 

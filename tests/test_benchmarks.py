@@ -87,3 +87,13 @@ def test_the_budget_section_has_a_row_a_run_with_its_best_epoch():
         "| WebNLG* | bert4keras script, the same run's raw weights | 2 | 8.5 | 0.200, 0.300 | 0.300 (2) |",
     ]
     assert "Command: `python benchmarks/budget_comparison.py --minutes 8 --write-doc`" in text
+
+
+def test_train_cli_stops_the_benchmark_with_the_failed_run_s_message(tmp_path, capsys):
+    from _docs import train_cli
+
+    with pytest.raises(SystemExit, match=r"toolkit training failed \(exit 2\)"):
+        train_cli(tmp_path / "missing.yaml", ["training.epochs=1"], what="toolkit training")
+    err = capsys.readouterr().err
+    assert "-m toolkit train " + str(tmp_path / "missing.yaml") + " --set training.epochs=1" in err
+    assert "missing.yaml" in err.splitlines()[-1]

@@ -73,6 +73,11 @@ def _weight_average(optimizer):
     return optimizer._trainable_variables, averages
 
 
+def _check_mode(mode):
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}.")
+
+
 def _preferred(candidate, incumbent, mode):
     """Whether score `candidate` beats `incumbent` under `mode` ("max" or "min"); a non-finite score never wins."""
     if candidate is None or not math.isfinite(candidate):
@@ -132,8 +137,7 @@ class AverageOrTrainingWeights(keras.callbacks.Callback):
 
     def __init__(self, monitor, mode, *, validate=None, evaluate=None):
         super().__init__()
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}.")
+        _check_mode(mode)
         self.monitor = monitor
         self.mode = mode
         self.validate = validate
@@ -214,8 +218,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         initial_seconds=0.0,
     ):
         super().__init__()
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}.")
+        _check_mode(mode)
         self.patience = patience
         self.early_stopped = None
         self.max_seconds = max_seconds
@@ -232,11 +235,6 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         self.log = log or logging.getLogger("toolkit").warning
         self.stopped_on_nan = None
         self._epoch = 0
-
-    def _better(self, score):
-        if self.best_score is None:
-            return True
-        return score > self.best_score if self.mode == "max" else score < self.best_score
 
     def on_train_begin(self, logs=None):
         self._since = time.monotonic()
@@ -264,7 +262,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
                 f"training.monitor: {self.monitor!r} is not among this run's logged values ({', '.join(sorted(logs))})."
             )
         score = float(logs[self.monitor])
-        if math.isfinite(score) and self._better(score):
+        if _preferred(score, self.best_score, self.mode):
             self.best_score, self.best_epoch = score, epoch + 1
             replace_directory(self.save, self.directory)
             if self.on_save is not None:
