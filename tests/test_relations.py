@@ -647,3 +647,43 @@ def test_subject_spans_are_capped_by_their_scores():
     every = _subject_spans(logits, encoding, 0.0, limit=None)
     assert every == [(position, position) for position in range(1, 11)]
     assert _subject_spans(logits, encoding, 0.0, limit=3) == [(2, 2), (4, 4), (6, 6)]
+
+
+def _reference_object_spans(object_logits, encoding, threshold):
+    """Every predicate's objects one predicate at a time with `find_spans` (the per-sentence rule)."""
+    from toolkit.relations.decoder import find_spans
+
+    length = len(encoding.token_ids)
+    found = []
+    for predicate in range(object_logits.shape[0]):
+        for start, end in find_spans(object_logits[predicate, 0], object_logits[predicate, 1], length, threshold):
+            if not encoding.is_special(start) and not encoding.is_special(end):
+                found.append((predicate, start, end))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_object_spans_of_all_predicates_at_once_equal_the_per_predicate_search(seed):
+    from toolkit.encoders.tokenizer import Encoding
+    from toolkit.relations.decoder import MAX_OBJECTS_PER_SUBJECT, _object_spans
+
+    rng = np.random.default_rng(seed)
+    length, padded = int(rng.integers(3, 40)), 48
+    offsets = [(0, 0)] + [(i, i + 1) for i in range(length - 2)] + [(0, 0)]
+    encoding = Encoding([5] * length, [0] * length, offsets, "x" * (length - 2))
+    # Sparse positives (a trained model) for even seeds; mostly positive (an untrained one) for odd seeds.
+    share = 0.1 if seed % 2 == 0 else 0.8
+    logits = np.where(
+        rng.random((7, 2, padded)) < share, rng.random((7, 2, padded)) + 0.01, -rng.random((7, 2, padded))
+    )
+    logits[:, :, length:] = 3.0  # padding past the sentence never counts
+    expected = _reference_object_spans(logits, encoding, 0.0)
+    assert _object_spans(logits, encoding, 0.0, limit=None) == expected
+    capped = _object_spans(logits, encoding, 0.0)
+    if len(expected) <= MAX_OBJECTS_PER_SUBJECT:
+        assert capped == expected
+    else:  # the highest start + end logits, in the same order
+        scores = {span: logits[span[0], 0, span[1]] + logits[span[0], 1, span[2]] for span in expected}
+        best = sorted(expected, key=lambda span: -scores[span])[:MAX_OBJECTS_PER_SUBJECT]
+        assert capped == [span for span in expected if span in best]
+        assert len(capped) == MAX_OBJECTS_PER_SUBJECT

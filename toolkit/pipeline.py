@@ -540,6 +540,11 @@ class Pipeline:
             layout=self.prediction_input(),
         )
         self.log(f"wrote {count} predictions to {output_path}")
+        reader = getattr(predictor, "preprocessor", None) or predictor
+        counts = getattr(reader, "read_counts", None)
+        line = counts.line(reader.maxlen, reader.long_texts) if counts is not None else None
+        if line:
+            self.log(line)
         return count
 
 

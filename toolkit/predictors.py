@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit.atomic import replace_file, write_json_atomic
+from toolkit.inference import predict_batch
 from toolkit.saved import load_saved_model, read_saved_json
 
 __all__ = ["MultilabelPredictor"]
@@ -108,11 +109,19 @@ class MultilabelPredictor:
     def decision_function(self, x):
         """Logits, `[n, num_classes]` float32: `> 0` means the label applies."""
         if self.preprocessor is not None and hasattr(self.preprocessor, "batches"):
-            # The preprocessor groups inputs of similar length: little padding.
-            logits = np.zeros((len(x), len(self.label_names)), dtype=np.float32)
+            # The preprocessor groups inputs of similar length: little padding. A row may be one window of a
+            # long text (the same index once per window): its rows are pooled, by max or by mean.
+            mean = getattr(self.preprocessor, "window_pooling", "max") == "mean"
+            logits = np.full((len(x), len(self.label_names)), 0.0 if mean else -np.inf, dtype=np.float32)
+            counts = np.zeros(len(x), dtype=np.float32)
             for indices, inputs in self.preprocessor.batches(x, self.batch_size):
-                logits[indices] = np.asarray(self.model.predict_on_batch(inputs), dtype=np.float32)
-            return logits
+                rows = np.asarray(predict_batch(self.model, inputs), dtype=np.float32)
+                if mean:
+                    np.add.at(logits, indices, rows)
+                    np.add.at(counts, indices, 1.0)
+                else:
+                    np.maximum.at(logits, indices, rows)
+            return logits / np.maximum(counts, 1.0)[:, None] if mean else logits
         logits = self.model.predict(self._model_inputs(x), batch_size=self.batch_size, verbose=0)
         logits = np.asarray(logits, dtype=np.float32)
         if logits.ndim != 2 or logits.shape[-1] != len(self.label_names):

@@ -248,7 +248,13 @@ class ClassificationPipeline(Pipeline):
 
         settings = self.config.model
         encoder = load_encoder(settings.encoder, maxlen=settings.maxlen)
-        preprocessor = TextPreprocessor(encoder.tokenizer, maxlen=settings.maxlen)
+        preprocessor = TextPreprocessor(
+            encoder.tokenizer,
+            maxlen=settings.maxlen,
+            long_texts=settings.long_texts,
+            window_stride=settings.window_stride,
+            window_pooling=settings.window_pooling,
+        )
         model = MultilabelTextClassifier(
             encoder.backbone, len(data.label_names), pooling=settings.pooling, dropout=settings.dropout
         )

@@ -5,6 +5,7 @@ import numpy as np
 
 from toolkit.batching import length_grouped_batches
 from toolkit.encoders.tokenizer import WordPieceTokenizer
+from toolkit.windows import ReadCounts, plan_windows
 
 __all__ = ["TextPreprocessor"]
 
@@ -21,6 +22,13 @@ class TextPreprocessor:
     Args:
         tokenizer: a `WordPieceTokenizer`.
         maxlen: the longest input in tokens, `[CLS]` and `[SEP]` included.
+        long_texts: how `batches` (prediction) reads a text longer than
+            `maxlen`: `"truncate"` (its first `maxlen` tokens) or `"windows"`
+            (overlapping windows of whole words, `toolkit.windows`, whose
+            logits the predictor pools into one row by `window_pooling`).
+        window_stride: tokens from one window to the next (None: half a window).
+        window_pooling: `"max"` (a label holds when some window supports it)
+            or `"mean"`.
 
     Example:
 
@@ -30,9 +38,17 @@ class TextPreprocessor:
     ```
     """
 
-    def __init__(self, tokenizer=None, maxlen=128):
+    def __init__(self, tokenizer=None, maxlen=128, long_texts="truncate", window_stride=None, window_pooling="max"):
+        if long_texts not in ("truncate", "windows"):
+            raise ValueError(f"long_texts must be 'truncate' or 'windows'; got {long_texts!r}.")
+        if window_pooling not in ("max", "mean"):
+            raise ValueError(f"window_pooling must be 'max' or 'mean'; got {window_pooling!r}.")
         self.tokenizer = tokenizer
         self.maxlen = int(maxlen)
+        self.long_texts = long_texts
+        self.window_stride = None if window_stride is None else int(window_stride)
+        self.window_pooling = window_pooling
+        self.read_counts = ReadCounts()
 
     def encode(self, texts):
         """Token id lists, one per text (truncated to `maxlen`)."""
@@ -67,17 +83,40 @@ class TextPreprocessor:
         return self.inputs(self.encode_arrays(texts))
 
     def batches(self, texts, batch_size):
-        """`(indices, inputs)` per batch, texts of similar length together (for prediction)."""
-        encoded = self.encode_arrays(texts)
-        for indices in length_grouped_batches(encoded.lengths, batch_size, shuffle=False):
-            yield indices, self.inputs(encoded, indices)
+        """`(indices, inputs)` per batch, texts of similar length together (for prediction).
+
+        With `long_texts="windows"` a row is a window and `indices` the texts
+        its rows belong to: a long text's index comes once per window, and
+        its logits are pooled (`window_pooling`). Windows are read
+        `toolkit.windows.WINDOWS_PER_CALL` at a time, so a text of any length
+        costs bounded memory.
+        """
+        self._check_ready()
+        texts = list(texts)
+        plan = plan_windows(self.tokenizer, texts, self.maxlen, self.window_stride)
+        self.read_counts.add(plan)
+        if self.long_texts == "truncate":
+            encoded = self.encode_arrays(texts)
+            for indices in length_grouped_batches(encoded.lengths, batch_size, shuffle=False):
+                yield indices, self.inputs(encoded, indices)
+            return
+        for group in plan.groups():
+            owners = np.fromiter((window.index for window in group), dtype="int64", count=len(group))
+            encoded = self.encode_arrays([texts[window.index][window.start : window.end] for window in group])
+            for rows in length_grouped_batches(encoded.lengths, batch_size, shuffle=False):
+                yield owners[rows], self.inputs(encoded, rows)
 
     def _check_ready(self):
         if self.tokenizer is None:
             raise RuntimeError("TextPreprocessor has no tokenizer: pass one, or call load_assets(folder).")
 
     def get_config(self):
-        return {"maxlen": self.maxlen}
+        return {
+            "maxlen": self.maxlen,
+            "long_texts": self.long_texts,
+            "window_stride": self.window_stride,
+            "window_pooling": self.window_pooling,
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -86,19 +86,33 @@ class DataConfig(Section):
 
 
 class EncoderModelConfig(Section):
-    """What every task's `model` section has: the encoder and the token length.
+    """What every task's `model` section has: the encoder, the token length, and how longer texts are read.
 
-    `min_maxlen` is the shortest `maxlen` the task can use.
+    `min_maxlen` is the shortest `maxlen` the task can use. `long_texts`:
+    `windows` reads a text longer than `maxlen` tokens as overlapping windows
+    of whole words, `window_stride` tokens apart (null: half a window,
+    `(maxlen - 2) // 2`; `toolkit.windows`); `truncate` reads its first
+    `maxlen` tokens only.
     """
 
     min_maxlen: ClassVar[int] = 2
 
     encoder: EncoderSpec = Field(default_factory=EncoderSpec)
     maxlen: int = 128
+    long_texts: Literal["windows", "truncate"] = "windows"
+    window_stride: Optional[int] = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _check_maxlen(self) -> EncoderModelConfig:
         limit = self.encoder.max_sequence_length
+        if self.window_stride is not None and self.window_stride > self.maxlen - 2:
+            problems(
+                (
+                    "window_stride",
+                    f"expected at most maxlen - 2 ({self.maxlen - 2}: windows must overlap or touch); "
+                    f"got {self.window_stride}",
+                )
+            )
         if self.maxlen < self.min_maxlen:
             problems(
                 (

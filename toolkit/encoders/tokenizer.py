@@ -538,6 +538,43 @@ class WordPieceTokenizer:
             spans = np.fromiter(flat, "int32", 2 * total).reshape(total, 2)
         return EncodedBatch(lengths, token_ids, self.pad_id, segment_ids, spans)
 
+    def word_tokens(self, texts: Sequence[str], longer_than: int = 0) -> list[Optional[tuple[np.ndarray, np.ndarray]]]:
+        """Per text, every token's characters and whether it begins a word, nothing cut off.
+
+        For planning windows over long texts (`toolkit.windows`): no
+        truncation and no `[CLS]`/`[SEP]`. A text of at most `longer_than`
+        tokens gives `None` (its offsets are not read: `tokenizers` hands
+        them over a Python tuple a token).
+
+        Returns:
+            Per text, `None` or `(offsets, word_starts)`: int32 `[n, 2]`
+            character offsets and a bool `[n]`, True where a token is not the
+            continuation (`##...`) of the word before it. Punctuation and each
+            CJK character are words of their own.
+
+        Example:
+
+        ```python
+        offsets, word_starts = tokenizer.word_tokens(["unbelievable, he said"])[0]
+        word_starts   # [True, False, False, True, True, True] for un ##bel ##ievable , he said
+        ```
+        """
+        texts, _ = self._batch_inputs(texts, None, "word_tokens")
+        if self._truncation is not None:
+            self._tokenizer.no_truncation()
+            self._truncation = None
+        results: list = []
+        for output in self._tokenizer.encode_batch(texts, add_special_tokens=False):
+            if len(output) <= longer_than:
+                results.append(None)
+                continue
+            offsets = np.asarray(output.offsets, dtype="int32").reshape(-1, 2)
+            words = np.asarray([-1 if word is None else word for word in output.word_ids], dtype="int64")
+            word_starts = np.ones(len(words), dtype=bool)
+            word_starts[1:] = words[1:] != words[:-1]
+            results.append((offsets, word_starts))
+        return results
+
     def _batch_inputs(self, texts, text_pairs, method: str) -> tuple[list, Optional[list]]:
         if isinstance(texts, str):
             raise TypeError(f"{method}() takes a list of texts; use encode() for one.")

@@ -26,8 +26,10 @@ from toolkit.batching import batches_by_length
 from toolkit.data import DataError, read_splits
 from toolkit.data.entities import read_entity_types
 from toolkit.encoders import WordPieceTokenizer
+from toolkit.inference import predict_batch
 from toolkit.pipeline import Pipeline, TrainingFeed
 from toolkit.relations.evaluation import evaluate_triples
+from toolkit.windows import ReadCounts, decode_windows, describe_windows, windowed_split
 
 __all__ = ["EntityData", "EntityPipeline", "EntityPredictor", "decode_entities", "entity_scores"]
 
@@ -63,7 +65,7 @@ def decode_entities(model, tokenizer, texts, *, maxlen=None, batch_size=32, thre
     limit = maxlen if maxlen is not None else getattr(tokenizer, "maxlen", None)
     results = [[] for _ in texts]
     for rows, batch, token_ids, segment_ids in batches_by_length(encodings, batch_size, model.pad_id, limit=limit):
-        scores = np.asarray(model.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids}))
+        scores = np.asarray(predict_batch(model, {"token_ids": token_ids, "segment_ids": segment_ids}))
         found = decode_spans(scores[: len(batch)], threshold, lengths=[len(encoding.token_ids) for encoding in batch])
         for position, spans in enumerate(found):
             encoding = batch[position]
@@ -97,19 +99,44 @@ class EntityPredictor:
     ```
     """
 
-    def __init__(self, model, tokenizer, maxlen, batch_size=32):
+    def __init__(self, model, tokenizer, maxlen, batch_size=32, *, long_texts="windows", window_stride=None):
+        if long_texts not in ("windows", "truncate"):
+            raise ValueError(f"long_texts must be 'windows' or 'truncate'; got {long_texts!r}.")
         self.model = model
         self.tokenizer = tokenizer
         self.maxlen = int(maxlen)
         self.batch_size = int(batch_size)
+        self.long_texts = long_texts
+        self.window_stride = None if window_stride is None else int(window_stride)
+        self.read_counts = ReadCounts()
 
     @property
     def types(self):
         return self.model.types
 
     def spans(self, texts):
-        """Per text, the sorted `(start, end, type)` character spans found."""
-        return decode_entities(self.model, self.tokenizer, texts, maxlen=self.maxlen, batch_size=self.batch_size)
+        """Per text, the sorted `(start, end, type)` character spans found.
+
+        A text longer than `maxlen` tokens is read in windows (`toolkit.windows`;
+        `long_texts="truncate"`: its first `maxlen` tokens only): an entity is
+        kept from a window unless it touches an edge where the window cuts the
+        text, and one found in two windows is one.
+        """
+
+        def decode(pieces):
+            return decode_entities(self.model, self.tokenizer, pieces, maxlen=self.maxlen, batch_size=self.batch_size)
+
+        found = decode_windows(
+            self.tokenizer,
+            texts,
+            decode,
+            _place_entity,
+            maxlen=self.maxlen,
+            stride=self.window_stride,
+            long_texts=self.long_texts,
+            counts=self.read_counts,
+        )
+        return [sorted(spans) for spans in found]
 
     def predict(self, texts):
         """Per text, `{"start", "end", "type", "text"}` records; `text` is `texts[i][start:end]`."""
@@ -129,7 +156,14 @@ class EntityPredictor:
         replace_file(directory / _MODEL_FILE, self.model.save)
         self.tokenizer.save(directory / _TOKENIZER)
         write_json_atomic(
-            directory / _META_FILE, {"maxlen": self.maxlen, "batch_size": self.batch_size, "types": list(self.types)}
+            directory / _META_FILE,
+            {
+                "maxlen": self.maxlen,
+                "batch_size": self.batch_size,
+                "types": list(self.types),
+                "long_texts": self.long_texts,
+                "window_stride": self.window_stride,
+            },
         )
 
     @classmethod
@@ -142,7 +176,24 @@ class EntityPredictor:
         meta = read_saved_json(directory / _META_FILE, writer="EntityPredictor.save()")
         model = EntityRecognizer.load(directory / _MODEL_FILE, compile=False)
         tokenizer = WordPieceTokenizer.from_directory(directory / _TOKENIZER, maxlen=meta["maxlen"])
-        return cls(model, tokenizer, meta["maxlen"], batch_size or meta["batch_size"])
+        return cls(
+            model,
+            tokenizer,
+            meta["maxlen"],
+            batch_size or meta["batch_size"],
+            long_texts=meta.get("long_texts", "windows"),
+            window_stride=meta.get("window_stride"),
+        )
+
+
+def _place_entity(window, entity):
+    """A window's `(start, end, type)` on its text's characters, or None when it touches a cut edge."""
+    start, end = window.shift(entity[:2])
+    return (start, end, entity[2]) if window.keeps(start, end) else None
+
+
+def _entity_spans(entity):
+    return [(entity[0], entity[1])]
 
 
 class EntityPipeline(Pipeline):
@@ -204,7 +255,14 @@ class EntityPipeline(Pipeline):
             head_size=settings.head_size,
             pad_id=encoder.tokenizer.pad_id,
         )
-        return EntityPredictor(model, encoder.tokenizer, settings.maxlen, batch_size=self.config.training.batch_size)
+        return EntityPredictor(
+            model,
+            encoder.tokenizer,
+            settings.maxlen,
+            batch_size=self.config.training.batch_size,
+            long_texts=settings.long_texts,
+            window_stride=settings.window_stride,
+        )
 
     def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
         """Gold spans on their tokens (those cut by `maxlen` are counted); length-grouped batches
@@ -220,9 +278,15 @@ class EntityPipeline(Pipeline):
                 f"{config.source}: training.distribution: task entity_recognition trains on one device for now; "
                 f"got {config.training.distribution!r}"
             )
-        encoded, report = encode_entities(
-            data.train.texts, data.train.entities, predictor.tokenizer, data.types, config.model.maxlen
-        )
+        texts, entities = data.train.texts, data.train.entities
+        windows = self.describe_lengths(predictor, data, run)
+        if config.model.long_texts == "windows":
+            texts, _, moved = windows["train"].examples()
+            entities = [
+                [(start, end, entity[2]) for entity, ((start, end),) in zip(found, spans)]
+                for found, spans in zip(windows["train"].per_window, moved)
+            ]
+        encoded, report = encode_entities(texts, entities, predictor.tokenizer, data.types, config.model.maxlen)
         if report.dropped:
             self.log(f"{data.train.path}: {report.summary()}")
         feed = EntityDataFeed(
@@ -240,10 +304,23 @@ class EntityPipeline(Pipeline):
                 micro = entity_scores(predictor.spans(data.dev.texts), data.dev.entities)["micro"]
             return {"val_micro_f1": micro["f1"], "val_precision": micro["precision"], "val_recall": micro["recall"]}
 
-        summary = {"train_entities": report.as_dict()}
+        summary = {"train_entities": report.as_dict(), "train_windows": windows["train"].report.as_dict()}
         if replicas is None:  # outside training_run (a library call): Keras reads the feed itself
             return TrainingFeed(predictor.model, feed, evaluate=evaluate, summary=summary)
         return TrainingFeed(predictor.model, feed_stream(feed, replicas), len(feed), evaluate=evaluate, summary=summary)
+
+    def describe_lengths(self, predictor, data, run=None):
+        """Per split, the windows its texts are read in and what `model.maxlen` would cut without them
+        (`toolkit.windows.WindowedSplit`); logged, and written to `run/data_summary.json`."""
+        model = self.config.model
+        found = {
+            name: windowed_split(
+                predictor.tokenizer, split.texts, split.entities, model.maxlen, model.window_stride, _entity_spans
+            )
+            for name, split in (("train", data.train), ("dev", data.dev), ("test", data.test))
+            if split is not None
+        }
+        return describe_windows(found, model, "entities", run=run, log=self.log)
 
     def compile(self, predictor, feed):
         """AdamW + warmup/decay with the sparse loss over the flattened spans."""

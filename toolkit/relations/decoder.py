@@ -33,6 +33,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from toolkit.batching import decode_rows, pad_rows, padded_length
+from toolkit.inference import predict_batch
 
 __all__ = [
     "SpanTriple",
@@ -101,6 +102,40 @@ def _char_span(tokenizer, encoding, span) -> Optional[tuple]:
     return tokenizer.token_span_to_char_span(encoding, span[0], span[1])
 
 
+#: At most this many objects a subject (those with the highest start + end logits). A trained model finds a
+#: few; the limit bounds the work of decoding an untrained one, whose every position may score above 0 (an
+#: untrained WebNLG* model gave 3.5 million triples for 64 dev sentences before it).
+MAX_OBJECTS_PER_SUBJECT = 32
+
+
+def _next_at_or_after(marks) -> np.ndarray:
+    """Per row and position of a bool `[rows, seq]`, the first marked position at or after it (`seq` if none)."""
+    length = marks.shape[-1]
+    positions = np.where(marks, np.arange(length), length)
+    return np.minimum.accumulate(positions[:, ::-1], axis=-1)[:, ::-1]
+
+
+def _object_spans(object_logits, encoding, threshold, limit=MAX_OBJECTS_PER_SUBJECT) -> list:
+    """`(predicate, start, end)` object spans of one subject from its `[P, 2, seq]` logits, by predicate and
+    start: `find_spans`'s rule for every predicate at once, spans touching `[CLS]`/`[SEP]` left out; past
+    `limit`, those with the highest start + end logits."""
+    length = len(encoding.token_ids)
+    starts, ends = object_logits[:, 0, :length], object_logits[:, 1, :length]
+    predicates, positions = np.nonzero(starts > threshold)
+    if not len(predicates):
+        return []
+    closing = _next_at_or_after(ends > threshold)[predicates, positions]
+    special = np.fromiter((start == end for start, end in encoding.offsets), dtype=bool, count=length)
+    special = np.append(special, True)  # `length`: no end
+    keep = ~special[positions] & ~special[closing]
+    predicates, positions, closing = predicates[keep], positions[keep], closing[keep]
+    if limit is not None and len(predicates) > limit:
+        scores = starts[predicates, positions] + ends[predicates, closing]
+        chosen = np.sort(np.argsort(-scores, kind="stable")[:limit])
+        predicates, positions, closing = predicates[chosen], positions[chosen], closing[chosen]
+    return list(zip(predicates.tolist(), positions.tolist(), closing.tolist()))
+
+
 def _object_triples(object_logits, encoding, subject_span, predicates, tokenizer, threshold) -> list:
     """`SpanTriple`s of one subject from its `[P, 2, seq]` object logits."""
     subject_chars = _char_span(tokenizer, encoding, subject_span)
@@ -108,17 +143,12 @@ def _object_triples(object_logits, encoding, subject_span, predicates, tokenizer
         return []
     text = encoding.text
     subject = text[subject_chars[0] : subject_chars[1]]
-    length = len(encoding.token_ids)
-    has_start = (object_logits[:, 0, :length] > threshold).any(axis=-1)
     triples = []
-    for predicate in np.flatnonzero(has_start):
-        for span in _real_spans(
-            find_spans(object_logits[predicate, 0], object_logits[predicate, 1], length, threshold), encoding
-        ):
-            object_chars = _char_span(tokenizer, encoding, span)
-            if object_chars is not None:
-                object_ = text[object_chars[0] : object_chars[1]]
-                triples.append(SpanTriple(subject, predicates[predicate], object_, subject_chars, object_chars))
+    for predicate, start, end in _object_spans(object_logits, encoding, threshold, MAX_OBJECTS_PER_SUBJECT):
+        object_chars = _char_span(tokenizer, encoding, (start, end))
+        if object_chars is not None:
+            object_ = text[object_chars[0] : object_chars[1]]
+            triples.append(SpanTriple(subject, predicates[predicate], object_, subject_chars, object_chars))
     return triples
 
 
@@ -209,7 +239,7 @@ def decode_relation_spans(
         batch = [encodings[row] for row in rows]
         length = padded_length(max(len(encoding.token_ids) for encoding in batch), limit)
         token_ids, segment_ids = pad_rows(batch, extractor.pad_id, length=length, count=sentences_per_call)
-        outputs = extractor.subject_model.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids})
+        outputs = predict_batch(extractor.subject_model, {"token_ids": token_ids, "segment_ids": segment_ids})
         subject_logits = np.asarray(outputs["subject_logits"])
         owners, spans = [], []
         for position, encoding in enumerate(batch):
@@ -230,12 +260,13 @@ def decode_relation_spans(
             count = len(owners[chosen])
             padded = np.resize(np.arange(count), object_batch_size)  # repeats; their outputs are dropped
             object_logits = np.asarray(
-                extractor.object_model.predict_on_batch(
+                predict_batch(
+                    extractor.object_model,
                     {
                         "sequence_output": sequence_output[owners[chosen][padded]],
                         "padding_mask": padding_mask[owners[chosen][padded]],
                         "subject_span": spans[chosen][padded],
-                    }
+                    },
                 )
             )[:count]
             for logits, owner, span in zip(object_logits, owners[chosen], spans[chosen]):
@@ -265,18 +296,19 @@ def decode_per_sentence_bert4keras_style(
         encoding = tokenizer.encode(text, maxlen=maxlen)
         token_ids = np.asarray([encoding.token_ids], dtype="int32")
         segment_ids = np.asarray([encoding.segment_ids], dtype="int32")
-        outputs = extractor.subject_model.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids})
+        outputs = predict_batch(extractor.subject_model, {"token_ids": token_ids, "segment_ids": segment_ids})
         spans = _subject_spans(np.asarray(outputs["subject_logits"])[0], encoding, threshold)
         found = []
         if spans:
             repeats = len(spans)
             object_logits = np.asarray(
-                extractor.encoder_object_model.predict_on_batch(
+                predict_batch(
+                    extractor.encoder_object_model,
                     {
                         "token_ids": np.repeat(token_ids, repeats, axis=0),
                         "segment_ids": np.repeat(segment_ids, repeats, axis=0),
                         "subject_span": np.asarray(spans, dtype="int32"),
-                    }
+                    },
                 )
             )
             for logits, span in zip(object_logits, spans):

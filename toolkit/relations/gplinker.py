@@ -33,6 +33,7 @@ import numpy as np
 
 import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone for loading)
 from toolkit.batching import batches_by_length
+from toolkit.inference import predict_batch
 from toolkit.losses import SparseMultilabelCategoricalCrossentropy
 from toolkit.relations.layers import PaddingMask
 from toolkit.saved import compile_from_saved_config, load_model_as
@@ -217,7 +218,7 @@ def decode_gplinker_spans(extractor, tokenizer, texts, *, maxlen=None, batch_siz
     batches = batches_by_length(encodings, batch_size, extractor.pad_id, limit=limit)
     for rows, batch, token_ids, segment_ids in batches:
         seq_len = token_ids.shape[1]
-        outputs = extractor.predict_on_batch({"token_ids": token_ids, "segment_ids": segment_ids})
+        outputs = predict_batch(extractor, {"token_ids": token_ids, "segment_ids": segment_ids})
         shape = (len(token_ids), -1, seq_len, seq_len)  # the first len(batch) rows are the batch's
         entities = np.asarray(outputs["entities"]).reshape(shape)
         heads = np.asarray(outputs["head_links"]).reshape(shape)

@@ -26,6 +26,7 @@ from toolkit.encoders import WordPieceTokenizer
 from toolkit.pipeline import Pipeline, TrainingFeed
 from toolkit.relations.decoder import decode_relation_spans
 from toolkit.relations.evaluation import evaluate_relations, write_predictions_jsonl
+from toolkit.windows import ReadCounts, decode_windows, describe_windows, windowed_split
 
 __all__ = ["RelationData", "RelationPredictor", "distribute_feed", "dev_scores", "RelationPipeline"]
 
@@ -60,13 +61,29 @@ class RelationPredictor:
     ```
     """
 
-    def __init__(self, extractor, tokenizer, maxlen, batch_size=32, *, schema=None, scoring="text"):
+    def __init__(
+        self,
+        extractor,
+        tokenizer,
+        maxlen,
+        batch_size=32,
+        *,
+        schema=None,
+        scoring="text",
+        long_texts="windows",
+        window_stride=None,
+    ):
+        if long_texts not in ("windows", "truncate"):
+            raise ValueError(f"long_texts must be 'windows' or 'truncate'; got {long_texts!r}.")
         self.extractor = extractor
         self.tokenizer = tokenizer
         self.maxlen = int(maxlen)
         self.batch_size = int(batch_size)
         self.schema = schema if schema is not None else RelationSchema(predicates=list(extractor.predicates))
         self.scoring = scoring
+        self.long_texts = long_texts
+        self.window_stride = None if window_stride is None else int(window_stride)
+        self.read_counts = ReadCounts()
 
     @property
     def predicates(self):
@@ -78,14 +95,33 @@ class RelationPredictor:
         return "gplinker" if type(self.extractor).__name__ == "GPLinkerExtractor" else "semi_pointer"
 
     def span_triples(self, texts):
-        """Per text, the distinct `SpanTriple`s (strings and their characters) the model finds."""
+        """Per text, the distinct `SpanTriple`s (strings and their characters) the model finds.
+
+        A text longer than `maxlen` tokens is read in windows (`toolkit.windows`;
+        `long_texts="truncate"`: its first `maxlen` tokens only): a triple is
+        kept from a window unless an entity touches an edge where the window
+        cuts the text, and a triple found in two windows is one.
+        """
         if self.method == "gplinker":
             from toolkit.relations.gplinker import decode_gplinker_spans
 
             decode = decode_gplinker_spans
         else:
             decode = decode_relation_spans
-        return decode(self.extractor, self.tokenizer, list(texts), maxlen=self.maxlen, batch_size=self.batch_size)
+
+        def decode_texts(pieces):
+            return decode(self.extractor, self.tokenizer, pieces, maxlen=self.maxlen, batch_size=self.batch_size)
+
+        return decode_windows(
+            self.tokenizer,
+            texts,
+            decode_texts,
+            _place_triple,
+            maxlen=self.maxlen,
+            stride=self.window_stride,
+            long_texts=self.long_texts,
+            counts=self.read_counts,
+        )
 
     def predict(self, texts):
         """Per text, the list of distinct triples; each entity is an exact slice of its text."""
@@ -136,6 +172,8 @@ class RelationPredictor:
                 "schema": self.schema.to_json(),
                 "scoring": self.scoring,
                 "method": self.method,
+                "long_texts": self.long_texts,
+                "window_stride": self.window_stride,
             },
         )
 
@@ -161,7 +199,37 @@ class RelationPredictor:
             batch_size or meta["batch_size"],
             schema=schema,
             scoring=meta.get("scoring", "text"),
+            long_texts=meta.get("long_texts", "windows"),
+            window_stride=meta.get("window_stride"),
         )
+
+
+def _triple_spans(annotation):
+    triple, spans = annotation
+    return None if spans is None else list(spans)
+
+
+def _triple_found_in(piece, annotation):
+    (subject, _, object_), _ = annotation
+    return subject in piece and object_ in piece
+
+
+def _windowed_triples(windowed, texts, triples, spans):
+    """`(texts, triples, spans)` of a split's windows, for `build_targets`: each window with the triples inside it."""
+    pieces, per_window, moved = windowed.examples(texts)
+    window_triples = [[triple for triple, _ in annotations] for annotations in per_window]
+    window_spans = [
+        None if spans[window.index] is None else list(shifted) for window, shifted in zip(windowed.plan.windows, moved)
+    ]
+    return pieces, window_triples, window_spans
+
+
+def _place_triple(window, triple):
+    """A window's `SpanTriple` on its text's characters, or None when an entity touches a cut edge."""
+    subject, object_ = window.shift(triple.subject_span), window.shift(triple.object_span)
+    if not (window.keeps(*subject) and window.keeps(*object_)):
+        return None
+    return triple._replace(subject_span=subject, object_span=object_)
 
 
 def _feed_signature(feed):
@@ -310,6 +378,8 @@ class RelationPipeline(Pipeline):
             batch_size=self.config.training.batch_size,
             schema=data.schema,
             scoring=data.train.scoring,
+            long_texts=settings.long_texts,
+            window_stride=settings.window_stride,
         )
 
     def training_feed(self, predictor, data, run=None, *, initial_epoch=0):
@@ -324,13 +394,17 @@ class RelationPipeline(Pipeline):
 
         config, replicas = self.config, self.replicas
         extractor, tokenizer = predictor.extractor, predictor.tokenizer
+        texts, triples, spans = data.train.texts, data.train.triples, data.train.spans
+        windows = self.describe_lengths(predictor, data, run)
+        if config.model.long_texts == "windows":
+            texts, triples, spans = _windowed_triples(windows["train"], texts, triples, spans)
         targets, report = build_targets(
-            data.train.texts,
-            data.train.triples,
+            texts,
+            triples,
             tokenizer,
             data.predicates,
             config.model.maxlen,
-            spans=data.train.spans if any(span is not None for span in data.train.spans) else None,
+            spans=spans if any(span is not None for span in spans) else None,
             on_missing="error" if config.data.on_missing_entity == "error" else "count",
         )
         if report.num_dropped:
@@ -340,7 +414,7 @@ class RelationPipeline(Pipeline):
             with local_evaluation(replicas):
                 return dev_scores(predictor, data.dev)
 
-        summary = {"train_triples_dropped": report.as_dict()}
+        summary = {"train_triples_dropped": report.as_dict(), "train_windows": windows["train"].report.as_dict()}
         distributed = replicas is not None and replicas.name != "none"
         if config.model.method == "gplinker":
             from toolkit.relations.gplinker import GPLinkerFeed
@@ -384,6 +458,24 @@ class RelationPipeline(Pipeline):
             evaluate=evaluate,
             summary=summary,
         )
+
+    def describe_lengths(self, predictor, data, run=None):
+        """Per split, the windows its texts are read in and what `model.maxlen` would cut without them
+        (`toolkit.windows.WindowedSplit`); logged, and written to `run/data_summary.json`."""
+        tokenizer, model = predictor.tokenizer, self.config.model
+        found = {}
+        for name in ("train", "dev", "test"):
+            split = getattr(data, name)
+            if split is None:
+                continue
+            annotations = [
+                list(zip(triples, spans if spans is not None else [None] * len(triples)))
+                for triples, spans in zip(split.triples, split.spans)
+            ]
+            found[name] = windowed_split(
+                tokenizer, split.texts, annotations, model.maxlen, model.window_stride, _triple_spans, _triple_found_in
+            )
+        return describe_windows(found, model, "triples", run=run, log=self.log)
 
     def compile(self, predictor, feed):
         """AdamW + warmup/decay; the loss is already in the graph (or added by the extractor)."""
