@@ -70,6 +70,7 @@ def test_get_encoder_and_convert_list_what_they_know_without_importing_numpy():
     encoder_help = "".join(commands.choices["get-encoder"].format_help().split())
     convert_help = "".join(commands.choices["convert"].format_help().split())
     assert all(name in encoder_help for name in PUBLIC_ENCODERS)
+    assert "m3e-small" in encoder_help and "NON-COMMERCIAL,RESEARCHUSEONLY" in encoder_help  # its licence, named
     assert all(name in convert_help for name in CONVERTERS)
 
 
@@ -77,7 +78,7 @@ def test_the_get_encoder_script_runs_this_checkout_from_any_folder(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "get-encoder"
     done = subprocess.run(["bash", str(script), "no-such-encoder"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip().endswith("known: all-MiniLM-L6-v2, bert-base-chinese, chinese-bert-wwm-ext")
+    assert done.stderr.strip().endswith("known: all-MiniLM-L6-v2, bert-base-chinese, chinese-bert-wwm-ext, m3e-small")
 
 
 # --- Quiet start-up: TensorFlow's harmless C++ lines are hidden, nothing else is ----------------------

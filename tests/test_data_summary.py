@@ -104,6 +104,38 @@ def test_json_lists_whose_items_join_labels_say_to_split_the_items(tmp_path):
     assert warning.key == "data.labels_field" and "write each label as its own list item" in warning.message
 
 
+# Event types as DuEE names them: a category, "/", a subtype. No part is a label of its own.
+EVENT_TYPES = [
+    "灾害/意外-地震",
+    "灾害/意外-起火",
+    "灾害/意外-车祸",
+    "财经/交易-上市",
+    "财经/交易-融资",
+    "竞赛行为-夺冠",
+]
+
+
+def event_rows(count):
+    """CSV rows of short Chinese news with one or two event types, joined by the default ","."""
+    rows = []
+    for i in range(count):
+        types = random.Random(i).sample(EVENT_TYPES, 1 + i % 2)
+        rows.append([f"新闻{i}：今日{'和'.join(name.split('-')[-1] for name in types)}的报道", ",".join(types)])
+    return rows
+
+
+def test_hierarchical_label_names_are_not_taken_for_joined_labels(tmp_path):
+    write_csv(tmp_path / "train.csv", event_rows(40))
+    write_csv(tmp_path / "dev.csv", event_rows(12)[2:])
+    summary, warnings = describe(config_for(tmp_path, train="train.csv", dev="dev.csv"))
+    assert "label_separator" not in codes(warnings)
+    assert summary["labels"]["count"] == len(EVENT_TYPES)  # read whole, as they should be
+    lines = [json.dumps({"text": text, "labels": labels.split(",")}) for text, labels in event_rows(30)]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, warnings = describe(config_for(tmp_path, train="train.jsonl", dev_fraction=0.2))
+    assert "label_separator" not in codes(warnings)
+
+
 def test_swapped_text_and_label_columns_warn(tmp_path):
     rows = [[labels, text] for text, labels in news_rows(40)]
     write_csv(tmp_path / "train.csv", rows)
@@ -247,6 +279,22 @@ def test_separator_check_needs_parts_that_are_labels_too():
     assert separator_warning([["Sci/Tech"], ["World"], ["Sports"]], ",") is None
     assert separator_warning([["a|b"], ["c|d"]], ",") is None  # no part repeats: no evidence
     assert separator_warning([["a|b"], ["b|c"]], ",").code == "label_separator"
+
+
+def test_separator_check_tells_a_hierarchy_from_a_list_and_says_what_it_found():
+    hierarchy = [["灾害/意外-地震"], ["灾害/意外-起火", "财经/交易-上市"], ["财经/交易-融资"], ["灾害/意外-起火"]]
+    assert separator_warning(hierarchy, ",") is None  # a category repeats in its own place only
+    assert separator_warning(hierarchy, None, in_lists=True) is None
+    assert separator_warning([["Sports/Football"], ["Sports/Tennis"], ["News/Sports"]], ",").message == (
+        "labels look joined with \"/\": 3 of 3 examples have a label holding it (e.g. 'News/Sports'), and "
+        "'Sports' comes first in 'Sports/Tennis' but after it in 'News/Sports', as the items of a list do; "
+        'data.label_separator is ",", so each is read as one label: set data.label_separator: "/"'
+    )
+    # A category that is a label as well: found, and said so.
+    warning = separator_warning([*hierarchy, ["灾害"]], ",")
+    assert "and '灾害' is a label of its own too;" in warning.message and "e.g. '灾害/意外-地震'" in warning.message
+    joined = separator_warning([["a|b"], ["c"], ["b"], ["a|c"]], None)
+    assert "'b', 'c' are labels of their own too" in joined.message
     assert separator_warning([["a;b"], ["a"]], None).message.endswith(
         'data.label_separator is unset, so each is read as one label: set data.label_separator: ";"'
     )

@@ -7,6 +7,7 @@ Every loaded model is checked against a NumPy BERT forward pass with the exact
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import keras
@@ -39,6 +40,7 @@ TOKENS = [
 ]  # fmt: skip
 TEXTS = ["hello world, the cats sat!", "中国人，周杰伦。", "a b"]
 MINILM_DIR = Path(os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")).expanduser()
+M3E_DIR = Path(os.environ.get("M3E_DIR", "~/.cache/pretrained/m3e-small")).expanduser()
 
 
 def _hf_config(config: dict, **overrides) -> dict:
@@ -158,14 +160,35 @@ def test_huggingface_tanh_gelu_is_kept(tiny, tmp_path):
     assert load_encoder({"path": str(folder)}).backbone.activation == "gelu_approximate"
 
 
-def test_huggingface_pytorch_weights(tiny, tmp_path):
-    torch = pytest.importorskip("torch", reason="pytorch_model.bin folders need torch")
+def test_huggingface_pytorch_weights_read_without_torch(tiny, tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch", reason="torch writes the pytorch_model.bin")
     _, weights, config = tiny
     folder = _write_hf_folder(tmp_path / "hf", weights, config)
     (folder / "model.safetensors").unlink()
     state = {name: torch.from_numpy(value) for name, value in google_to_hf(weights).items()}
     torch.save(state, folder / "pytorch_model.bin")
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now fails: the loader does without it
     assert _max_error(load_encoder({"path": str(folder)}), weights, config) < TOLERANCE
+
+
+def test_huggingface_pytorch_weights_that_name_code_are_refused(tiny, tmp_path):
+    import pickle
+    import zipfile
+
+    _, weights, config = tiny
+    folder = _write_hf_folder(tmp_path / "hf", weights, config)
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "the_payload_ran"
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    with zipfile.ZipFile(folder / "pytorch_model.bin", "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"embeddings.word_embeddings.weight": RunsCode()}))
+    with pytest.raises(EncoderLoadError, match=r"pytorch_model.bin names posix\.mkdir.*refusing to call it"):
+        load_encoder({"path": str(folder)})
+    assert not marker.exists()
 
 
 def test_preset_and_keras_file_round_trips_keep_the_activation(tiny, tmp_path):
@@ -349,3 +372,38 @@ def test_minilm_huggingface_and_google_format_agree(tmp_path):
     assert hf_error < TOLERANCE
     assert google_error < TOLERANCE
     assert between < TOLERANCE
+
+
+# --- The real pretrained m3e-small (Chinese; non-commercial, research use only) -----------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (M3E_DIR / "pytorch_model.bin").is_file(),
+    reason=f"m3e-small not in {M3E_DIR}; run `python -m toolkit get-encoder m3e-small` (or set M3E_DIR)",
+)
+def test_m3e_small_matches_the_numpy_reference():
+    """m3e-small as get-encoder leaves it (PyTorch weights whose names lack `bert.`, tokenizer.json)
+    against the NumPy forward pass on the weights as torch itself reads them."""
+    torch = pytest.importorskip("torch", reason="torch reads the reference weights")
+    config = json.loads((M3E_DIR / "config.json").read_text())
+    state = torch.load(M3E_DIR / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    assert not any(name.startswith("bert.") for name in state)
+    weights = hf_to_google({name: tensor.numpy() for name, tensor in state.items()})
+    texts = [
+        "苹果公司于2007年1月9日发布iPhone，售价４９９美元。",
+        "《流浪地球2》由郭帆执导，吴京、Andy Lau主演（2023年上映）",
+        "华为Mate 60 Pro搭载麒麟9000S芯片：ＩＢＭ成立于１９１１年。",
+    ]
+    encoder = load_encoder({"path": str(M3E_DIR)}, maxlen=64)
+    assert encoder.spec.source == "huggingface" and encoder.backbone.activation == "gelu"
+    assert (encoder.backbone.num_layers, encoder.backbone.hidden_dim, encoder.backbone.num_heads) == (4, 512, 8)
+    assert encoder.tokenizer.lowercase is True and encoder.tokenizer.vocabulary_size == 21128
+    inputs = _inputs(encoder.tokenizer, texts)
+    assert encoder.tokenizer.unk_id not in inputs["token_ids"]  # iPhone, Andy, Lau, Mate, Pro: lower-cased
+    sequence = keras.ops.convert_to_numpy(encoder.backbone(inputs)["sequence_output"])
+    expected, _ = numpy_bert(weights, config, **inputs)
+    real = inputs["padding_mask"][..., None].astype(bool)
+    error = float(np.abs((sequence - expected) * real).max())
+    print(f"m3e-small max |sequence error| vs NumPy: {error:.2e}")
+    assert error < 1e-5

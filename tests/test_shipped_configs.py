@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, shared_dir
 from toolkit.config import MultilabelConfig, default_config, load_config
+from toolkit.encoders.fetch import missing_files
 
 CONFIGS = sorted((REPO_ROOT / "configs").glob("*.y*ml"))
 REAL_DATA = [path for path in CONFIGS if "TOOLKIT_SHARED_DIR" in path.read_text(encoding="utf-8")]
@@ -23,6 +24,8 @@ REAL_MULTILABEL = [path for path in REAL_DATA if "task: multilabel_classificatio
 RELATION_CONFIGS = [path for path in CONFIGS if "task: relation_extraction" in path.read_text(encoding="utf-8")]
 REAL_RELATIONS = [path for path in REAL_DATA if path in RELATION_CONFIGS]
 MINILM = Path(os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")).expanduser()
+# The configs that name m3e-small, whose licence (non-commercial, research use only) their headers must say.
+M3E_CONFIGS = [path for path in CONFIGS if "m3e-small" in path.read_text(encoding="utf-8")]
 NO_SHARED = (
     "../shared/data (or $TOOLKIT_SHARED_DIR/data) is absent: the real data sets live only in the project's own setup"
 )
@@ -34,11 +37,12 @@ def _name(path):
 
 @pytest.fixture
 def environment(tmp_path, monkeypatch):
-    """Env vars that the configs read: the shared folder (real or a stand-in), a
-    MiniLM folder that does not exist, and an empty demo data folder."""
+    """Env vars that the configs read: the shared folder (real or a stand-in), MiniLM and
+    m3e-small folders that do not exist, and an empty demo data folder."""
     shared = shared_dir()
     monkeypatch.setenv("TOOLKIT_SHARED_DIR", str(shared if shared is not None else tmp_path / "shared"))
     monkeypatch.setenv("MINILM_DIR", str(tmp_path / "no_minilm_here"))
+    monkeypatch.setenv("M3E_DIR", str(tmp_path / "no_m3e_here"))
     monkeypatch.setenv("DEMO_DATA", str(tmp_path / "demo_data"))
     return tmp_path
 
@@ -74,7 +78,8 @@ def test_real_data_config_defaults_point_beside_the_checkout(path, monkeypatch, 
 def test_real_data_config_files_exist(path, environment):
     if shared_dir() is None:
         pytest.skip(NO_SHARED)
-    (environment / "no_minilm_here").mkdir()  # a stand-in: only the data files are checked here
+    (environment / "no_minilm_here").mkdir()  # stand-ins: only the data files are checked here
+    (environment / "no_m3e_here").mkdir()
     config = load_config(path)
     config.check_files()
 
@@ -88,6 +93,27 @@ def test_every_relation_config_takes_either_method(path, method, environment):
     assert config.training.monitor in config.logged_metrics
     if method == "gplinker":
         assert config.training.monitor not in config.semi_pointer_only
+
+
+def test_m3e_small_is_the_sample_s_encoder_and_one_variable_away_for_the_full_data(monkeypatch, tmp_path):
+    assert {path.name for path in M3E_CONFIGS} == {"lic2019_sample_m3e.yaml", "lic2019_full.yaml", "duie2.yaml"}
+    for path in M3E_CONFIGS:  # named or configured: the licence is said beside it
+        header = path.read_text(encoding="utf-8").split("\ntask:")[0]
+        assert "NON-COMMERCIAL, FOR" in header and "RESEARCH USE ONLY" in header, path.name
+    monkeypatch.delenv("M3E_DIR", raising=False)
+    monkeypatch.delenv("CHINESE_BERT_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    m3e = tmp_path / ".cache" / "pretrained" / "m3e-small"
+    sample = load_config(REPO_ROOT / "configs" / "lic2019_sample_m3e.yaml")
+    assert (sample.model.encoder.source, sample.model.encoder.path) == ("huggingface", str(m3e))
+    assert sample.data.train == load_config(REPO_ROOT / "configs" / "lic2019_sample.yaml").data.train
+    assert sample.output.dir == str(REPO_ROOT / "runs" / "lic2019_sample_m3e")
+    for name in ("lic2019_full.yaml", "duie2.yaml"):
+        assert load_config(REPO_ROOT / "configs" / name).model.encoder.path.endswith("chinese_L-12_H-768_A-12")
+        monkeypatch.setenv("CHINESE_BERT_DIR", str(m3e))
+        switched = load_config(REPO_ROOT / "configs" / name)
+        assert (switched.model.encoder.source, switched.model.encoder.path) == ("auto", str(m3e))
+        monkeypatch.delenv("CHINESE_BERT_DIR")
 
 
 def test_reuters_holds_out_dev(environment):
@@ -179,9 +205,10 @@ def test_smoke_real_relation_data(path, method, tmp_path, capsys):
     if shared_dir() is None:
         pytest.skip(NO_SHARED)
     config = load_config(path, overrides=[f"model.method={method}"])
-    if config.model.encoder.source == "huggingface" and not (MINILM / "model.safetensors").is_file():
+    encoder = Path(config.model.encoder.path or ".")
+    if config.model.encoder.source == "huggingface" and missing_files(encoder):
         pytest.skip(
-            f"all-MiniLM-L6-v2 is not in {MINILM}: run `python -m toolkit get-encoder all-MiniLM-L6-v2` (or set MINILM_DIR)"
+            f"{encoder} holds no encoder: run `python -m toolkit get-encoder {encoder.name}` (or set its *_DIR)"
         )
     from toolkit.relations.pipeline import RelationPipeline
 

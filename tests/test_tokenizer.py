@@ -18,6 +18,7 @@ SHARED = Path(os.environ.get("TOOLKIT_SHARED_DIR", Path(__file__).resolve().pare
 CHINESE_VOCAB = SHARED / "data" / "chinese_bert" / "vocab.txt"
 LIC2019_TRAIN = SHARED / "data" / "re" / "lic2019_sample" / "train_data.json"
 MINILM_DIR = Path(os.environ.get("MINILM_DIR", "~/.cache/pretrained/all-MiniLM-L6-v2")).expanduser()
+M3E_DIR = Path(os.environ.get("M3E_DIR", "~/.cache/pretrained/m3e-small")).expanduser()
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = [
@@ -360,6 +361,41 @@ def test_hugging_face_tokenizer_json(vocab_file, tokenizer, tmp_path):
     assert cased.tokens(cased.encode("Hello"))[1] == "[UNK]"
 
 
+def _stated_casing_folder(folder, tokens, *, do_lower_case, tokenizer_json=True):
+    """A checkpoint folder that states its casing as m3e-small's does: `do_lower_case` in
+    tokenizer_config.json and, in tokenizer.json, the same as the normaliser's `lowercase`."""
+    folder.mkdir()
+    if tokenizer_json:
+        hf = Tokenizer(WordPiece({token: index for index, token in enumerate(tokens)}, unk_token="[UNK]"))
+        hf.normalizer = normalizers.BertNormalizer(lowercase=do_lower_case, strip_accents=None)
+        hf.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        hf.save(str(folder / "tokenizer.json"))
+    else:
+        (folder / "vocab.txt").write_text("".join(token + "\n" for token in tokens), encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": do_lower_case}))
+    return folder
+
+
+def test_a_folder_stating_cased_over_an_uncased_vocabulary_is_lower_cased(tmp_path):
+    """m3e-small (and the hub's bert-base-chinese) say do_lower_case: false over Chinese BERT's
+    vocabulary, which has no capitals: read as stated, every capital letter would be [UNK]."""
+    for tokenizer_json in (True, False):
+        folder = _stated_casing_folder(
+            tmp_path / f"uncased_{tokenizer_json}", SPECIALS + WORDS, do_lower_case=False, tokenizer_json=tokenizer_json
+        )
+        tokenizer = WordPieceTokenizer.from_directory(folder)
+        assert tokenizer.lowercase is True and tokenizer.strip_accents is True
+        encoding = tokenizer.encode("Hello 周杰伦, Café")
+        assert tokenizer.tokens(encoding)[1:7] == ["hello", "周", "杰", "伦", ",", "cafe"]
+        assert surface(encoding) == ["Hello", "周", "杰", "伦", ",", "Café"]
+        assert WordPieceTokenizer.from_directory(folder, lowercase=False).lowercase is False  # asked for: kept
+    cased_tokens = SPECIALS + ["Hello", "hello", "World", "world"] + [f"Name{index}" for index in range(20)]
+    cased = WordPieceTokenizer.from_directory(
+        _stated_casing_folder(tmp_path / "cased", cased_tokens, do_lower_case=False)
+    )
+    assert cased.lowercase is False and cased.tokens(cased.encode("Hello hello"))[1:3] == ["Hello", "hello"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     not (MINILM_DIR / "tokenizer.json").is_file(),
@@ -441,3 +477,64 @@ def test_chinese_vocabulary_arrays_match_lists():
     for maxlen in (None, 64):
         assert_arrays_match_lists(tokenizer, VARIED_TEXTS + texts, maxlen=maxlen)
     assert_arrays_match_lists(tokenizer, VARIED_TEXTS, VARIED_TEXTS[::-1], maxlen=40)
+
+
+# --- m3e-small's tokenizer: Chinese with Latin words, digits and full-width punctuation ----------
+
+needs_m3e = pytest.mark.skipif(
+    not (M3E_DIR / "tokenizer.json").is_file(),
+    reason=f"m3e-small not in {M3E_DIR}; run `python -m toolkit get-encoder m3e-small` (or set M3E_DIR)",
+)
+
+# Texts and their (subject, predicate, object) triples; every entity is written in the text exactly.
+MIXED_TRIPLES = [
+    ("苹果公司于2007年1月9日发布iPhone，售价４９９美元。",
+     [("iPhone", "发布者", "苹果公司"), ("iPhone", "发布日期", "2007年1月9日"), ("iPhone", "售价", "４９９美元")]),
+    ("《流浪地球2》由郭帆执导，吴京、Andy Lau主演（2023年上映），票房超40亿！",
+     [("流浪地球2", "导演", "郭帆"), ("流浪地球2", "主演", "Andy Lau"), ("流浪地球2", "上映时间", "2023年")]),
+    ("NBA球星LeBron James出生于美国俄亥俄州Akron市；身高2.06米。",
+     [("LeBron James", "出生地", "Akron"), ("LeBron James", "身高", "2.06米")]),
+    ("华为Mate 60 Pro搭载麒麟9000S芯片：ＩＢＭ成立于１９１１年。",
+     [("Mate 60 Pro", "芯片", "麒麟9000S"), ("ＩＢＭ", "成立日期", "１９１１年")]),
+]  # fmt: skip
+
+
+@needs_m3e
+def test_m3e_keeps_the_exact_characters_of_entities_in_mixed_chinese_text():
+    from toolkit.relations.targets import build_targets
+
+    tokenizer = WordPieceTokenizer.from_directory(M3E_DIR)
+    assert tokenizer.source.endswith("tokenizer.json") and tokenizer.lowercase is True
+    texts = [text for text, _ in MIXED_TRIPLES]
+    triples = [found for _, found in MIXED_TRIPLES]
+    for encoding in tokenizer.encode_batch(texts):
+        tokens = tokenizer.tokens(encoding)
+        for word in ("iPhone", "Andy", "Lau", "LeBron", "James", "Akron", "Mate", "Pro", "NBA"):
+            if word in encoding.text:  # Latin words are lower-cased into the vocabulary, not [UNK]
+                start = encoding.text.index(word)
+                first, last = tokenizer.char_span_to_token_span(encoding, start, start + len(word))
+                assert "[UNK]" not in tokens[first : last + 1], (word, tokens[first : last + 1])
+    for encoding, found in zip(tokenizer.encode_batch(texts), triples):
+        for entity in {part for triple in found for part in (triple[0], triple[2])}:
+            start = encoding.text.index(entity)
+            token_span = tokenizer.char_span_to_token_span(encoding, start, start + len(entity))
+            assert tokenizer.token_span_to_char_span(encoding, *token_span) == (start, start + len(entity)), entity
+    predicates = sorted({triple[1] for found in triples for triple in found})
+    targets, report = build_targets(texts, triples, tokenizer, predicates, maxlen=128)
+    assert report.num_dropped == 0 and report.num_triples == sum(map(len, triples))
+    for target, found in zip(targets, triples):
+        assert sorted(target.triples(predicates)) == sorted(found)
+
+
+@pytest.mark.slow
+@needs_m3e
+@needs_shared
+def test_m3e_tokenizes_as_chinese_bert_lower_cased():
+    """m3e-small's tokenizer.json (its normaliser said cased) gives the ids and offsets of Google's
+    Chinese BERT vocabulary, lower-cased as Google's model was, on LIC2019 text and the mixed texts."""
+    m3e = WordPieceTokenizer.from_directory(M3E_DIR)
+    chinese_bert = WordPieceTokenizer(CHINESE_VOCAB)
+    assert chinese_bert.lowercase is True
+    texts = [json.loads(line)["text"] for line in LIC2019_TRAIN.read_text(encoding="utf-8").splitlines()[:600]]
+    texts += [text for text, _ in MIXED_TRIPLES]
+    assert m3e.encode_batch(texts, maxlen=128) == chinese_bert.encode_batch(texts, maxlen=128)

@@ -103,7 +103,7 @@ def _parser():
     from toolkit.sources import CONVERTERS, ENCODER_SOURCES, PUBLIC_ENCODERS
 
     encoders = "; ".join(
-        f"{encoder.name} ({encoder.summary}; from {' or '.join(encoder.sources)})"
+        f"{encoder.name} ({encoder.summary}; licence: {encoder.licence}; from {' or '.join(encoder.sources)})"
         for encoder in PUBLIC_ENCODERS.values()
     )
     get_encoder = commands.add_parser(

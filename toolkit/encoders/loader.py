@@ -22,11 +22,12 @@ from toolkit.encoders.bert_checkpoint import (
     read_json,
 )
 from toolkit.encoders.errors import EncoderLoadError
+from toolkit.encoders.pytorch_weights import PytorchWeightsError, read_pytorch_weights
 from toolkit.encoders.spec import EncoderSpec
 from toolkit.encoders.tokenizer import (
     WordPieceTokenizer,
     find_vocabulary,
-    read_lowercase_setting,
+    folder_lowercase,
 )
 
 CONFIG_FILE = "config.json"
@@ -358,7 +359,7 @@ def _make_tokenizer(
             )
     lowercase = spec.lowercase
     if lowercase is None and folder is not None:
-        lowercase = read_lowercase_setting(folder)
+        lowercase = folder_lowercase(folder, vocabulary)
     return WordPieceTokenizer(vocabulary, lowercase=lowercase, maxlen=maxlen or max_positions)
 
 
@@ -410,8 +411,8 @@ def _loaded(
 
 
 class _safetensors_folder:
-    """The folder itself when it has safetensors; else a temporary copy with the
-    PyTorch weights converted (needs torch), removed on exit."""
+    """The folder itself when it has safetensors; else a temporary copy with the PyTorch weights
+    converted (`read_pytorch_weights`: no torch, nothing in the pickle called), removed on exit."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -426,19 +427,13 @@ class _safetensors_folder:
                 f"{self.folder} has no model.safetensors or pytorch_model.bin; "
                 "save the model with save_pretrained(..., safe_serialization=True)."
             )
+        from safetensors.numpy import save_file
+
         try:
-            import torch
-            from safetensors.numpy import save_file
-        except ImportError as error:
-            raise EncoderLoadError(
-                f"{torch_file} is PyTorch pickle; install torch to read it, or convert the folder to model.safetensors."
-            ) from error
-        state = torch.load(torch_file, map_location="cpu", weights_only=True)
-        arrays = {
-            name: (tensor.float() if tensor.is_floating_point() else tensor).numpy()
-            for name, tensor in state.items()
-            if hasattr(tensor, "detach")
-        }
+            state = read_pytorch_weights(torch_file)
+        except PytorchWeightsError as error:
+            raise EncoderLoadError(str(error)) from error
+        arrays = {name: value.astype("float32") if value.dtype.kind == "f" else value for name, value in state.items()}
         self.temporary = tempfile.mkdtemp(prefix="toolkit-hf-")
         save_file(arrays, str(Path(self.temporary) / "model.safetensors"))
         shutil.copy(self.folder / CONFIG_FILE, Path(self.temporary) / CONFIG_FILE)

@@ -352,8 +352,8 @@ class WordPieceTokenizer:
 
         Reads a Hugging Face `tokenizer.json`, else `vocab.txt`, else a keras-hub
         preset's `assets/tokenizer/vocabulary.txt`. Casing comes from
-        `lowercase` when given, else `tokenizer_config.json` (`do_lower_case`),
-        a keras-hub `tokenizer.json`, or the vocabulary itself.
+        `lowercase` when given, else `folder_lowercase`: `tokenizer_config.json`
+        (`do_lower_case`), a keras-hub `tokenizer.json`, or the vocabulary itself.
 
         Example:
 
@@ -370,7 +370,7 @@ class WordPieceTokenizer:
                 "set `vocab` in the encoder spec to its path."
             )
         if lowercase is None:
-            lowercase = read_lowercase_setting(directory)
+            lowercase = folder_lowercase(directory, vocabulary)
         return cls(vocabulary, lowercase=lowercase, maxlen=maxlen)
 
     def save(self, directory: Union[str, os.PathLike]) -> Path:
@@ -760,6 +760,29 @@ def read_lowercase_setting(directory: Path) -> Optional[bool]:
         if isinstance(layer_config, dict) and "lowercase" in layer_config:
             return bool(layer_config["lowercase"])
     return None
+
+
+def folder_lowercase(directory: Path, vocabulary: Union[str, os.PathLike]) -> Optional[bool]:
+    """Whether a checkpoint folder's text is lower-cased: as its settings state (`read_lowercase_setting`),
+    but always when its `vocabulary` (a file of the folder) holds no capitalised word, and `None` when
+    neither says (the tokenizer then follows its `tokenizer.json`, or guesses from the vocabulary).
+
+    A vocabulary without capitals makes every capital letter `[UNK]` unless the text is lower-cased,
+    whatever the settings say: Chinese BERT's vocabulary is uncased (Google's model lower-cased), but
+    the hub's `bert-base-chinese` and moka-ai's `m3e-small` state `do_lower_case: false` beside it.
+    """
+    stated = read_lowercase_setting(directory)
+    if stated is not True and infer_lowercase(read_vocabulary_tokens(vocabulary)):
+        return True
+    return stated
+
+
+def read_vocabulary_tokens(path: Union[str, os.PathLike]) -> list[str]:
+    """The tokens of a `vocab.txt` or a Hugging Face WordPiece `tokenizer.json`, in id order."""
+    if str(path).endswith(".json"):
+        vocab = (json.loads(Path(path).read_text(encoding="utf-8")).get("model") or {}).get("vocab") or {}
+        return _vocabulary_tokens(vocab) if vocab else []
+    return read_vocab_file(path)
 
 
 def infer_lowercase(tokens: Sequence[str]) -> bool:
