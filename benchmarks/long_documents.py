@@ -128,14 +128,19 @@ def score_run(run_dir, join, strides):
     started = time.perf_counter()
     readings["sentences one by one"] = per_document(task.found(texts))
     seconds["sentences one by one"] = time.perf_counter() - started
+    predictor.long_texts, predictor.window_stride = "sentences", None
+    reading = "long_texts: sentences (the default)"
+    started = time.perf_counter()
+    readings[reading] = read_documents()
+    seconds[reading] = time.perf_counter() - started
     for stride in strides:
         predictor.long_texts, predictor.window_stride = "windows", max(1, int(round(stride * (predictor.maxlen - 2))))
-        reading = f"windows, stride {stride:g} of a window ({predictor.window_stride} tokens)"
+        reading = f"long_texts: windows, stride {stride:g} of a window ({predictor.window_stride} tokens)"
         started = time.perf_counter()
         readings[reading] = read_documents()
         seconds[reading] = time.perf_counter() - started
     predictor.long_texts = "truncate"
-    readings["truncate (first maxlen tokens)"] = read_documents()
+    readings["long_texts: truncate (the first maxlen tokens)"] = read_documents()
     config = pipeline.config
     name = Path(run_dir).name
     method = config.model.method if task.relations else "entities"

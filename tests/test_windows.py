@@ -161,15 +161,22 @@ class NearbyRelations:
         return logits
 
 
-def _sentences(count, seed=0):
+def _sentences(count, seed=0, capital=False):
+    """Sentences of the test vocabulary; with `capital`, each begins with a capital letter (the tokenizer lower-cases
+    it), so that a document of them splits into sentences."""
     rng = np.random.default_rng(seed)
     people, fillers = ["alice", "bob"], ["went to", "met the", "and", "playing"]
-    return [
+    sentences = [
         f"{rng.choice(people)} {rng.choice(fillers)} paris {rng.choice(fillers)} rome ."
         if index % 3
         else f"the {rng.choice(people)} {rng.choice(fillers)} , rome and {rng.choice(fillers)} paris ."
         for index in range(count)
     ]
+    return [sentence.capitalize() if capital else sentence for sentence in sentences]
+
+
+#: How documents are read, and whether their sentences start with a capital (only then do they split).
+READINGS = [("sentences", True), ("sentences", False), ("windows", True)]
 
 
 def _joined(sentences):
@@ -181,12 +188,18 @@ def _joined(sentences):
     return " ".join(sentences), starts
 
 
-def test_entities_of_a_document_are_those_of_its_sentences(tokenizer):
+@pytest.mark.parametrize("long_texts, capital", READINGS)
+def test_entities_of_a_document_are_those_of_its_sentences(tokenizer, long_texts, capital):
     from toolkit.entities.pipeline import EntityPredictor
 
-    sentences = _sentences(30)
+    sentences = _sentences(30, capital=capital)
     document, starts = _joined(sentences)
-    windowed = EntityPredictor(TokenEntities(tokenizer), tokenizer, maxlen=16, batch_size=4)
+    windowed = EntityPredictor(TokenEntities(tokenizer), tokenizer, maxlen=16, batch_size=4, long_texts=long_texts)
+    plan = plan_windows(tokenizer, [document], maxlen=16, unit="sentences" if long_texts == "sentences" else "tokens")
+    if long_texts == "sentences" and capital:  # one window a sentence, the text between them left out
+        assert [document[window.start : window.end].strip() for window in plan.windows] == sentences
+    else:
+        assert len(plan.windows) > len(sentences) // 2 and any(window.cut_end for window in plan.windows)
     one_by_one = windowed.spans(sentences)
     expected = sorted((start + s, start + e, kind) for start, found in zip(starts, one_by_one) for s, e, kind in found)
     assert len(expected) > 50
@@ -196,12 +209,13 @@ def test_entities_of_a_document_are_those_of_its_sentences(tokenizer):
     assert 0 < len(first_part) < len(expected) // 5 and set(first_part) <= set(expected)
 
 
-def test_relations_of_a_document_are_those_of_its_sentences(tokenizer):
+@pytest.mark.parametrize("long_texts, capital", READINGS)
+def test_relations_of_a_document_are_those_of_its_sentences(tokenizer, long_texts, capital):
     from toolkit.relations.pipeline import RelationPredictor
 
-    sentences = _sentences(30, seed=1)
+    sentences = _sentences(30, seed=1, capital=capital)
     document, starts = _joined(sentences)
-    predictor = RelationPredictor(NearbyRelations(tokenizer), tokenizer, maxlen=20, batch_size=4)
+    predictor = RelationPredictor(NearbyRelations(tokenizer), tokenizer, maxlen=20, batch_size=4, long_texts=long_texts)
     one_by_one = predictor.span_triples(sentences)
     expected = [
         triple._replace(
@@ -232,8 +246,9 @@ def test_predictors_count_the_long_texts_they_read(tokenizer):
     assert (counts.texts, counts.long_texts) == (2, 1)
     assert counts.windows == len(plan_windows(tokenizer, [document], maxlen=16).windows) > 5
     assert counts.line(16, "windows") == (
-        f"1 of 2 texts were longer than model.maxlen (16 tokens): read whole, as {counts.windows} windows"
+        f"1 of 2 texts were longer than model.maxlen (16 tokens): read whole, in {counts.windows} overlapping windows"
     )
+    assert counts.line(16, "sentences").endswith(f"read whole, sentence by sentence, in {counts.windows} windows")
     truncated = EntityPredictor(TokenEntities(tokenizer), tokenizer, maxlen=16, long_texts="truncate")
     truncated.spans([document, document, "bob"])
     assert truncated.read_counts.line(16, "truncate").startswith(
@@ -273,3 +288,35 @@ def test_classification_pools_the_logits_of_a_long_texts_windows(tokenizer):
     assert -5.0 < mean[0] < 5.0 and -5.0 < mean[1] < mean[0]  # the share of windows holding each word
     config = predictor(long_texts="windows", window_stride=3, window_pooling="mean").preprocessor.get_config()
     assert TextPreprocessor.from_config(config).get_config() == config
+
+
+def test_sentences_split_at_their_final_punctuation_not_at_abbreviations():
+    from toolkit.windows import sentence_spans
+
+    text = 'Mr. Lee met Ann in Rome. "She left on May 2." J. Smith of Acme Corp. said 3.5 percent. 他来了。她走了！ok'
+    assert [text[start:end] for start, end in sentence_spans(text)] == [
+        "Mr. Lee met Ann in Rome.",
+        ' "She left on May 2."',
+        " J. Smith of Acme Corp. said 3.5 percent.",
+        " 他来了。",
+        "她走了！",
+        "ok",
+    ]
+    assert sentence_spans("") == [(0, 0)] and sentence_spans("no end here") == [(0, 11)]
+    assert sentence_spans("A headline\nfirst line; Then more") == [(0, 11), (11, 22), (22, 32)]
+
+
+def test_training_sentences_keep_what_lies_inside_them_and_count_what_crosses_them(tokenizer):
+    sentences = _sentences(12, seed=3, capital=True)
+    document, starts = _joined(sentences)
+    inside = [(start, start + len(sentence)) for start, sentence in zip(starts, sentences)]
+    crossing = (starts[2], starts[3] + 3)
+    plan = plan_windows(tokenizer, [document], maxlen=16, unit="sentences")
+    cut_at = plan.cut_at[0]
+    pieces, per_window, _, report = window_examples(
+        plan, [document], [[*[(span,) for span in inside], (crossing,)]], list
+    )
+    assert pieces == sentences and report.unplaced == 1 and report.examples == [(0, (crossing,))]
+    assert [found for found in per_window] == [[(span,)] for span in inside]
+    assert report.beyond_maxlen == sum(1 for _, end in inside if end > cut_at) + (crossing[1] > cut_at)
+    assert 0 < cut_at < len(document) and report.beyond_maxlen >= 8

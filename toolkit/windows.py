@@ -1,21 +1,30 @@
-"""Long texts as overlapping windows of whole words, and what is found in them mapped back to the text.
+"""Long texts read in windows, and what is found in them mapped back to the text.
 
-A model reads `maxlen` tokens, `[CLS]` and `[SEP]` included. A longer text is
-read as windows of at most `maxlen - 2` tokens, each starting `stride` tokens
-after the one before (moved back to the start of a word, so that no window
-begins inside a word), the last one ending at the text's end. A text that fits
-is one window: the whole text, exactly as without windows.
+A model reads `maxlen` tokens, `[CLS]` and `[SEP]` included. A text that fits
+is one window: the whole text, read exactly as without windows. A longer text
+is read (`plan_windows`, by `model.long_texts`):
+
+- `sentences`: sentence by sentence (`sentence_spans`: after `.!?;` followed
+  by a space and a capital, a digit or an opening quote, not after an
+  abbreviation; after `。！？` and line breaks), each sentence a window of its
+  own, a sentence longer than `maxlen` in overlapping windows as below. A
+  model trained on sentences reads them best: put several in one window and it
+  finds less (measured in `docs/results.md`).
+- `windows`: overlapping windows of whole words over the whole text, at most
+  `maxlen - 2` tokens each, each starting `stride` tokens after the one before
+  (moved back to the start of a word), the last ending at the text's end.
 
 Each window is a slice of the text's characters, `text[start:end]`, so a
 decoder reads it as any short text; `Window.shift` puts a span it finds back
-on the text's characters. A span touching the edge where a window cuts the
-text may be the cut-off part of a longer one: `Window.keeps` leaves it to the
-window before or after, which holds it whole with context on both sides (the
-windows overlap by `maxlen - 2 - stride` tokens). Spans found in two windows
-are the same characters of the text: merged, they are one.
+on the text's characters. A span touching an edge where a window cuts the
+text (inside a sentence) may be the cut-off part of a longer one:
+`Window.keeps` leaves it to the window before or after, which holds it whole
+with context on both sides (the windows overlap by `maxlen - 2 - stride`
+tokens). Spans found in two windows are the same characters of the text:
+merged, they are one.
 
 ```python
-plan = plan_windows(tokenizer, texts, maxlen=128, stride=63)
+plan = plan_windows(tokenizer, texts, maxlen=128)
 for window in plan.windows:                      # every window of every text, text by text
     piece = texts[window.index][window.start : window.end]
 ```
@@ -44,6 +53,7 @@ __all__ = [
     "describe_windows",
     "merge_windows",
     "plan_windows",
+    "sentence_spans",
     "window_examples",
     "windowed_split",
 ]
@@ -94,6 +104,8 @@ class WindowPlan:
     stride: int
     long_texts: int = 0
     longest_tokens: int = 0
+    #: per long text (by index), the character where its first `maxlen` tokens end: what truncation reads
+    cut_at: dict = field(default_factory=dict)
 
     def pieces(self, texts: Sequence[str]) -> list:
         """The windows' characters, one string a window."""
@@ -123,9 +135,22 @@ class ReadCounts:
         if not self.long_texts:
             return None
         share = f"{self.long_texts} of {self.texts} texts were longer than model.maxlen ({maxlen} tokens)"
+        if long_texts == "sentences":
+            return f"{share}: read whole, sentence by sentence, in {self.windows} windows"
         if long_texts == "windows":
-            return f"{share}: read whole, as {self.windows} windows"
+            return f"{share}: read whole, in {self.windows} overlapping windows"
         return f"warning: {share}: only their first {maxlen} tokens were read (model.long_texts: truncate)"
+
+
+#: `model.long_texts`'s values: read a long text sentence by sentence, in windows over all of it, or its start.
+LONG_TEXTS = ("sentences", "windows", "truncate")
+
+
+def window_unit(long_texts: str) -> str:
+    """`plan_windows`' unit for a `model.long_texts` value (`ValueError` for an unknown one)."""
+    if long_texts not in LONG_TEXTS:
+        raise ValueError(f"long_texts must be one of {', '.join(map(repr, LONG_TEXTS))}; got {long_texts!r}.")
+    return "tokens" if long_texts == "windows" else "sentences"
 
 
 def _word_start_at_or_before(word_starts: np.ndarray, position: int, floor: int) -> int:
@@ -175,7 +200,119 @@ def token_windows(word_starts: np.ndarray, capacity: int, stride: int) -> list:
         first = following
 
 
-def plan_windows(tokenizer, texts: Sequence[str], maxlen: int, stride: Optional[int] = None) -> WindowPlan:
+#: Sentence-final punctuation: Latin, the semicolon included (a boundary when whitespace and a capital, a digit
+#: or an opening quote follow) and CJK or a line break (a boundary right after it), and what may close a sentence
+#: after it.
+_LATIN_ENDS = ".!?;"
+_CJK_ENDS = "。！？\n"
+_CLOSERS = "\"'”’)]」』）》"
+_OPENERS = "\"'“‘([「『（《`"
+#: Words whose period does not end a sentence ("Mr. Smith", "Acme Corp. said").
+_ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "jr",
+        "sr",
+        "prof",
+        "inc",
+        "co",
+        "corp",
+        "ltd",
+        "gen",
+        "gov",
+        "sen",
+        "rep",
+        "mt",
+        "ft",
+        "no",
+        "vs",
+        "etc",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "u.s",
+    ]
+)
+
+
+def _abbreviation(text: str, period: int) -> bool:
+    """Whether the period at `period` ends an abbreviation or an initial, not a sentence."""
+    start = period
+    while start > 0 and (text[start - 1].isalpha() or text[start - 1] == "."):
+        start -= 1
+    word = text[start:period]
+    return (len(word) == 1 and word.isupper()) or word.lower() in _ABBREVIATIONS
+
+
+def _past_closers(text: str, position: int) -> int:
+    """Past the quotes and brackets that close a sentence at `position`, spaced out or not (`" ' '"`, as
+    tokenized text writes them)."""
+    boundary = position
+    while True:
+        following = boundary
+        while following < len(text) and text[following] == " ":
+            following += 1
+        if following < len(text) and text[following] in _CLOSERS:
+            after = text[following + 1 : following + 2]
+            if text[following] in "\"'" and after.isalnum():
+                return boundary  # a straight quote that opens the next sentence
+            boundary = following + 1
+            continue
+        return boundary
+
+
+def sentence_spans(text: str) -> list:
+    """`(start, end)` character spans of a text's sentences, covering it in order (the space between two
+    sentences begins the second).
+
+    >>> text = "Mr. Lee met Ann in Rome. She left on May 2. 他来了。她走了！ok"
+    >>> [text[start:end] for start, end in sentence_spans(text)]
+    ['Mr. Lee met Ann in Rome.', ' She left on May 2.', ' 他来了。', '她走了！', 'ok']
+    """
+    spans, start, position, length = [], 0, 0, len(text)
+    while position < length:
+        character = text[position]
+        if character not in _LATIN_ENDS and character not in _CJK_ENDS:
+            position += 1
+            continue
+        boundary = _past_closers(text, position + 1)
+        if character in _LATIN_ENDS:
+            following = boundary
+            while following < length and text[following].isspace():
+                following += 1
+            after = text[following] if following < length else ""
+            if following == boundary or not after:  # "3.5", "U.S.": no space after, or the text's end
+                position = boundary
+                continue
+            if not (after.isupper() or after.isdigit() or after in _OPENERS or "\u4e00" <= after <= "\u9fff"):
+                position = following
+                continue
+            if character == "." and _abbreviation(text, position):
+                position = following
+                continue
+        spans.append((start, boundary))
+        start = position = boundary
+    if start < length or not spans:
+        spans.append((start, length))
+    return spans
+
+
+def plan_windows(
+    tokenizer, texts: Sequence[str], maxlen: int, stride: Optional[int] = None, *, unit: str = "sentences"
+) -> WindowPlan:
     """The windows a model of `maxlen` tokens reads `texts` in (see the module docstring).
 
     Args:
@@ -184,6 +321,12 @@ def plan_windows(tokenizer, texts: Sequence[str], maxlen: int, stride: Optional[
         maxlen: the model's tokens, `[CLS]` and `[SEP]` included.
         stride: tokens from a window's start to the next one's, at most
             `maxlen - 2`; `default_stride(maxlen)` when None.
+        unit: `"sentences"`: a long text is read sentence by sentence
+            (`sentence_spans`), each sentence a window of its own and a
+            sentence longer than `maxlen` in overlapping windows: what a
+            model trained on sentences reads best. `"tokens"`: overlapping
+            windows over the whole text, sentences or not (a model trained on
+            long texts in windows).
     """
     capacity = int(maxlen) - 2
     if capacity < 1:
@@ -191,8 +334,10 @@ def plan_windows(tokenizer, texts: Sequence[str], maxlen: int, stride: Optional[
     stride = default_stride(maxlen) if stride is None else int(stride)
     if not 1 <= stride <= capacity:
         raise ValueError(f"stride must be between 1 and maxlen - 2 ({capacity}); got {stride!r}.")
+    if unit not in ("sentences", "tokens"):
+        raise ValueError(f"unit must be 'sentences' or 'tokens'; got {unit!r}.")
     texts = list(texts)
-    windows, long_texts, longest = [], 0, 0
+    windows, long_texts, longest, cut_at = [], 0, 0, {}
     for index, (text, tokens) in enumerate(zip(texts, tokenizer.word_tokens(texts, longer_than=capacity))):
         if tokens is None:
             windows.append(Window(index, 0, len(text)))
@@ -200,13 +345,19 @@ def plan_windows(tokenizer, texts: Sequence[str], maxlen: int, stride: Optional[
         offsets, word_starts = tokens
         long_texts += 1
         longest = max(longest, len(offsets))
-        ranges = token_windows(word_starts, capacity, stride)
-        for first, stop in ranges:
-            cut_start, cut_end = first > 0, stop < len(offsets)
-            start = int(offsets[first, 0]) if cut_start else 0
-            end = int(offsets[stop - 1, 1]) if cut_end else len(text)
-            windows.append(Window(index, start, end, cut_start, cut_end))
-    return WindowPlan(windows, len(texts), int(maxlen), stride, long_texts, longest)
+        cut_at[index] = int(offsets[capacity - 1, 1])
+        parts = sentence_spans(text) if unit == "sentences" else [(0, len(text))]
+        for part_start, part_end in parts:
+            first = int(np.searchsorted(offsets[:, 0], part_start, side="left"))
+            stop = int(np.searchsorted(offsets[:, 0], part_end, side="left"))
+            if first == stop:
+                continue  # nothing but spaces
+            for begin, end in token_windows(word_starts[first:stop], capacity, stride):
+                cut_start, cut_end = begin > 0, first + end < stop
+                start = int(offsets[first + begin, 0]) if cut_start or part_start else 0
+                stop_char = int(offsets[first + end - 1, 1]) if cut_end else part_end
+                windows.append(Window(index, start, stop_char, cut_start, cut_end))
+    return WindowPlan(windows, len(texts), int(maxlen), stride, long_texts, longest, cut_at)
 
 
 def merge_windows(plan: WindowPlan, found: Sequence[list], place: Callable) -> list:
@@ -233,7 +384,7 @@ def decode_windows(
     *,
     maxlen: int,
     stride=None,
-    long_texts: str = "windows",
+    long_texts: str = "sentences",
     counts: Optional[ReadCounts] = None,
 ):
     """Per text, what `decode` finds in its windows, put back on its characters and merged (`merge_windows`).
@@ -245,7 +396,7 @@ def decode_windows(
     `maxlen` tokens. `counts` adds up what was read.
     """
     texts = list(texts)
-    plan = plan_windows(tokenizer, texts, maxlen, stride)
+    plan = plan_windows(tokenizer, texts, maxlen, stride, unit=window_unit(long_texts))
     if counts is not None:
         counts.add(plan)
     if long_texts == "truncate":
@@ -325,10 +476,8 @@ def window_examples(
     report = WindowReport(texts=plan.num_texts, long_texts=plan.long_texts, windows=len(plan.windows))
     pieces, per_window, moved = [], [], []
     placed = [np.zeros(len(items), dtype=bool) for items in annotations]
-    first_piece: dict = {}
     for window in plan.windows:
         piece = texts[window.index][window.start : window.end]
-        first_piece.setdefault(window.index, (window, piece))
         kept, kept_spans = [], []
         for position, annotation in enumerate(annotations[window.index]):
             spans = spans_of(annotation)
@@ -347,15 +496,17 @@ def window_examples(
         moved.append(kept_spans)
     for index, items in enumerate(annotations):
         report.annotations += len(items)
-        first, piece = first_piece.get(index, (None, None))
+        cut_at = plan.cut_at.get(index)
         for position, annotation in enumerate(items):
-            if first is not None and first.cut_end:
+            if cut_at is not None:  # what truncation to `maxlen` tokens would lose
                 spans = spans_of(annotation)
                 if spans is None:
-                    whole = texts[index]
-                    beyond = found_in is not None and not found_in(piece, annotation) and found_in(whole, annotation)
+                    text = texts[index]
+                    beyond = (
+                        found_in is not None and found_in(text, annotation) and not found_in(text[:cut_at], annotation)
+                    )
                 else:
-                    beyond = any(end > first.end for _, end in spans)
+                    beyond = any(end > cut_at for _, end in spans)
                 report.beyond_maxlen += bool(beyond)
             if not placed[index][position]:
                 report.note_unplaced(index, annotation)
@@ -377,9 +528,12 @@ class WindowedSplit:
         return self.pieces, self.per_window, self.moved
 
 
-def windowed_split(tokenizer, texts, annotations, maxlen, stride, spans_of, found_in=None) -> WindowedSplit:
-    """`plan_windows` and `window_examples` of one split."""
-    plan = plan_windows(tokenizer, texts, maxlen, stride)
+def windowed_split(
+    tokenizer, texts, annotations, maxlen, stride, spans_of, found_in=None, *, long_texts="sentences"
+) -> WindowedSplit:
+    """`plan_windows` and `window_examples` of one split (read as `long_texts` says; `truncate` plans sentences,
+    for the counts)."""
+    plan = plan_windows(tokenizer, texts, maxlen, stride, unit=window_unit(long_texts))
     pieces, per_window, moved, report = window_examples(plan, texts, annotations, spans_of, found_in)
     return WindowedSplit(plan, report, pieces, per_window, moved)
 
@@ -391,7 +545,7 @@ def describe_windows(splits: dict, model, noun: str, *, run=None, log=print) -> 
     `splits` maps a split's name to its `WindowedSplit`; `model` is the config's
     `model` section; `noun` names the annotations (`"triples"`, `"entities"`).
     """
-    windows = model.long_texts == "windows"
+    windows = model.long_texts != "truncate"
     summary = {"maxlen": model.maxlen, "long_texts": model.long_texts, "splits": {}}
     if windows:
         summary["window_stride"] = next(iter(splits.values())).plan.stride if splits else None
@@ -413,7 +567,8 @@ def describe_windows(splits: dict, model, noun: str, *, run=None, log=print) -> 
                 named = "; ".join(f"text {index + 1}: {item!r}" for index, item in report.examples)
                 log(
                     f"warning: {name}: {report.unplaced} of {report.annotations} {noun} lie in no window whole "
-                    f"(their entities are further apart than a window) and are not learnt: {named} "
+                    "(their entities lie in different sentences, or further apart than a window) and are not "
+                    f"learnt: {named} "
                     f"(check model.maxlen)"
                 )
         elif report.beyond_maxlen:

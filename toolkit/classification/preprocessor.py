@@ -5,7 +5,7 @@ import numpy as np
 
 from toolkit.batching import length_grouped_batches
 from toolkit.encoders.tokenizer import WordPieceTokenizer
-from toolkit.windows import ReadCounts, plan_windows
+from toolkit.windows import ReadCounts, plan_windows, window_unit
 
 __all__ = ["TextPreprocessor"]
 
@@ -39,8 +39,7 @@ class TextPreprocessor:
     """
 
     def __init__(self, tokenizer=None, maxlen=128, long_texts="truncate", window_stride=None, window_pooling="max"):
-        if long_texts not in ("truncate", "windows"):
-            raise ValueError(f"long_texts must be 'truncate' or 'windows'; got {long_texts!r}.")
+        window_unit(long_texts)  # a ValueError for an unknown value
         if window_pooling not in ("max", "mean"):
             raise ValueError(f"window_pooling must be 'max' or 'mean'; got {window_pooling!r}.")
         self.tokenizer = tokenizer
@@ -93,7 +92,7 @@ class TextPreprocessor:
         """
         self._check_ready()
         texts = list(texts)
-        plan = plan_windows(self.tokenizer, texts, self.maxlen, self.window_stride)
+        plan = plan_windows(self.tokenizer, texts, self.maxlen, self.window_stride, unit=window_unit(self.long_texts))
         self.read_counts.add(plan)
         if self.long_texts == "truncate":
             encoded = self.encode_arrays(texts)

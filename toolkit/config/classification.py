@@ -107,13 +107,13 @@ class MultilabelDataConfig(DataConfig):
 class ClassifierModelConfig(EncoderModelConfig):
     """`model` for `task: multilabel_classification`: the encoder and the classification head.
 
-    With `long_texts: windows`, a text longer than `maxlen` is scored window by
-    window at evaluation and prediction, and its row is the windows' logits
+    With `long_texts: windows` or `sentences`, a text longer than `maxlen` is
+    scored window by window at evaluation and prediction, and its row is the windows' logits
     pooled by `window_pooling`: `max` (a label holds when some window supports
     it) or `mean`. Training reads the first `maxlen` tokens either way.
     """
 
-    long_texts: Literal["windows", "truncate"] = "truncate"
+    long_texts: Literal["sentences", "windows", "truncate"] = "truncate"
     window_pooling: Literal["max", "mean"] = "max"
     pooling: Literal["cls", "mean", "max"] = "cls"
     dropout: float = Field(0.1, ge=0.0, lt=1.0)

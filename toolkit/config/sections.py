@@ -88,18 +88,19 @@ class DataConfig(Section):
 class EncoderModelConfig(Section):
     """What every task's `model` section has: the encoder, the token length, and how longer texts are read.
 
-    `min_maxlen` is the shortest `maxlen` the task can use. `long_texts`:
-    `windows` reads a text longer than `maxlen` tokens as overlapping windows
-    of whole words, `window_stride` tokens apart (null: half a window,
-    `(maxlen - 2) // 2`; `toolkit.windows`); `truncate` reads its first
-    `maxlen` tokens only.
+    `min_maxlen` is the shortest `maxlen` the task can use. `long_texts`, for
+    a text longer than `maxlen` tokens (`toolkit.windows`): `sentences` reads
+    it sentence by sentence (a sentence longer than `maxlen` in windows),
+    `windows` as overlapping windows of whole words over all of it,
+    `window_stride` tokens apart (null: half a window, `(maxlen - 2) // 2`),
+    `truncate` its first `maxlen` tokens only.
     """
 
     min_maxlen: ClassVar[int] = 2
 
     encoder: EncoderSpec = Field(default_factory=EncoderSpec)
     maxlen: int = 128
-    long_texts: Literal["windows", "truncate"] = "windows"
+    long_texts: Literal["sentences", "windows", "truncate"] = "sentences"
     window_stride: Optional[int] = Field(None, ge=1)
 
     @model_validator(mode="after")

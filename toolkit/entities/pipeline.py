@@ -29,7 +29,7 @@ from toolkit.encoders import WordPieceTokenizer
 from toolkit.inference import predict_batch
 from toolkit.pipeline import Pipeline, TrainingFeed
 from toolkit.relations.evaluation import evaluate_triples
-from toolkit.windows import ReadCounts, decode_windows, describe_windows, windowed_split
+from toolkit.windows import ReadCounts, decode_windows, describe_windows, window_unit, windowed_split
 
 __all__ = ["EntityData", "EntityPipeline", "EntityPredictor", "decode_entities", "entity_scores"]
 
@@ -99,9 +99,8 @@ class EntityPredictor:
     ```
     """
 
-    def __init__(self, model, tokenizer, maxlen, batch_size=32, *, long_texts="windows", window_stride=None):
-        if long_texts not in ("windows", "truncate"):
-            raise ValueError(f"long_texts must be 'windows' or 'truncate'; got {long_texts!r}.")
+    def __init__(self, model, tokenizer, maxlen, batch_size=32, *, long_texts="sentences", window_stride=None):
+        window_unit(long_texts)  # a ValueError for an unknown value
         self.model = model
         self.tokenizer = tokenizer
         self.maxlen = int(maxlen)
@@ -181,7 +180,7 @@ class EntityPredictor:
             tokenizer,
             meta["maxlen"],
             batch_size or meta["batch_size"],
-            long_texts=meta.get("long_texts", "windows"),
+            long_texts=meta.get("long_texts", "sentences"),
             window_stride=meta.get("window_stride"),
         )
 
@@ -280,7 +279,7 @@ class EntityPipeline(Pipeline):
             )
         texts, entities = data.train.texts, data.train.entities
         windows = self.describe_lengths(predictor, data, run)
-        if config.model.long_texts == "windows":
+        if config.model.long_texts != "truncate":
             texts, _, moved = windows["train"].examples()
             entities = [
                 [(start, end, entity[2]) for entity, ((start, end),) in zip(found, spans)]
@@ -315,7 +314,13 @@ class EntityPipeline(Pipeline):
         model = self.config.model
         found = {
             name: windowed_split(
-                predictor.tokenizer, split.texts, split.entities, model.maxlen, model.window_stride, _entity_spans
+                predictor.tokenizer,
+                split.texts,
+                split.entities,
+                model.maxlen,
+                model.window_stride,
+                _entity_spans,
+                long_texts=model.long_texts,
             )
             for name, split in (("train", data.train), ("dev", data.dev), ("test", data.test))
             if split is not None

@@ -26,7 +26,7 @@ from toolkit.encoders import WordPieceTokenizer
 from toolkit.pipeline import Pipeline, TrainingFeed
 from toolkit.relations.decoder import decode_relation_spans
 from toolkit.relations.evaluation import evaluate_relations, write_predictions_jsonl
-from toolkit.windows import ReadCounts, decode_windows, describe_windows, windowed_split
+from toolkit.windows import ReadCounts, decode_windows, describe_windows, window_unit, windowed_split
 
 __all__ = ["RelationData", "RelationPredictor", "distribute_feed", "dev_scores", "RelationPipeline"]
 
@@ -70,11 +70,10 @@ class RelationPredictor:
         *,
         schema=None,
         scoring="text",
-        long_texts="windows",
+        long_texts="sentences",
         window_stride=None,
     ):
-        if long_texts not in ("windows", "truncate"):
-            raise ValueError(f"long_texts must be 'windows' or 'truncate'; got {long_texts!r}.")
+        window_unit(long_texts)  # a ValueError for an unknown value
         self.extractor = extractor
         self.tokenizer = tokenizer
         self.maxlen = int(maxlen)
@@ -199,7 +198,7 @@ class RelationPredictor:
             batch_size or meta["batch_size"],
             schema=schema,
             scoring=meta.get("scoring", "text"),
-            long_texts=meta.get("long_texts", "windows"),
+            long_texts=meta.get("long_texts", "sentences"),
             window_stride=meta.get("window_stride"),
         )
 
@@ -396,7 +395,7 @@ class RelationPipeline(Pipeline):
         extractor, tokenizer = predictor.extractor, predictor.tokenizer
         texts, triples, spans = data.train.texts, data.train.triples, data.train.spans
         windows = self.describe_lengths(predictor, data, run)
-        if config.model.long_texts == "windows":
+        if config.model.long_texts != "truncate":
             texts, triples, spans = _windowed_triples(windows["train"], texts, triples, spans)
         targets, report = build_targets(
             texts,
@@ -473,7 +472,14 @@ class RelationPipeline(Pipeline):
                 for triples, spans in zip(split.triples, split.spans)
             ]
             found[name] = windowed_split(
-                tokenizer, split.texts, annotations, model.maxlen, model.window_stride, _triple_spans, _triple_found_in
+                tokenizer,
+                split.texts,
+                annotations,
+                model.maxlen,
+                model.window_stride,
+                _triple_spans,
+                _triple_found_in,
+                long_texts=model.long_texts,
             )
         return describe_windows(found, model, "triples", run=run, log=self.log)
 
