@@ -59,22 +59,3 @@ def load_saved_model(path, **kwargs):
     except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
         reason = (str(error).splitlines() or [type(error).__name__])[0]
         raise SavedModelError(f"{path}: cannot be loaded ({reason}); {_WHAT_TO_DO}") from None
-
-
-def load_model_as(cls, path, *, compile=True):
-    """`load_saved_model(path)`, checked to be a `cls` (a task model's `load`)."""
-    model = load_saved_model(path, compile=compile)
-    if not isinstance(model, cls):
-        raise SavedModelError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}.")
-    return model
-
-
-def compile_from_saved_config(model, config) -> None:
-    """What a task model's `compile_from_config` does: its own `compile` with the saved arguments,
-    then the optimizer built, so that `load(path, compile=True)` restores the optimizer state too
-    (Keras's own version skips models whose `compile` is overridden)."""
-    import keras
-
-    model.compile(**keras.saving.deserialize_keras_object(config))
-    if model.built:
-        model.optimizer.build(model.trainable_variables)

@@ -2,19 +2,19 @@
 
 import keras
 
-import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone for loading)
 from toolkit.layers import SequencePooling
+from toolkit.models import TaskModel
 
 __all__ = ["MultilabelTextClassifier"]
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
-class MultilabelTextClassifier(keras.Model):
+class MultilabelTextClassifier(TaskModel):
     """Logits for every label of a text, from a BERT backbone.
 
     Outputs raw logits (float32 even under mixed precision): train with
     `MultilabelCategoricalCrossentropy` and predict a label when its logit is
-    above 0.
+    above 0. Saving and loading are `TaskModel`'s.
 
     Args:
         backbone: a keras-hub BERT backbone (from `toolkit.encoders.load_encoder`).
@@ -28,6 +28,8 @@ class MultilabelTextClassifier(keras.Model):
     encoder = load_encoder(spec, maxlen=128)
     model = MultilabelTextClassifier(encoder.backbone, num_labels=90, pooling="mean")
     model.compile(optimizer="adam", loss=MultilabelCategoricalCrossentropy())
+    model.save("classifier.keras")
+    model = MultilabelTextClassifier.load("classifier.keras")
     ```
     """
 
@@ -41,24 +43,10 @@ class MultilabelTextClassifier(keras.Model):
         pooled = SequencePooling(pooling, name="pooling")(sequence, inputs["padding_mask"])
         pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
         logits = keras.layers.Dense(num_labels, dtype="float32", name="logits")(pooled)
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-        self.backbone = backbone
+        super().__init__(backbone=backbone, inputs=inputs, outputs=logits, **kwargs)
         self.num_labels = int(num_labels)
         self.pooling = pooling
         self.dropout = float(dropout)
 
     def get_config(self):
-        return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "num_labels": self.num_labels,
-            "pooling": self.pooling,
-            "dropout": self.dropout,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+        return {**super().get_config(), "num_labels": self.num_labels, "pooling": self.pooling, "dropout": self.dropout}

@@ -23,10 +23,9 @@ from collections.abc import Sequence
 
 import keras
 
-import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone for loading)
 from toolkit.losses import SparseMultilabelCategoricalCrossentropy
+from toolkit.models import TaskModel
 from toolkit.relations.layers import PaddingMask
-from toolkit.saved import compile_from_saved_config, load_model_as
 from toolkit.spans import EfficientGlobalPointer, FlattenSpans, GlobalPointer
 
 __all__ = ["HEADS", "EntityRecognizer"]
@@ -35,7 +34,7 @@ HEADS = {"global_pointer": GlobalPointer, "efficient_global_pointer": EfficientG
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
-class EntityRecognizer(keras.Model):
+class EntityRecognizer(TaskModel):
     """Encoder + GlobalPointer over `types` (see the module docstring).
 
     Args:
@@ -79,10 +78,13 @@ class EntityRecognizer(keras.Model):
         ]
         scores = flatten(span_head(sequence, mask=padding_mask))
         super().__init__(
-            inputs={"token_ids": token_ids, "segment_ids": segment_ids}, outputs=scores, name=name, **kwargs
+            backbone=backbone,
+            inputs={"token_ids": token_ids, "segment_ids": segment_ids},
+            outputs=scores,
+            name=name,
+            **kwargs,
         )
 
-        self.backbone = backbone
         self.span_head = span_head
         self.types = types
         self.head = head
@@ -94,28 +96,11 @@ class EntityRecognizer(keras.Model):
         kwargs.setdefault("loss", SparseMultilabelCategoricalCrossentropy())
         super().compile(optimizer=optimizer, **kwargs)
 
-    def compile_from_config(self, config):
-        """Compile from a saved compile config and build the optimizer (`toolkit.saved.compile_from_saved_config`)."""
-        compile_from_saved_config(self, config)
-
     def get_config(self):
         return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            **super().get_config(),
             "types": list(self.types),
             "head": self.head,
             "head_size": self.head_size,
             "pad_id": self.pad_id,
-            "name": self.name,
-            "trainable": self.trainable,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
-
-    @classmethod
-    def load(cls, path, compile: bool = True):
-        """Load a `.keras` file written by `save`."""
-        return load_model_as(cls, path, compile=compile)

@@ -31,12 +31,11 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone for loading)
 from toolkit.batching import batches_by_length
 from toolkit.inference import predict_batch
 from toolkit.losses import SparseMultilabelCategoricalCrossentropy
+from toolkit.models import TaskModel
 from toolkit.relations.layers import PaddingMask
-from toolkit.saved import compile_from_saved_config, load_model_as
 from toolkit.spans import EfficientGlobalPointer, FlattenSpans, GlobalPointer
 from toolkit.spans.feed import SpanFeed
 from toolkit.spans.targets import decode_spans, most_spans_per_head, span_targets
@@ -48,7 +47,7 @@ OUTPUTS = ("entities", "head_links", "tail_links")
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
-class GPLinkerExtractor(keras.Model):
+class GPLinkerExtractor(TaskModel):
     """Encoder + GPLinker's entity, head-link and tail-link matrices (see the module docstring).
 
     Args:
@@ -94,9 +93,12 @@ class GPLinkerExtractor(keras.Model):
             for name, matrix in zip(OUTPUTS, (entities, head_links, tail_links))
         }
         super().__init__(
-            inputs={"token_ids": token_ids, "segment_ids": segment_ids}, outputs=outputs, name=name, **kwargs
+            backbone=backbone,
+            inputs={"token_ids": token_ids, "segment_ids": segment_ids},
+            outputs=outputs,
+            name=name,
+            **kwargs,
         )
-        self.backbone = backbone
         self.predicates = predicates
         self.head = head
         self.head_size = int(head_size)
@@ -118,31 +120,14 @@ class GPLinkerExtractor(keras.Model):
         kwargs.setdefault("loss_weights", {"entities": 2.0, "head_links": float(heads), "tail_links": float(heads)})
         super().compile(optimizer=optimizer, **kwargs)
 
-    def compile_from_config(self, config):
-        """Compile from a saved compile config and build the optimizer (`toolkit.saved.compile_from_saved_config`)."""
-        compile_from_saved_config(self, config)
-
     def get_config(self):
         return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            **super().get_config(),
             "predicates": list(self.predicates),
             "head": self.head,
             "head_size": self.head_size,
             "pad_id": self.pad_id,
-            "name": self.name,
-            "trainable": self.trainable,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
-
-    @classmethod
-    def load(cls, path, compile: bool = True):
-        """Load a `.keras` file written by `save`."""
-        return load_model_as(cls, path, compile=compile)
 
 
 def _links(target) -> tuple:

@@ -42,7 +42,8 @@ Three inference models share its layers (and so its weights):
 `save` writes one `.keras` file; its config holds the backbone's config and
 every constructor argument, so `load` rebuilds the extractor through
 `__init__` (the inference models included) and then reads the weights (and,
-with `compile=True`, the compile arguments and optimizer state).
+with `compile=True`, the compile arguments and optimizer state); both are
+`toolkit.models.TaskModel`'s.
 
 Example:
 
@@ -63,11 +64,10 @@ from typing import Optional
 
 import keras
 
-import toolkit.encoders.backbone  # noqa: F401  (registers BertEncoderBackbone for loading)
 from toolkit.layers import ConditionalLayerNormalization, MultilabelMetrics, metric_from_name
 from toolkit.losses import MultilabelCategoricalCrossentropy
+from toolkit.models import TaskModel
 from toolkit.relations.layers import PaddingMask, SpanPointer, SubjectGather
-from toolkit.saved import compile_from_saved_config, load_model_as
 
 __all__ = ["RelationExtractor"]
 
@@ -104,7 +104,7 @@ def _objects(subject_gather, subject_condition, object_head, sequence, padding_m
 
 
 @keras.saving.register_keras_serializable(package="toolkit")
-class RelationExtractor(keras.Model):
+class RelationExtractor(TaskModel):
     """A semi-pointer semi-tagging relation extractor over a BERT backbone.
 
     A functional `keras.Model` (the training graph; see the module
@@ -229,9 +229,8 @@ class RelationExtractor(keras.Model):
                 name="object_metrics",
             )(object_logits, object_labels)
         outputs = {"subject_logits": subject_logits, "object_logits": object_logits}
-        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        super().__init__(backbone=backbone, inputs=inputs, outputs=outputs, name=name, **kwargs)
 
-        self.backbone = backbone
         self.padding_mask = padding_mask_layer
         self.subject_head = subject_head
         self.subject_gather = subject_gather
@@ -323,15 +322,11 @@ class RelationExtractor(keras.Model):
         )
         super().compile(optimizer=optimizer, **kwargs)
 
-    def compile_from_config(self, config):
-        """Compile from a saved compile config and build the optimizer (`toolkit.saved.compile_from_saved_config`)."""
-        compile_from_saved_config(self, config)
-
     # --- Saving ------------------------------------------------------------------
 
     def get_config(self):
         return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            **super().get_config(),
             "predicates": list(self.predicates),
             "pad_id": self.pad_id,
             "loss_in": self.loss_in,
@@ -339,26 +334,4 @@ class RelationExtractor(keras.Model):
             "subject_loss_weight": self.subject_loss_weight,
             "object_loss_weight": self.object_loss_weight,
             "metrics": list(self.metric_names),
-            "name": self.name,
-            "trainable": self.trainable,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
-
-    def save(self, path, **kwargs):
-        """Save the extractor as one `.keras` file: config (predicates included), weights, optimizer."""
-        super().save(path, **kwargs)
-
-    @classmethod
-    def load(cls, path, compile: bool = True):
-        """Load a `.keras` file written by `save`: the extractor and its inference models.
-
-        With `compile=True` the extractor comes back compiled as it was saved
-        (loss, weights, metrics, optimizer state); with `compile=False` it is
-        ready for decoding, and `compile` can be called again to train.
-        """
-        return load_model_as(cls, path, compile=compile)
