@@ -4,6 +4,7 @@ the same model on the sentences one by one and against reading only the first `m
     python benchmarks/long_documents.py scores RUN_DIR [RUN_DIR ...] [--join 10] [--strides 0.25,0.5,0.75]
     python benchmarks/long_documents.py lengths CONFIG [--maxlen 64] [--set KEY=VALUE ...]
     python benchmarks/long_documents.py cost RUN_DIR [--characters 200000]
+    python benchmarks/long_documents.py classify RUN_DIR
     ... [--write-doc]   (the section of docs/results.md, or docs/benchmarks.md for `cost`)
 
 `scores`: the run's dev split (as its config reads it) joined `--join` sentences to a document, in order
@@ -296,6 +297,63 @@ def cost_command(args):
         write_section(REPO_ROOT / "docs" / "benchmarks.md", COST_SECTION, markdown)
 
 
+CLASSIFY_SECTION = "## Long texts in classification: windows against truncation"
+
+
+def classify_command(args):
+    """Dev micro- and macro-F1 of a classification run with each reading of its long texts."""
+    from toolkit.data.multilabel import to_multi_hot
+    from toolkit.pipeline import Pipeline
+    from toolkit.scores import multilabel_scores
+
+    load_start = os.getloadavg()[0]
+    pipeline = Pipeline.from_run(args.run, log=lambda message: None)
+    data = pipeline.read_data()
+    predictor = pipeline.predictor_class.load(Path(args.run) / "best")
+    preprocessor = predictor.preprocessor
+    texts = list(data.dev.texts)
+    targets = to_multi_hot(data.dev.labels, predictor.label_names)
+    rows = []
+    for long_texts, pooling in (
+        ("truncate", "max"),
+        ("sentences", "max"),
+        ("sentences", "mean"),
+        ("windows", "max"),
+        ("windows", "mean"),
+    ):
+        preprocessor.long_texts, preprocessor.window_pooling = long_texts, pooling
+        preprocessor.read_counts.__init__()
+        started = time.perf_counter()
+        decisions = predictor.predict(texts)
+        seconds = time.perf_counter() - started
+        scores = multilabel_scores(targets, decisions)
+        counts = preprocessor.read_counts
+        reading = long_texts if long_texts == "truncate" else f"{long_texts}, {pooling} of the window logits"
+        rows.append((reading, scores["micro_f1"], scores["macro_f1"], counts.windows, seconds))
+        print(rows[-1], flush=True)
+    long_share = f"{counts.long_texts} of {counts.texts} dev texts longer than model.maxlen {preprocessor.maxlen}"
+    markdown = "\n".join(
+        [
+            CLASSIFY_SECTION,
+            "",
+            f"`python benchmarks/long_documents.py classify {args.run}`",
+            "",
+            f"The run's saved model (trained on the first model.maxlen tokens of each text) scored on its dev split "
+            f"read five ways; {long_share}. The decision rule is logit > 0 throughout.",
+            "",
+            "| long texts read as | dev micro-F1 | dev macro-F1 | windows of the long texts | seconds |",
+            "|---|---:|---:|---:|---:|",
+            *[f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]} | {r[4]:.1f} |" for r in rows],
+            "",
+            machine_line(load_start, os.getloadavg()[0], args.note),
+            "",
+        ]
+    )
+    print(markdown)
+    if args.write_doc:
+        write_section(REPO_ROOT / "docs" / "results.md", CLASSIFY_SECTION, markdown)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -310,11 +368,19 @@ def main(argv=None):
     cost = commands.add_parser("cost", help="time and memory of one long document")
     cost.add_argument("run")
     cost.add_argument("--characters", type=int, default=200_000)
-    for command in (scores, lengths, cost):
+    classify = commands.add_parser("classify", help="a classification run's dev scores with each reading")
+    classify.add_argument("run")
+    for command in (scores, lengths, cost, classify):
         command.add_argument("--write-doc", action="store_true")
         command.add_argument("--note", default="nothing else was run meanwhile")
     args = parser.parse_args(argv)
-    {"scores": scores_command, "lengths": lengths_command, "cost": cost_command}[args.command](args)
+    commands = {
+        "scores": scores_command,
+        "lengths": lengths_command,
+        "cost": cost_command,
+        "classify": classify_command,
+    }
+    commands[args.command](args)
 
 
 if __name__ == "__main__":
