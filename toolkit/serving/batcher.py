@@ -99,7 +99,7 @@ class Batcher:
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
-            raise QueueFull(f"{self.queue_size} requests are waiting for the model") from None
+            raise QueueFull(f"the queue is full ({self.queue_size} request(s) waiting for the model)") from None
         return await job.future
 
     async def close(self) -> None:

@@ -233,6 +233,8 @@ class Server:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise RequestError(413, f"the body has more than {limit} bytes; at most {limit}") from None
+        except ConnectionError:  # the client went away in the middle of its body: nobody to answer
+            raise RequestError(400, "the connection closed before the whole body came") from None
         parsed = parse_predict_body(body, content_type, self.limits)
         key = self.service.rule_key(parsed.rule)
         try:
