@@ -417,6 +417,54 @@ def test_wrong_paths_methods_and_broken_connections_leave_it_answering(limited, 
     assert_same_records(predict(server.port, classification_run.texts[:2]).json()["predictions"], good)
 
 
+def _fault(rng):
+    """One request body of a seeded random kind: bytes, JSON of any shape, odd texts, or good."""
+    kind = rng.integers(6)
+    if kind == 0:
+        return bytes(rng.integers(0, 256, rng.integers(0, 300)).astype("uint8"))
+    if kind == 1:
+        shapes = [None, 1, 2.5, "texts", [], {}, {"texts": {}}, {"texts": [[]]}, {"texts": ["a"], "x": 1}]
+        return json.dumps(shapes[rng.integers(len(shapes))]).encode()
+    if kind == 2:
+        odd = ["\x00", "\u200b", "\U0001f600" * 50, "\r\n\t", "[CLS] [SEP] [MASK]", "\ufeff", "a" * 200]
+        return json.dumps({"texts": [odd[rng.integers(len(odd))] for _ in range(rng.integers(1, 5))]}).encode()
+    if kind == 3:
+        return b'{"texts": ["' + b"\\ud83d" * int(rng.integers(1, 4)) + b'"]}'
+    return None  # a good request
+
+
+def test_a_fault_run_of_random_bad_requests_among_good_ones_never_takes_it_down(limited, classification_run):
+    import numpy as np
+
+    server, good = limited
+    statuses, wrong = [], []
+
+    def client(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(25):
+            body = _fault(rng)
+            if body is None:
+                answer = predict(server.port, classification_run.texts[:2])
+                try:
+                    assert_same_records(answer.json()["predictions"], good)
+                except (AssertionError, KeyError, ValueError) as problem:
+                    wrong.append(problem)
+            else:
+                answer = call(server.port, "POST", "/predict", body, JSON)
+                if answer.status >= 400 and set(answer.json()) != {"error"}:
+                    wrong.append(answer.body)
+            statuses.append(answer.status)
+
+    threads = [threading.Thread(target=client, args=(seed,), daemon=True) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(statuses) == 200 and not wrong, wrong[:3]
+    assert set(statuses) <= {200, 400, 413, 422} and statuses.count(200) >= 40
+    wait_until(lambda: server.metrics()[("zlpr_serve_requests_in_progress", ())] == 0, what="no request in progress")
+
+
 def test_a_failed_model_call_is_a_500_and_the_next_request_is_answered(classification_run):
     def failing(predict_records):
         def maybe(key, texts):
