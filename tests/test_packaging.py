@@ -26,7 +26,7 @@ def _declared():
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = project["optional-dependencies"]
     own = project["name"]
-    runtime = {_name(item) for item in project["dependencies"] + extras["tensorflow"]}
+    runtime = {_name(item) for item in project["dependencies"] + extras["tensorflow"] + extras["serve"]}
     development = {_name(item) for name in ("jax", "torch", "dev") for item in extras[name]} - {own}
     return runtime, development
 

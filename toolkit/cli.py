@@ -1,14 +1,16 @@
-"""Command line: `python -m toolkit train|evaluate|predict|demo|get-encoder|convert ...` (also installed as `zlpr`).
+"""Command line: `python -m toolkit train|evaluate|predict|serve|demo|get-encoder|convert ...` (also installed as `zlpr`).
 
     python -m toolkit demo classification              # built-in demo, no downloads
     python -m toolkit train configs/reuters.yaml --set training.epochs=2
     python -m toolkit train configs/reuters.yaml --resume   # continue an interrupted run
     python -m toolkit evaluate runs/reuters
     python -m toolkit predict runs/reuters texts.jsonl predictions.jsonl
+    python -m toolkit serve runs/reuters --port 8000   # POST /predict {"texts": [...]}
     python -m toolkit get-encoder all-MiniLM-L6-v2      # the configs' encoder, once
     python -m toolkit convert reuters-sgml reuters21578/ data/mlc/reuters_r90
 
-The first four run a task's pipeline (`toolkit.tasks`, `toolkit.pipeline`);
+`demo`, `train`, `evaluate`, `predict` and `serve` (`toolkit.serving`) run a
+task's pipeline (`toolkit.tasks`, `toolkit.pipeline`);
 `get-encoder` (`toolkit.encoders.fetch`) and `convert` (`toolkit.data.reuters`)
 prepare what the shipped configs read, and print the folder they wrote.
 Bad input (a config key, a data line, an encoder file, a run folder, a failed
@@ -100,6 +102,55 @@ def _parser():
     ):
         predict.add_argument(flag, type=int, default=None, metavar="N", help=f"{what}; default: the run's predict.*")
 
+    from toolkit.serving.limits import ServeLimits
+
+    defaults = ServeLimits()
+    serve = commands.add_parser(
+        "serve",
+        parents=[verbose],
+        help='answer POST /predict {"texts": [...]} over HTTP with predict\'s records (needs the serve extra: '
+        "aiohttp); GET /health, GET /metrics; SIGTERM answers the requests in flight, then stops",
+    )
+    serve.add_argument("run_dir", help="a run folder written by train (its best/ model predicts)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: a free one)")
+    serve.add_argument(
+        "--token",
+        default=None,
+        help="requests to /predict and /metrics must carry 'Authorization: Bearer TOKEN' (default: the "
+        "ZLPR_SERVE_TOKEN environment variable, which unlike a flag is not shown to other users; none: no token)",
+    )
+    for flag, what in (
+        ("--min-labels", "classification: a text with fewer labels above 0 gets its N highest (0: off)"),
+        ("--max-labels", "classification: a text with more labels above 0 keeps its N highest"),
+    ):
+        serve.add_argument(
+            flag,
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"{what}; default: the run's predict.*; a request may change it",
+        )
+    for name, what in (
+        ("max_body_bytes", "the largest request body (413 past it)"),
+        ("max_text_chars", "the most characters in one text (413)"),
+        ("max_texts", "the most texts in one request (413)"),
+        ("queue_size", "requests waiting for the model; one more gets 503 with Retry-After"),
+        ("max_batch_texts", "the most texts gathered into one model call"),
+        ("max_wait_ms", "how long a request waits for others to join its model call"),
+    ):
+        default = getattr(defaults, name)
+        serve.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=type(default),
+            default=default,
+            metavar="N",
+            help=f"{what} (default {default})",
+        )
+
     from toolkit.sources import CONVERTERS, ENCODER_SOURCES, PUBLIC_ENCODERS
 
     encoders = "; ".join(
@@ -159,24 +210,37 @@ def _prepare(args, log) -> int:
     return 0
 
 
-def _decision_rule(args, config) -> dict:
-    """`predict`'s --min-labels / --max-labels as predictor settings (classification runs only)."""
-    from toolkit.config import ConfigError
+def _flag(name: str) -> str:
+    """A setting's command-line flag: `min_labels` -> `--min-labels`."""
+    return "--" + name.replace("_", "-")
 
-    flags = (("min_labels", args.min_labels), ("max_labels", args.max_labels))
-    given = {name: value for name, value in flags if value is not None}
-    if not given:
-        return {}
-    if config.task != "multilabel_classification":
-        raise ConfigError(
-            f"--min-labels and --max-labels apply to multilabel_classification runs; this is {config.task}"
-        )
-    rule = config.predict.model_copy(update=given)
-    if rule.min_labels < 0 or (rule.max_labels is not None and rule.max_labels < 1):
-        raise ConfigError(f"--min-labels must be >= 0 and --max-labels >= 1; got {given}")
-    if rule.max_labels is not None and rule.min_labels > rule.max_labels:
-        raise ConfigError(f"--min-labels ({rule.min_labels}) is more than --max-labels ({rule.max_labels})")
-    return {"min_labels": rule.min_labels, "max_labels": rule.max_labels}
+
+def _serve(args, log) -> int:
+    """`serve`: a run over HTTP until SIGTERM (`toolkit.serving`)."""
+    from toolkit.serving import ServeError
+    from toolkit.serving.limits import ServeLimits
+
+    try:
+        from toolkit.serving.server import TOKEN_VARIABLE, serve
+    except ImportError as missing:
+        print(f"error: serve needs aiohttp ({missing}): pip install 'zlpr-toolkit[serve]'", file=sys.stderr)
+        return 2
+    try:
+        limits = ServeLimits(**{name: getattr(args, name) for name in _LIMIT_FLAGS})
+    except ValueError as problem:
+        print(f"error: --{str(problem).replace('_', '-')}", file=sys.stderr)
+        return 2
+    token = args.token if args.token is not None else os.environ.get(TOKEN_VARIABLE)
+    rule = {"min_labels": args.min_labels, "max_labels": args.max_labels}
+    try:
+        serve(args.run_dir, host=args.host, port=args.port, token=token, limits=limits, rule=rule, log=log)
+    except ServeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+_LIMIT_FLAGS = ("max_body_bytes", "max_text_chars", "max_texts", "queue_size", "max_batch_texts", "max_wait_ms")
 
 
 def main(argv=None):
@@ -213,7 +277,10 @@ def main(argv=None):
             pipeline.evaluate(pipeline.run_folder, pipeline.read_data())
         elif args.command == "predict":
             pipeline = Pipeline.from_run(args.run_dir, log=log)
-            pipeline.predict_file(args.input, args.output, settings=_decision_rule(args, pipeline.config))
+            given = {"min_labels": args.min_labels, "max_labels": args.max_labels}
+            pipeline.predict_file(args.input, args.output, settings=pipeline.decision_rule(given, spell=_flag))
+        elif args.command == "serve":
+            return _serve(args, log)
     except (
         ClusterError,
         ConfigError,

@@ -25,7 +25,8 @@ A task subclass sets `task` (its registry name), `predictor_class` (with
 - `compile(predictor, feed)`: optimiser (`toolkit.optimization`), loss, metrics;
 - `score(run, predictor, data, calibrate)`: scores, reports and plots of the
   saved model, and the text of `report.txt`;
-- `prediction_records(predictor, texts)`: the JSON lines `predict_file` writes;
+- `prediction_records(predictor, texts)`: the JSON lines `predict_file` writes
+  (and `serve` answers);
 - `training_summary(data, feed_summary)`: what `metrics.json` says about the data.
 
 The base owns the rest: the run folder's lifecycle (its lock, resuming an
@@ -489,6 +490,22 @@ class Pipeline:
     def prediction_records(self, predictor, texts) -> list:
         """One JSON-ready record per text, as `predict_file` writes them."""
         raise NotImplementedError
+
+    def decision_rule(self, given: dict, *, spell: Callable[[str], str] = str) -> dict:
+        """Predictor settings (`load_predictor`'s) for one `predict` call or `serve` request that
+        changes the run's decision rule: `given` holds the settings to change (`{"min_labels": 2}`;
+        None values are left out). A task without such settings takes none; a ConfigError names
+        each setting through `spell` (`--min-labels` on the command line, `min_labels` in a request).
+        """
+        given = {name: value for name, value in given.items() if value is not None}
+        if given:
+            from toolkit.config import ConfigError
+
+            names = " and ".join(spell(name) for name in given)
+            raise ConfigError(
+                f"{names}: {self.config.task} runs have no decision rule to change (multilabel_classification runs do)"
+            )
+        return {}
 
     def prediction_input(self):
         """How `predict_file` reads its input: a `toolkit.streaming.PredictionInput`.

@@ -98,6 +98,24 @@ class MultilabelPredictor:
         self.preprocessor = preprocessor
         self.decision_threshold = float(decision_threshold)
 
+    def with_settings(self, **settings):
+        """A predictor sharing this one's model and preprocessor, with some settings replaced
+        (`min_labels=2`, say): what `load(directory, **settings)` gives, without loading the model
+        again. The settings are checked as the constructor checks them (ValueError)."""
+        current = {
+            "batch_size": self.batch_size,
+            "at_least_one": self.at_least_one,
+            "min_labels": self.min_labels,
+            "max_labels": self.max_labels,
+            "decision_threshold": self.decision_threshold,
+            "preprocessor": self.preprocessor,
+        }
+        known = set(current) - {"preprocessor"}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"with_settings takes {sorted(known)}; got {unknown}.")
+        return type(self)(self.model, self.label_names, **{**current, **settings})
+
     @property
     def classes_(self):
         """The label names as an array (scikit-learn's attribute name)."""

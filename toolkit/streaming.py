@@ -34,6 +34,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Optional, Union
 
 from toolkit.atomic import partial_file
@@ -42,7 +43,7 @@ from toolkit.data._io import iter_lines
 from toolkit.data._records import get_field, suggest
 from toolkit.data.multilabel import column_index, infer_format, layout_defaults, table_rows
 
-__all__ = ["PredictionInput", "iter_records", "iter_texts", "stream_predictions"]
+__all__ = ["PredictionInput", "iter_records", "iter_texts", "predicted_records", "stream_predictions"]
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,19 @@ def _merged(record: dict, other: dict) -> dict:
     return merged
 
 
+def predicted_records(texts, predict_records, blank: Mapping = MappingProxyType({})) -> list:
+    """One record per text, in order: `predict_records` on the non-blank texts (one call), and
+    `{"text": text, **blank}` for a blank one (nothing predicted), as `predict` writes them and
+    `serve` answers them.
+
+    >>> predicted_records(["a b", " "], lambda texts: [{"text": t, "n": len(t)} for t in texts], {"n": 0})
+    [{'text': 'a b', 'n': 3}, {'text': ' ', 'n': 0}]
+    """
+    given = [text for text in texts if text.strip()]
+    predicted = iter(predict_records(given) if given else ())
+    return [next(predicted) if text.strip() else {"text": text, **blank} for text in texts]
+
+
 def stream_predictions(
     input_path,
     output_path,
@@ -220,10 +234,8 @@ def stream_predictions(
         with partial_file(output_path) as output:
 
             def flush(chunk):
-                texts = [text for text, _ in chunk if text.strip()]
-                predicted = iter(predict_records(texts) if texts else ())
-                for text, other in chunk:
-                    record = next(predicted) if text.strip() else {"text": text, **layout.blank}
+                records = predicted_records([text for text, _ in chunk], predict_records, layout.blank)
+                for record, (_, other) in zip(records, chunk):
                     output.write(json.dumps(_merged(record, other), ensure_ascii=False) + "\n")
                 output.flush()
                 return len(chunk)

@@ -443,6 +443,25 @@ class ClassificationPipeline(Pipeline):
             blank={"labels": [], "scores": {}},
         )
 
+    def decision_rule(self, given: dict, *, spell=str) -> dict:
+        """`min_labels` and `max_labels` for one call: the run's `predict` section with `given`
+        applied, checked (`Pipeline.decision_rule`)."""
+        given = {name: value for name, value in given.items() if value is not None}
+        unknown = sorted(set(given) - {"min_labels", "max_labels"})
+        if unknown:
+            raise ValueError(f"decision_rule takes min_labels and max_labels; got {unknown}")
+        if not given:
+            return {}
+        rule = self.config.predict.model_copy(update=given)
+        if rule.min_labels < 0 or (rule.max_labels is not None and rule.max_labels < 1):
+            values = ", ".join(f"{spell(name)} {value}" for name, value in given.items())
+            raise ConfigError(f"{spell('min_labels')} must be >= 0 and {spell('max_labels')} >= 1; got {values}")
+        if rule.max_labels is not None and rule.min_labels > rule.max_labels:
+            raise ConfigError(
+                f"{spell('min_labels')} ({rule.min_labels}) is more than {spell('max_labels')} ({rule.max_labels})"
+            )
+        return {"min_labels": rule.min_labels, "max_labels": rule.max_labels}
+
     def prediction_records(self, predictor, texts):
         """`{"text", "labels", "scores"}` per text; `scores` are the logits of the predicted labels."""
         return [
