@@ -320,3 +320,21 @@ def test_training_sentences_keep_what_lies_inside_them_and_count_what_crosses_th
     assert [found for found in per_window] == [[(span,)] for span in inside]
     assert report.beyond_maxlen == sum(1 for _, end in inside if end > cut_at) + (crossing[1] > cut_at)
     assert 0 < cut_at < len(document) and report.beyond_maxlen >= 8
+
+
+def test_joined_training_texts_carry_their_annotations():
+    from toolkit.windows import join_texts
+
+    texts = ["alice went to paris .", "bob met the rome .", "他来了。", "x"]
+    annotations = [[(0, 5, "PER")], [(0, 3, "PER"), (12, 16, "LOC")], [(0, 1, "PER")], []]
+    documents, moved = join_texts(texts, annotations, 2, lambda a, offset: (a[0] + offset, a[1] + offset, a[2]), seed=1)
+    assert len(documents) == 2 and sorted(len(d) for d in documents) != []
+    words = {text: (index, annotations[index]) for index, text in enumerate(texts)}
+    for document, found in zip(documents, moved):
+        assert sorted(f"{document[start:end]}/{kind}" for start, end, kind in found) == sorted(
+            f"{text[start:end]}/{kind}"
+            for text, (_, spans) in words.items()
+            if text in document
+            for start, end, kind in spans
+        )
+    assert sorted(text for text in texts if any(text in document for document in documents)) == sorted(texts)

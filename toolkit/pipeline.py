@@ -522,6 +522,30 @@ class Pipeline:
         text_field = getattr(self.config.data, "text_field", None)
         return PredictionInput(text_field=text_field if isinstance(text_field, str) else "text")
 
+    def joined_windows(self, predictor, texts, annotations, move, spans_of, found_in=None):
+        """`model.join_texts` training texts joined into documents and read in windows (`toolkit.windows.join_texts`,
+        `windowed_split`): more training examples, for a span task whose model reads long documents in windows.
+        `texts` and `annotations` (per text) are the training split's; logs what was made."""
+        from toolkit.windows import join_texts, windowed_split
+
+        model, train = self.config.model, self.config.data
+        documents, moved = join_texts(texts, annotations, model.join_texts, move, seed=self.config.training.seed)
+        joined = windowed_split(
+            predictor.tokenizer,
+            documents,
+            moved,
+            model.maxlen,
+            model.window_stride,
+            spans_of,
+            found_in,
+            long_texts="windows",
+        )
+        self.log(
+            f"{train.train}: training also reads {len(documents)} documents of {model.join_texts} texts joined, "
+            f"in {joined.report.windows} windows (model.join_texts)"
+        )
+        return joined
+
     def predict_file(
         self,
         input_path,

@@ -51,6 +51,7 @@ __all__ = [
     "decode_windows",
     "default_stride",
     "describe_windows",
+    "join_texts",
     "merge_windows",
     "plan_windows",
     "sentence_spans",
@@ -511,6 +512,31 @@ def window_examples(
             if not placed[index][position]:
                 report.note_unplaced(index, annotation)
     return pieces, per_window, moved, report
+
+
+def join_texts(texts: Sequence[str], annotations: Sequence[list], size: int, move: Callable, *, seed: int = 0):
+    """Documents of `size` consecutive texts (in an order drawn with `seed`), for training a model to read
+    several sentences at once: `(documents, their annotations)`.
+
+    Texts are joined with a space, or with nothing when the first ends in a CJK character;
+    `move(annotation, offset)` puts an annotation of a text at `offset` in its document.
+    """
+    order = np.random.default_rng(seed).permutation(len(texts))
+    documents, moved = [], []
+    for first in range(0, len(order) - size + 1, size):
+        parts, found, position = [], [], 0
+        for index in order[first : first + size]:
+            text = texts[index]
+            if parts:
+                separator = "" if parts[-1] and "\u4e00" <= parts[-1][-1] <= "\u9fff" else " "
+                parts.append(separator)
+                position += len(separator)
+            found.extend(move(annotation, position) for annotation in annotations[index])
+            parts.append(text)
+            position += len(text)
+        documents.append("".join(parts))
+        moved.append(found)
+    return documents, moved
 
 
 @dataclass

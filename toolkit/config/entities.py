@@ -11,7 +11,7 @@ from typing import ClassVar, Literal, Optional
 from pydantic import Field, model_validator
 
 from toolkit.config.errors import problems
-from toolkit.config.sections import DataConfig, EncoderModelConfig, TaskConfig, demo_config
+from toolkit.config.sections import DataConfig, SpanModelConfig, TaskConfig, demo_config
 
 __all__ = ["EntityConfig", "EntityDataConfig", "EntityModelConfig"]
 
@@ -55,7 +55,7 @@ class EntityDataConfig(DataConfig):
         return self
 
 
-class EntityModelConfig(EncoderModelConfig):
+class EntityModelConfig(SpanModelConfig):
     """`model` for `task: entity_recognition`: the encoder, the token length and the span head.
 
     `head`: `global_pointer` (Su, 2021: a start and an end projection per
@@ -63,8 +63,6 @@ class EntityModelConfig(EncoderModelConfig):
     per-type biases, far fewer parameters for many types). `head_size`: the
     size of each start and end vector (even; rotary position embedding).
     """
-
-    min_maxlen: ClassVar[int] = 3
 
     head: Literal["global_pointer", "efficient_global_pointer"] = "global_pointer"
     head_size: int = Field(64, ge=2)

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal, Optional
 from pydantic import Field, model_validator
 
 from toolkit.config.errors import problems
-from toolkit.config.sections import DataConfig, EncoderModelConfig, TaskConfig, demo_config
+from toolkit.config.sections import DataConfig, SpanModelConfig, TaskConfig, demo_config
 from toolkit.data.relations import layout_fields
 
 __all__ = ["RelationDataConfig", "RelationModelConfig", "RelationConfig"]
@@ -78,7 +78,7 @@ class RelationDataConfig(DataConfig):
         return self
 
 
-class RelationModelConfig(EncoderModelConfig):
+class RelationModelConfig(SpanModelConfig):
     """`model` for `task: relation_extraction`: the encoder, the token length and the method.
 
     `maxlen` is at least 3: `[CLS]`, `[SEP]` and one token for an entity.
@@ -87,8 +87,6 @@ class RelationModelConfig(EncoderModelConfig):
     `toolkit.relations.gplinker`); `head` and `head_size` are GPLinker's
     span matrices.
     """
-
-    min_maxlen: ClassVar[int] = 3
 
     method: Literal["semi_pointer", "gplinker"] = "semi_pointer"
     head: Literal["global_pointer", "efficient_global_pointer"] = "efficient_global_pointer"

@@ -25,6 +25,7 @@ __all__ = [
     "Section",
     "DataConfig",
     "EncoderModelConfig",
+    "SpanModelConfig",
     "TrainingConfig",
     "OutputConfig",
     "TaskConfig",
@@ -124,6 +125,33 @@ class EncoderModelConfig(Section):
             )
         if self.maxlen > limit:
             problems(("maxlen", f"expected at most model.encoder.max_sequence_length ({limit}); got {self.maxlen}"))
+        return self
+
+
+class SpanModelConfig(EncoderModelConfig):
+    """What the span tasks' `model` sections add (relations, entities): `join_texts`.
+
+    `join_texts` (1: off): training also reads documents of that many
+    training texts joined (a seeded order), in windows (`long_texts:
+    windows`), so that the model learns to read several sentences at once,
+    as it does in the windows of a long document. A model trained on single
+    sentences finds far less in a window of several (`docs/results.md`).
+    """
+
+    min_maxlen: ClassVar[int] = 3
+
+    join_texts: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check_join_texts(self) -> SpanModelConfig:
+        if self.join_texts > 1 and self.long_texts != "windows":
+            problems(
+                (
+                    "join_texts",
+                    f"joined texts are read in windows: set long_texts: windows (it is {self.long_texts!r}); "
+                    f"got join_texts {self.join_texts}",
+                )
+            )
         return self
 
 

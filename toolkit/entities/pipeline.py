@@ -191,6 +191,10 @@ def _place_entity(window, entity):
     return (start, end, entity[2]) if window.keeps(start, end) else None
 
 
+def _moved_entity(entity, offset):
+    return (entity[0] + offset, entity[1] + offset, entity[2])
+
+
 def _entity_spans(entity):
     return [(entity[0], entity[1])]
 
@@ -284,6 +288,13 @@ class EntityPipeline(Pipeline):
             entities = [
                 [(start, end, entity[2]) for entity, ((start, end),) in zip(found, spans)]
                 for found, spans in zip(windows["train"].per_window, moved)
+            ]
+        if config.model.join_texts > 1:
+            joined = self.joined_windows(predictor, data.train.texts, data.train.entities, _moved_entity, _entity_spans)
+            texts = list(texts) + joined.pieces
+            entities = list(entities) + [
+                [(start, end, entity[2]) for entity, ((start, end),) in zip(found, spans)]
+                for found, spans in zip(joined.per_window, joined.moved)
             ]
         encoded, report = encode_entities(texts, entities, predictor.tokenizer, data.types, config.model.maxlen)
         if report.dropped:

@@ -213,13 +213,25 @@ def _triple_found_in(piece, annotation):
     return subject in piece and object_ in piece
 
 
-def _windowed_triples(windowed, texts, triples, spans):
-    """`(texts, triples, spans)` of a split's windows, for `build_targets`: each window with the triples inside it."""
-    pieces, per_window, moved = windowed.examples(texts)
-    window_triples = [[triple for triple, _ in annotations] for annotations in per_window]
-    window_spans = [
-        None if spans[window.index] is None else list(shifted) for window, shifted in zip(windowed.plan.windows, moved)
+def _triple_annotations(split):
+    """Per text, its triples as `(triple, character spans or None)`."""
+    return [
+        list(zip(triples, spans if spans is not None else [None] * len(triples)))
+        for triples, spans in zip(split.triples, split.spans)
     ]
+
+
+def _moved_triple(annotation, offset):
+    triple, spans = annotation
+    return triple, None if spans is None else tuple((start + offset, end + offset) for start, end in spans)
+
+
+def _windowed_triples(windowed):
+    """`(texts, triples, spans)` of a split's windows, for `build_targets`: each window with the triples inside it
+    (their spans on its characters; None where the data give strings only)."""
+    pieces, per_window, moved = windowed.examples()
+    window_triples = [[triple for triple, _ in annotations] for annotations in per_window]
+    window_spans = [None if any(spans is None for spans in shifted) else list(shifted) for shifted in moved]
     return pieces, window_triples, window_spans
 
 
@@ -396,7 +408,18 @@ class RelationPipeline(Pipeline):
         texts, triples, spans = data.train.texts, data.train.triples, data.train.spans
         windows = self.describe_lengths(predictor, data, run)
         if config.model.long_texts != "truncate":
-            texts, triples, spans = _windowed_triples(windows["train"], texts, triples, spans)
+            texts, triples, spans = _windowed_triples(windows["train"])
+        if config.model.join_texts > 1:
+            joined = self.joined_windows(
+                predictor,
+                data.train.texts,
+                _triple_annotations(data.train),
+                _moved_triple,
+                _triple_spans,
+                _triple_found_in,
+            )
+            more = _windowed_triples(joined)
+            texts, triples, spans = texts + more[0], triples + more[1], spans + more[2]
         targets, report = build_targets(
             texts,
             triples,
@@ -467,14 +490,10 @@ class RelationPipeline(Pipeline):
             split = getattr(data, name)
             if split is None:
                 continue
-            annotations = [
-                list(zip(triples, spans if spans is not None else [None] * len(triples)))
-                for triples, spans in zip(split.triples, split.spans)
-            ]
             found[name] = windowed_split(
                 tokenizer,
                 split.texts,
-                annotations,
+                _triple_annotations(split),
                 model.maxlen,
                 model.window_stride,
                 _triple_spans,
