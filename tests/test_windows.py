@@ -338,3 +338,33 @@ def test_joined_training_texts_carry_their_annotations():
             for start, end, kind in spans
         )
     assert sorted(text for text in texts if any(text in document for document in documents)) == sorted(texts)
+
+
+@pytest.mark.parametrize("long_texts", ["sentences", "windows", "truncate"])
+def test_the_summary_says_what_maxlen_cuts_and_what_windows_keep(tokenizer, long_texts):
+    from types import SimpleNamespace
+
+    from toolkit.windows import describe_windows, windowed_split
+
+    sentences = _sentences(12, seed=4, capital=True)
+    document, starts = _joined(sentences)
+    texts = ["Alice went to paris .", document]
+    annotations = [[(0, 5)], [(start, start + len(sentence)) for start, sentence in zip(starts, sentences)]]
+    annotations[1].append((starts[0], starts[1] + 5))  # across two sentences
+    split = windowed_split(tokenizer, texts, annotations, 16, None, lambda span: [span], long_texts=long_texts)
+    written, lines = {}, []
+    run = SimpleNamespace(write_json=lambda name, value: written.update({name: value}))
+    model = SimpleNamespace(maxlen=16, long_texts=long_texts)
+    describe_windows({"train": split}, model, "entities", run=run, log=lines.append)
+    summary = written["data_summary.json"]
+    counts = summary["splits"]["train"]
+    assert summary["long_texts"] == long_texts and counts["texts"] == 2 and counts["long_texts"] == 1
+    assert counts["annotations"] == 14 and counts["beyond_maxlen_without_windows"] >= 10
+    if long_texts == "truncate":
+        assert len(lines) == 1 and lines[0].startswith("warning: train: model.maxlen 16 cuts 1 of 2 texts")
+        assert "set model.long_texts: windows" in lines[0]
+    else:
+        assert lines[0].startswith("train: model.maxlen 16 cuts 1 of 2 texts") and "which keep the" in lines[0]
+        unplaced = 1 if long_texts == "sentences" else counts["in_no_window"]
+        assert counts["in_no_window"] == unplaced >= 1
+        assert lines[1].startswith(f"warning: train: {unplaced} of 14 entities lie in no window whole")
