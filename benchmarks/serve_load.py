@@ -339,7 +339,7 @@ def run_table(result: dict, peak: float, top: int) -> list:
     work, dims = result["work"], result["work"]["dims"]
     reached = targets(result, peak, top)
     lines = [
-        f"**{result['name']}** ({result['task']}; encoder {dims['layers']} layers, hidden {dims['hidden']}, "
+        f"**{result['name']}** ({result['task']}; encoder {dims['layers']} layer(s), hidden {dims['hidden']}, "
         f"feed-forward {dims['intermediate']}, {dims['heads']} heads; maxlen {work['maxlen']}; {result['texts']:,} "
         f"requests of one text, {result['distinct_texts']:,} distinct, {work['mean_tokens']:.1f} tokens a text on "
         f"average, {work['over_maxlen']} over maxlen)",
@@ -420,8 +420,8 @@ def readme_block(args, results: list, peaks: tuple) -> str:
     shown = ", ".join(str(clients) for clients in args.clients)
     lines = [
         f"Measured by `python benchmarks/serve_load.py` (one text a request; {args.requests:,} requests a "
-        f"measurement; clients and server on the same 2 cores; the full tables and how each figure is measured: "
-        f"[docs/benchmarks.md](docs/benchmarks.md#serving-throughput-and-latency)):",
+        f"measurement; clients and server on the same {os.cpu_count()} cores; the full tables and how each figure "
+        "is measured: [docs/benchmarks.md](docs/benchmarks.md#serving-throughput-and-latency)):",
         "",
         f"| run | serve texts/s at {shown} clients | p50 / p99 ms at {top} | batching off at {top} | `predict` over a file "
         f"| SavedModel | FLOP limit | serve at {top} / batching off | serve at {top} / FLOP limit |",

@@ -206,6 +206,24 @@ def test_a_bad_request_s_answer_must_be_its_4xx_with_one_json_line():
     assert "empty" in error_problem(400, headers, b'{"error": " "}', 400)
 
 
+def test_the_fault_section_has_a_row_a_check_and_one_a_kind_of_bad_request():
+    import serve_faults
+    from serve_faults import KINDS, Check
+
+    kinds = {kind: {"right": 2, "statuses": {422: 2}, "problems": [], "example": "'texts' is empty"} for kind in KINDS}
+    kinds["wrong method or path"] = {"right": 1, "statuses": {404: 1, 405: 1}, "problems": [], "example": "a | b"}
+    checks = [Check("soak: resident memory flat, every answer right", True, "1,000 requests"), Check("x", False, "y")]
+    args = argparse.Namespace(rss_bound_mib=20.0)
+    text = serve_faults.section(args, ["/runs/goemotions", "--per-kind", "2"], [{"run": Path("/runs/goemotions"),
+                                "checks": checks, "kinds": kinds}], 0.1, 1.0)  # fmt: skip
+    assert "| goemotions | soak: resident memory flat, every answer right | 1,000 requests | yes |" in text
+    assert "| goemotions | x | y | NO |" in text
+    assert "| malformed JSON | 422 | 2 of 2 | 'texts' is empty |" in text
+    assert "| wrong method or path | 404/405 | 1 of 2 | a \\| b |" in text
+    assert "Command: `python benchmarks/serve_faults.py /runs/goemotions --per-kind 2 --write-doc`" in text
+    assert "less than 20 MiB: 20 MiB is about" in text
+
+
 def test_serve_load_s_tables_put_each_figure_and_the_targets_where_they_belong(tmp_path):
     import serve_load
     from _docs import write_block
