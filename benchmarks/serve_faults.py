@@ -21,7 +21,8 @@ For each run folder, one server with its defaults (`ServeLimits`) on a free 127.
 4. **`kill -9` under load.** `--kill-clients` (32) clients sending good requests; after
    `--kill-after` seconds the server gets SIGKILL, is started again on the same port, and once
    `/health` says 200 the clients go on for `--after-restart` seconds (a client whose connection
-   broke opens a new one every 0.1 s; bounded in time and count). Checks: answers before the kill and
+   broke opens a new one after 0.1 s, after a 503 of a loading server 1 s, its Retry-After;
+   bounded in time and count). Checks: answers before the kill and
    after the restart, then the good requests answer as in step 1. Finally SIGTERM: exit status 0.
 
 Prints a summary; `--write-doc` replaces the section in docs/benchmarks.md. Exit status 1 when a
@@ -405,8 +406,8 @@ def kill_under_load(server: ServerProcess, requests: list, expected: list, texts
                         failed[0] += 1
                         if len(problems) < 3:
                             problems.append(str(status))
-                if not ok:
-                    time.sleep(0.1)  # the server is down: try again shortly, on a new connection
+                if not ok:  # down (try again shortly, on a new connection) or loading (503: as Retry-After says)
+                    time.sleep(1.0 if status == 503 else 0.1)
         finally:
             connection.close()
 

@@ -337,7 +337,7 @@ def _ms(row: dict, key: str) -> str:
 
 def run_table(result: dict, peak: float, top: int) -> list:
     work, dims = result["work"], result["work"]["dims"]
-    reached = targets(result, peak, top)
+    reached, on_top = targets(result, peak, top), result["serve"]["on"][top]
     lines = [
         f"**{result['name']}** ({result['task']}; encoder {dims['layers']} layer(s), hidden {dims['hidden']}, "
         f"feed-forward {dims['intermediate']}, {dims['heads']} heads; maxlen {work['maxlen']}; {result['texts']:,} "
@@ -377,7 +377,8 @@ def run_table(result: dict, peak: float, top: int) -> list:
         "",
         f"Serve at {top} clients: {reached['batching']:.2f}x batching off at {top} clients (target >= "
         f"{TARGET_BATCHING:.0f}x: {_met(reached['batching'], TARGET_BATCHING)}); {reached['flops']:.0%} of the FLOP "
-        f"limit (target >= {TARGET_FLOPS:.0%}: {_met(reached['flops'], TARGET_FLOPS)}).",
+        f"limit (target >= {TARGET_FLOPS:.0%}: {_met(reached['flops'], TARGET_FLOPS)}; "
+        f"{on_top['rate'] / reached['limit_at_maxlen']:.0%} of the limit at maxlen).",
         "",
     ]
     return lines
