@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: the machine's CPU name, writing one section of a doc, MiniLM's folder,
-`python -m toolkit train` in a process of its own.
+"""What the benchmark scripts share: the machine's CPU name, writing one section (or a marked block) of a
+doc, MiniLM's folder, `python -m toolkit train` in a process of its own.
 
 Each script runs as `python benchmarks/<name>.py`, so this folder is on its import path.
 """
@@ -73,3 +73,14 @@ def train_cli(config, overrides, *, what: str = "training") -> None:
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
         raise SystemExit(f"{what} failed (exit {done.returncode})")
+
+
+def write_block(doc: Path, name: str, markdown: str) -> None:
+    """Replace what stands between `<!-- NAME: begin -->` and `<!-- NAME: end -->` in `doc` with `markdown`
+    (a block inside a hand-written section, such as a table in the README); an error when the markers are missing."""
+    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+    text = doc.read_text(encoding="utf-8")
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise SystemExit(f"{doc}: no '{begin}' ... '{end}' block to replace")
+    doc.write_text(text[: start + len(begin)] + "\n" + markdown.rstrip("\n") + "\n" + text[stop:], encoding="utf-8")

@@ -3,19 +3,26 @@
 For each of `--runs` trials, `python -m toolkit train` of a tiny config (a random
 one-layer encoder on generated multi-label data, dropout and EMA on, three epochs) is
 started, killed with SIGKILL at a random instant, then started again with `--resume`
-until it exits 0. Odd trials draw the instant uniformly over the whole uninterrupted
-run (start-up, training, backups, scoring: wherever it lands); even trials draw it over
-the part where the run folder holds state (from the first epoch's start to the end),
-since start-up takes most of a tiny run. The trial counts as identical when the
-files a user reads hold what the uninterrupted run's hold: `history.csv`, `best.json`,
-`report.txt` byte for byte, and `metrics.json` but for `train_seconds`; and when the
-folder keeps no resume state or temporary file.
+until it exits 0. The instant is drawn from the span the trial's run lives: the
+lifetime of the uninterrupted run (timed first, from its start to its exit), or the
+shorter lifetime of a trial that ended before its instant came. Such a trial is not
+counted: its folder is removed, the span becomes its lifetime, and it is drawn again
+(at most `--redraws` times), so that every trial is really killed. Odd trials draw
+uniformly over the whole span (start-up, training, backups, scoring: wherever it
+lands); even trials over the part where the run folder holds state (from the first
+epoch's start to the end of the span), since start-up takes most of a tiny run. The
+trial counts as identical when the files a user reads hold what the uninterrupted
+run's hold: `history.csv`, `best.json`, `report.txt` byte for byte, and
+`metrics.json` but for `train_seconds`; and when the folder keeps no resume state or
+temporary file.
 
     python benchmarks/kill_anywhere.py                      # 20 trials, ~10 min on 2 cores
     python benchmarks/kill_anywhere.py --runs 3 --seed 1    # a quick look
 
 Prints one line per trial (when the kill landed, where the run stood, how many
-resumes) and a summary line. Exit status 0 when every trial is identical, else 1.
+redraws and resumes) and summary lines: how many trials were killed before their
+end, how many ended identical. Exit status 0 when every trial was killed and is
+identical, else 1.
 """
 
 from __future__ import annotations
@@ -55,12 +62,12 @@ SAME_BYTES = ("history.csv", "best.json", "report.txt")
 LEFTOVERS = (".tmp", ".old", ".partial")
 
 
-def train(config_path: Path, *extra: str, output=subprocess.DEVNULL) -> subprocess.Popen:
+def train(config_path: Path, *extra: str, output=subprocess.DEVNULL, errors=subprocess.PIPE) -> subprocess.Popen:
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     return subprocess.Popen(
         [sys.executable, "-m", "toolkit", "train", str(config_path), *extra],
         stdout=output,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
         env=environment,
     )
@@ -88,12 +95,21 @@ def differences(folder: Path, reference: Path) -> list:
     return found + [f"left over: {', '.join(sorted(left))}"] * bool(left)
 
 
-def main() -> int:
+def kill_instant(draw: random.Random, trial: int, span: float, first_epoch: float) -> float:
+    """When to kill `trial`, in seconds from its start: uniform over `[0, span]` for odd trials, over
+    `[first_epoch, span]` for even ones (the part where the run folder holds state; all of `span` when
+    the first epoch starts after it)."""
+    low = 0.0 if trial % 2 else min(first_epoch, span)
+    return draw.uniform(low, span)
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20, help="trials (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill instants")
+    parser.add_argument("--redraws", type=int, default=3, help="draws again for a trial that ended first (default 3)")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "runs" / "kill_anywhere", help="work folder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     shutil.rmtree(args.output, ignore_errors=True)
     data = args.output / "data"
@@ -112,24 +128,41 @@ def main() -> int:
         return 1
     print(
         f"uninterrupted run: {duration:.1f} s, the first epoch starting at {first_epoch:.1f} s; kills drawn in "
-        f"[0, {duration:.1f}] s (odd trials) and [{first_epoch:.1f}, {duration:.1f}] s (even trials)"
+        f"[0, {duration:.1f}] s (odd trials) and [{first_epoch:.1f}, {duration:.1f}] s (even trials), the end "
+        "moving to the lifetime of a trial that ends first"
     )
 
     draw = random.Random(args.seed)
-    identical = 0
+    span = duration  # the shortest lifetime of an uninterrupted run seen so far
+    identical = killed = redraws = 0
     landings = {}
     for trial in range(1, args.runs + 1):
         folder = args.output / f"trial_{trial:02d}"
-        config_path = write_config(data, folder)
-        instant = draw.uniform(0.0 if trial % 2 else first_epoch, duration)
-        process = train(config_path)
-        try:
-            process.wait(timeout=instant)
-            landed = "not killed: it ended first"
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            landed = RunFolder(folder).status() if folder.is_dir() else "before the run folder"
+        instant, landed, attempts = None, None, 0
+        while landed is None and attempts <= args.redraws:
+            attempts += 1
+            shutil.rmtree(folder, ignore_errors=True)
+            config_path = write_config(data, folder)
+            instant = kill_instant(draw, trial, span, first_epoch)
+            started = time.monotonic()
+            process = train(config_path, errors=subprocess.DEVNULL)  # nothing reads it while it runs
+            try:
+                process.wait(timeout=max(0.0, instant - (time.monotonic() - started)))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                landed = RunFolder(folder).status() if folder.is_dir() else "before the run folder"
+                break
+            lived = time.monotonic() - started  # it ended first: an uninterrupted run this short
+            if process.returncode != 0:
+                landed = f"not killed: it failed first (exit {process.returncode})"
+                break
+            span = min(span, lived)
+            redraws += 1
+            print(f"trial {trial:2d}: ended at {lived:5.1f} s, before its instant {instant:5.1f} s: drawn again "
+                  f"within {span:.1f} s", flush=True)  # fmt: skip
+        killed += landed is not None and not landed.startswith("not killed")
+        landed = landed or f"not killed: it ended first {attempts} times"
         resumes, code, errors = 0, None, ""
         while code != 0 and resumes < 3:
             resumes += 1
@@ -140,10 +173,18 @@ def main() -> int:
         identical += not problems
         landings[landed] = landings.get(landed, 0) + 1
         verdict = "identical" if not problems else "DIFFERS: " + "; ".join(problems)
-        print(f"trial {trial:2d}: killed at {instant:5.1f} s ({landed}), {resumes} resume(s): {verdict}", flush=True)
+        print(
+            f"trial {trial:2d}: killed at {instant:5.1f} s ({landed}), {attempts - 1} redraw(s), {resumes} resume(s): "
+            f"{verdict}",
+            flush=True,
+        )
+    print(
+        f"{killed} of {args.runs} trials killed before their end ({redraws} redraw(s) of a trial that ended "
+        f"first; the span drawn from ended at {span:.1f} s)"
+    )
     print(f"{identical} of {args.runs} killed runs ended identical to the uninterrupted run")
     print("where the kills landed: " + ", ".join(f"{where} {count}" for where, count in sorted(landings.items())))
-    return 0 if identical == args.runs else 1
+    return 0 if identical == killed == args.runs else 1
 
 
 if __name__ == "__main__":

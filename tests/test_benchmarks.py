@@ -2,11 +2,18 @@
 
 The measurements themselves take minutes to hours and run by hand (`benchmarks/`); what is
 checked here is that a run's figures land in the docs as they were measured: the right rows,
-the right differences, the other sections of the doc left alone.
+the right differences, the other sections of the doc left alone; and the rules the serving and
+kill benchmarks judge by (percentiles, FLOPs a text, a flat memory, a kill instant, what a bad
+request must get), with one short fault run of a real server against a tiny run.
 """
 
 import argparse
+import json
+import os
+import random
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +25,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def benchmarks_on_path(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import `_docs` as their neighbour
     yield
-    for name in ("_docs", "ema_curves", "budget_comparison"):
+    for name in ("_docs", "_serving", "ema_curves", "budget_comparison", "serve_load", "serve_faults", "kill_anywhere"):
         sys.modules.pop(name, None)
 
 
@@ -97,3 +104,226 @@ def test_train_cli_stops_the_benchmark_with_the_failed_run_s_message(tmp_path, c
     err = capsys.readouterr().err
     assert "-m toolkit train " + str(tmp_path / "missing.yaml") + " --set training.epochs=1" in err
     assert "missing.yaml" in err.splitlines()[-1]
+
+
+# --- serving: the rules the load and fault benchmarks judge by ------------------------------
+
+
+def test_percentiles_are_nearest_rank_values_that_were_measured():
+    from _serving import latency_summary, percentile
+
+    assert [percentile(range(1, 101), share) for share in (50, 95, 99, 100)] == [50, 95, 99, 100]
+    assert percentile([0.3, 0.1, 0.2], 50) == 0.2 and percentile([0.3, 0.1, 0.2], 1) == 0.1
+    assert percentile([7.0], 99) == 7.0
+    summary = latency_summary([index / 1000 for index in range(1, 1001)])  # 1 ms ... 1000 ms
+    assert summary == pytest.approx({"p50": 500.0, "p95": 950.0, "p99": 990.0, "mean": 500.5})
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 0)
+
+
+def test_encoder_flops_count_the_dense_layers_and_attention_of_a_tiny_config(tmp_path):
+    from _serving import encoder_dims, encoder_flops
+
+    dims = {"layers": 2, "hidden": 4, "intermediate": 8, "heads": 2}
+    # per token and layer 2 * (4 * 4^2 + 2 * 4 * 8) = 256; per layer 4 * 3^2 * 4 = 144 for 3 tokens
+    assert encoder_flops(dims, 3) == 2 * (256 * 3 + 144) == 1824
+    assert encoder_flops(dims, 0) == 0
+    model = tmp_path / "model.keras"  # the backbone's config as a saved task model holds it
+    config = {"class_name": "MultilabelTextClassifier", "config": {"backbone": {"config": {
+        "num_layers": 2, "hidden_dim": 4, "intermediate_dim": 8, "num_heads": 2, "vocabulary_size": 30}}}}  # fmt: skip
+    with zipfile.ZipFile(model, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+    assert encoder_dims(model) == dims
+    with zipfile.ZipFile(tmp_path / "other.keras", "w") as archive:
+        archive.writestr("config.json", json.dumps({"config": {"units": 3}}))
+    with pytest.raises(ValueError, match="no encoder config"):
+        encoder_dims(tmp_path / "other.keras")
+
+
+def test_memory_is_flat_when_the_second_half_s_slope_adds_less_than_the_bound():
+    from _serving import MIB, fitted_slope, memory_trend
+
+    assert fitted_slope([(0, 1), (1, 3), (2, 5)]) == 2 and fitted_slope([(1, 5)]) == 0
+    warm_then_flat = [(t, 1000 * MIB + min(t, 20) * 4 * MIB + (t % 2) * MIB // 2) for t in range(61)]
+    trend = memory_trend(warm_then_flat, bound=20 * MIB)
+    assert (trend.start, trend.peak, trend.seconds) == (1000 * MIB, 1080 * MIB + MIB // 2, 60)
+    assert trend.flat and abs(trend.growth) < MIB  # the warm-up's 80 MiB is in the first half
+    leaking = [(t, 1000 * MIB + t * MIB // 2) for t in range(61)]  # 0.5 MiB a second: 30 MiB a minute
+    trend = memory_trend(leaking, bound=20 * MIB)
+    assert trend.slope == pytest.approx(MIB / 2) and trend.growth == pytest.approx(30 * MIB) and not trend.flat
+    assert memory_trend(leaking, bound=40 * MIB).flat
+    with pytest.raises(ValueError, match="at least 3 samples"):
+        memory_trend([(0, 1), (1, 1)], bound=MIB)
+
+
+def test_answers_match_to_score_rounding_and_nothing_else():
+    from _serving import records_match
+
+    record = {"text": "a", "labels": ["x"], "scores": {"x": 1.25, "y": -0.5}}
+    assert records_match([record], [{"text": "a", "labels": ["x"], "scores": {"x": 1.2500001, "y": -0.5}}])
+    assert not records_match([record], [{"text": "a", "labels": ["x"], "scores": {"x": 1.26, "y": -0.5}}])
+    assert not records_match([record], [{"text": "a", "labels": ["y"], "scores": {"x": 1.25, "y": -0.5}}])
+    assert not records_match([record], [record, record]) and not records_match(1, True)
+    triple = {"spo_list": [{"subject": "A", "predicate": "p", "object": "B", "subject_span": [0, 1]}]}
+    assert records_match([triple], [json.loads(json.dumps(triple))])
+
+
+def test_each_bad_request_kind_is_what_the_server_s_own_checks_answer_with_its_status():
+    from serve_faults import KINDS, bad_request
+
+    from toolkit.serving.limits import ServeLimits
+    from toolkit.serving.validation import RequestError, check_content_type, parse_predict_body
+
+    limits = ServeLimits()
+    assert len(KINDS) == 10
+    for kind in KINDS:
+        statuses = set()
+        for seed in range(40):
+            bad = bad_request(kind, random.Random(seed), "a good text, quite short", limits)
+            statuses.add(bad.status)
+            assert 400 <= bad.status < 500 and bad.raw().startswith(f"{bad.method} {bad.path} HTTP/1.1\r\n".encode())
+            if (bad.method, bad.path) != ("POST", "/predict"):
+                assert kind == "wrong method or path"
+                continue
+            with pytest.raises(RequestError) as raised:
+                check_content_type(bad.headers.get("Content-Type"))
+                parse_predict_body(bad.body, bad.headers.get("Content-Type"), limits)
+            assert raised.value.status == bad.status, (kind, seed, raised.value.message)
+    assert statuses == {404, 405}  # the last kind: the router's answers, not the body checks
+
+
+def test_a_bad_request_s_answer_must_be_its_4xx_with_one_json_line():
+    from serve_faults import error_problem
+
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    assert error_problem(422, headers, b'{"error": "\'texts\' is empty"}', 422) is None
+    assert "expected 413" in error_problem(500, headers, b'{"error": "x"}', 413)
+    assert "Content-Type" in error_problem(400, {"Content-Type": "text/plain"}, b'{"error": "x"}', 400)
+    assert "more than one line" in error_problem(400, headers, b'{\n"error": "x"}', 400)
+    assert "not {" in error_problem(400, headers, b'{"error": "x", "detail": 1}', 400)
+    assert "empty" in error_problem(400, headers, b'{"error": " "}', 400)
+
+
+def test_the_fault_section_has_a_row_a_check_and_one_a_kind_of_bad_request():
+    import serve_faults
+    from serve_faults import KINDS, Check
+
+    kinds = {kind: {"right": 2, "statuses": {422: 2}, "problems": [], "example": "'texts' is empty"} for kind in KINDS}
+    kinds["wrong method or path"] = {"right": 1, "statuses": {404: 1, 405: 1}, "problems": [], "example": "a | b"}
+    checks = [Check("soak: resident memory flat, every answer right", True, "1,000 requests"), Check("x", False, "y")]
+    args = argparse.Namespace(rss_bound_mib=20.0)
+    text = serve_faults.section(args, ["/runs/goemotions", "--per-kind", "2"], [{"run": Path("/runs/goemotions"),
+                                "checks": checks, "kinds": kinds}], 0.1, 1.0)  # fmt: skip
+    assert "| goemotions | soak: resident memory flat, every answer right | 1,000 requests | yes |" in text
+    assert "| goemotions | x | y | NO |" in text
+    assert "| malformed JSON | 422 | 2 of 2 | 'texts' is empty |" in text
+    assert "| wrong method or path | 404/405 | 1 of 2 | a \\| b |" in text
+    assert "Command: `python benchmarks/serve_faults.py /runs/goemotions --per-kind 2 --write-doc`" in text
+    assert "less than 20 MiB: 20 MiB is about" in text
+
+
+def test_serve_load_s_tables_put_each_figure_and_the_targets_where_they_belong(tmp_path):
+    import serve_load
+    from _docs import write_block
+
+    def row(rate, p50):
+        return {"texts": 1024, "rate": rate, "p50": p50, "p95": 2 * p50, "p99": 3 * p50, "mean": p50,
+                "texts_per_call": rate / 100, "server_cores": 1.5, "client_cores": 0.25, "failures": []}  # fmt: skip
+
+    result = {
+        "name": "goemotions", "task": "multilabel_classification", "texts": 1024, "distinct_texts": 1000,
+        "serve": {"on": {1: row(100.0, 9.5), 8: row(500.0, 15.0), 32: row(900.0, 35.0)},
+                  "off": {1: row(110.0, 9.0), 8: row(200.0, 40.0), 32: row(200.0, 160.0)}},
+        "predict_file": {"texts": 1024, "rate": 1500.0, "chunk": 2048, "batch": 32},
+        "saved_model": None,
+        "work": {"dims": {"layers": 6, "hidden": 384, "intermediate": 1536, "heads": 12}, "maxlen": 64,
+                 "mean_tokens": 20.0, "over_maxlen": 3, "flops": 1e9, "flops_at_maxlen": 4e9},
+    }  # fmt: skip
+    args = argparse.Namespace(clients=[1, 8, 32], requests=1024, matmul_size=2048)
+    text = serve_load.section(args, ["/runs/goemotions"], [result], (990.0, 1000.0), 0.2, 1.9)
+    assert (
+        "| serve, batching on (its defaults) | 32 | 1,024 | 900.0 | 35.0 | 70.0 | 105.0 | 9.0 | 1.50 + 0.25 |" in text
+    )
+    assert "| serve, batching off (`--max-batch-texts 1`) | 32 | 1,024 | 200.0 | 160.0 | 320.0 | 480.0 |" in text
+    assert "| exported SavedModel, `serving_default` in this process | | | not measured (no --saved-model) |" in text
+    assert "over 1.000 GFLOP a text (each text's own tokens, nothing padded) | | | 1,000.0 |" in text
+    assert "| FLOP limit at maxlen 64 (every text padded to it; 4.000 GFLOP a text) | | | 250.0 |" in text
+    assert (
+        "Serve at 32 clients: 4.50x batching off at 32 clients (target >= 3x: met); 90% of the FLOP limit "
+        "(target >= 50%: met; 360% of the limit at maxlen)." in text
+    )
+    assert "Command: `python benchmarks/serve_load.py /runs/goemotions --write-doc --write-readme`" in text
+    assert "990.0 GFLOP/s before the servers, 1,000.0 after" in text
+    result["serve"]["off"][32] = row(450.0, 70.0)
+    block = serve_load.readme_block(args, [result], (990.0, 1000.0))
+    assert (
+        "| goemotions (multilabel_classification) | 100 / 500 / 900 | 35.0 / 105.0 | 450 | 1,500 | not measured "
+        "| 1,000 | 2.0x (not met: >= 3x) | 90% (met: >= 50%) |" in block
+    )
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- serve_load: begin -->\nold\n<!-- serve_load: end -->\nafter\n", encoding="utf-8")
+    write_block(readme, "serve_load", block)
+    assert readme.read_text(encoding="utf-8") == (
+        "intro\n<!-- serve_load: begin -->\n" + block + "<!-- serve_load: end -->\nafter\n"
+    )
+    with pytest.raises(SystemExit, match="no '<!-- other: begin -->'"):
+        write_block(readme, "other", block)
+
+
+def test_texts_for_the_load_are_a_seeded_sample_repeated_when_short():
+    from serve_load import pick_texts
+
+    assert sorted(pick_texts(["a", "b", "c"], 3, seed=0)) == ["a", "b", "c"]
+    assert pick_texts(["a", "b", "c"], 7, seed=1) == pick_texts(["a", "b", "c"], 7, seed=1)
+    assert pick_texts(["a", "b"], 5, seed=0)[:2] * 3 == pick_texts(["a", "b"], 6, seed=0)
+
+
+# --- kill_anywhere: every trial killed -----------------------------------------------------------
+
+
+def test_kill_instants_fall_inside_the_span_a_trial_lives():
+    from kill_anywhere import kill_instant
+
+    draw = random.Random(0)
+    odd = [kill_instant(draw, 1, span=30.0, first_epoch=12.0) for _ in range(2000)]
+    even = [kill_instant(draw, 2, span=30.0, first_epoch=12.0) for _ in range(2000)]
+    assert 0 <= min(odd) < 1 and 29 < max(odd) <= 30  # the whole span, start-up included
+    assert 12 <= min(even) < 13 and 29 < max(even) <= 30  # from the first epoch on
+    assert sum(instant < 15 for instant in odd) == pytest.approx(1000, rel=0.1)  # uniform
+    assert kill_instant(draw, 2, span=10.0, first_epoch=12.0) == 10.0  # a span shorter than start-up
+
+
+# --- one short fault run of a real server ----------------------------------------------------
+
+
+@pytest.mark.slow  # about 35 s on 2 idle cores (training, two server starts), a minute when busy
+def test_serve_faults_passes_every_check_against_a_tiny_classification_run(tmp_path):
+    """The whole script at tiny counts: 2 bad requests a kind, a 2 s soak, kill -9 after 1 s. Two seconds
+    cannot tell a leak from the warm-up, so the memory bound is out of reach here; the rule is tested above."""
+    from tests.conftest import REPO_ROOT, TINY_ENCODER
+    from toolkit.classification.pipeline import ClassificationPipeline
+    from toolkit.config import default_config
+    from toolkit.data.synthetic import write_multilabel_demo
+
+    write_multilabel_demo(tmp_path / "data", n_train=120, n_dev=20, n_test=20, seed=5)
+    overrides = [*TINY_ENCODER, "model.maxlen=48", "training.epochs=1", "training.batch_size=16",
+                 "training.early_stopping_patience=null"]  # fmt: skip
+    config = default_config(
+        "multilabel_classification", data_dir=tmp_path / "data", output_dir=tmp_path / "run", overrides=overrides
+    )
+    ClassificationPipeline(config, log=lambda message: None).train()
+    command = [sys.executable, str(BENCHMARKS / "serve_faults.py"), str(tmp_path / "run"), "--per-kind", "2",
+               "--fault-clients", "4", "--good", "4", "--soak-seconds", "2", "--sample-seconds", "0.25",
+               "--soak-clients", "8", "--kill-clients", "8", "--kill-after", "1", "--after-restart", "1",
+               "--rss-bound-mib", "100000", "--ready-seconds", "300"]  # fmt: skip
+    environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "every check passed" and not any(line.lstrip().startswith("FAIL") for line in lines)
+    assert "ok   10 kinds of bad request x 2: 20 of 20 the kind's 4xx with one JSON line" in done.stdout
+    assert "ok   good answers after the bad requests: 4 of 4 equal" in done.stdout
+    assert "ok   kill -9 under load, restart on the same port, served again: 8 clients; SIGKILL" in done.stdout
+    assert "ok   SIGTERM at the end: exit status 0" in done.stdout
