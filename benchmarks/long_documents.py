@@ -343,7 +343,10 @@ def classify_command(args):
             "",
             "| long texts read as | dev micro-F1 | dev macro-F1 | windows of the long texts | seconds |",
             "|---|---:|---:|---:|---:|",
-            *[f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3]} | {r[4]:.1f} |" for r in rows],
+            *[
+                f"| {r[0]} | {r[1]:.4f} | {r[2]:.4f} | {r[3] if r[0] != 'truncate' else '-'} | {r[4]:.1f} |"
+                for r in rows
+            ],
             "",
             machine_line(load_start, os.getloadavg()[0], args.note),
             "",

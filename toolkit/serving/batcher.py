@@ -7,7 +7,8 @@ next request at once (`QueueFull`, the server's 503) instead of holding more
 and more bodies in memory. The collector takes the oldest request, adds the
 requests behind it until the batch holds `max_batch_texts` texts or the first
 has waited `max_wait_ms` since it arrived (none when the model was busy for
-longer, so a loaded server never waits), and makes one call per decision rule
+longer, so a loaded server never waits, and none while the last batch held a
+single request, so a lone client is answered at once), and makes one call per decision rule
 among them (`key`; most batches have one). A request is never split; one
 with more texts than `max_batch_texts` is a call of its own.
 
@@ -72,6 +73,7 @@ class Batcher:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zlpr-model")
         self._queue: Optional[asyncio.Queue] = None
         self._carry = None
+        self._last_batch = 2  # requests in the last batch (start as if from several clients)
         self._collector: Optional[asyncio.Task] = None
 
     @property
@@ -129,8 +131,11 @@ class Batcher:
             if first is _STOP:
                 return
             batch, count = [first], len(first.texts)
+            # Wait for others only while requests come from several clients (the last batch held more than
+            # one): a lone client is answered at once instead of waiting `max_wait_ms` for nobody.
+            wait = self.max_wait if self._last_batch > 1 else 0.0
             while count < self.max_batch_texts:
-                job = await self._next(first.arrived + self.max_wait - loop.time())
+                job = await self._next(first.arrived + wait - loop.time())
                 if job is None:
                     break
                 if job is _STOP or count + len(job.texts) > self.max_batch_texts:
@@ -138,6 +143,7 @@ class Batcher:
                     break
                 batch.append(job)
                 count += len(job.texts)
+            self._last_batch = len(batch)
             groups: dict = {}
             for job in batch:
                 if not job.future.done():  # a client that went away is not predicted for
