@@ -20,16 +20,19 @@ cores). Every run is a process of its own, one at a time, so that memory and thr
   measure and cross-tuned (docs/results.md's rules). Both stop at the first epoch end past the budget,
   checked after that epoch's dev evaluation; both clocks start when training starts. Section in
   docs/results.md.
-- `inference`: texts per second of the toolkit's batched `MultilabelPredictor.predict` against
-  `pipeline("text-classification", top_k=None)` at each `--hf-batch-sizes`, on the first `--texts` dev
+- `inference`: texts per second of the toolkit's batched `MultilabelPredictor.predict` (on each Keras
+  backend of `--backends`) against `pipeline("text-classification", top_k=None)` at each
+  `--hf-batch-sizes`, on the first `--texts` dev
   texts, the same architecture (the encoder with an untrained head: speed does not depend on the weights),
   both cutting at the config's maxlen; the sides' workers take turns. Section in docs/benchmarks.md.
 
     pip install -r benchmarks/requirements-hf.txt
-    python benchmarks/hf_comparison.py speed --write-doc          # about 70 minutes on 2 idle cores
-    python benchmarks/hf_comparison.py budget --minutes 20 --write-doc   # about 2 hours
-    python benchmarks/hf_comparison.py inference --write-doc      # about 10 minutes
-    python benchmarks/hf_comparison.py budget --max-examples 64 --minutes 0.3   # smoke run (a few minutes)
+    python benchmarks/hf_comparison.py speed --write-doc                 # about 1.5 hours on 2 idle cores
+    python benchmarks/hf_comparison.py budget --minutes 20 --write-doc  # about 2 hours
+    python benchmarks/hf_comparison.py inference --write-doc             # about 20 minutes
+    python benchmarks/hf_comparison.py speed --max-examples 64 --rounds 1            # smoke runs: minutes each
+    python benchmarks/hf_comparison.py budget --max-examples 64 --minutes 0.3
+    python benchmarks/hf_comparison.py inference --max-examples 64 --texts 32 --rounds 1
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def parse_args(argv=None):
     common(inference, what="the splits read (the texts timed are dev's)")
     inference.add_argument("--texts", type=int, default=512, help="the first N dev texts, timed")
     inference.add_argument("--rounds", type=int, default=3, help="timed passes a side, taking turns")
-    inference.add_argument("--backends", default="tensorflow", help="the toolkit's Keras backends to time")
+    inference.add_argument("--backends", default=",".join(BACKENDS), help="the toolkit's Keras backends to time")
     inference.add_argument("--hf-batch-sizes", default="1,32,256", help="pipeline batch_size values (1: its default)")
     worker = commands.add_parser("worker")  # the toolkit's inference worker: not for use by hand
     worker.add_argument("config", type=Path)
@@ -310,7 +313,7 @@ def speed_section(args, results: dict, load_start: float, load_end: float) -> st
         "training steps alone, input included, from its first step's start to its last step's end (the "
         "toolkit's `epoch_train_seconds` in metrics.json; on transformers' side a `TrainerCallback`, from "
         "`on_epoch_begin` to the last `on_step_end`); dev scoring, checkpoints and start-up are outside. "
-        f"{args.rounds} rounds, one run a side each, the order rotating; samples/s is the median over the "
+        f"{args.rounds} round(s), one run a side each, the order rotating; samples/s is the median over the "
         'rounds (range in brackets), "vs transformers" the median of each round\'s ratio to the transformers '
         "run of that round (range in brackets).",
         "",
@@ -457,7 +460,7 @@ def budget_section(args, results: dict, load_start: float, load_end: float) -> s
         "loaded at the end, dynamic padding and `group_by_length`. Its model is scored at its default "
         "probability 0.5, at a threshold tuned on the whole dev split for the config's measure and scored there "
         "(it has seen the answers), and cross-tuned (tuned on one half of dev, scored on the other, both ways): "
-        "the rules of the BCE rows above; thresholds are searched every 0.01 from -4 to 4 on the logit scale. "
+        'the rules of "Multi-label classification: this loss against sigmoid BCE" above; thresholds are searched every 0.01 from -4 to 4 on the logit scale. '
         "**Both stop at the first epoch end past the budget**, checked after that epoch's dev evaluation (a "
         "`TrainerCallback` on transformers' side, `training.max_minutes` on the toolkit's); both clocks start "
         "when training starts (data read and tokenized, model built) and include dev scoring and checkpoints; "
@@ -614,7 +617,7 @@ def inference_section(args, results: dict, load_start: float, load_end: float) -
         "[CLS] pooler and linear head; untrained, since speed does not depend on the weights) and the same "
         f"texts: the first {args.texts:,} of each config's dev split, both cutting them at the config's maxlen. "
         "Each side runs in a process of its own, after an untimed pass (tracing, first calls); "
-        f"{args.rounds} rounds, the sides taking turns, the order rotating; a rate is the median over the "
+        f"{args.rounds} round(s), the sides taking turns, the order rotating; a rate is the median over the "
         'rounds (range in brackets), "vs pipeline" the median of each round\'s ratio to the pipeline at its '
         "default `batch_size` (1) in that round. Torch threads = the cores.",
         "",
@@ -632,7 +635,7 @@ def inference_section(args, results: dict, load_start: float, load_end: float) -
             f"| `{row['config']}` | {row['maxlen']} | {row['texts']:,} | {row['mean_tokens']:.1f} | "
             f"{side_name(row['side'])} | {call} | {row['texts_per_second']:.1f} ({low:.1f}-{high:.1f}) | {ratio} |"
         )
-    defaults = {"texts": 512, "rounds": 3, "backends": "tensorflow", "hf_batch_sizes": "1,32,256",
+    defaults = {"texts": 512, "rounds": 3, "backends": ",".join(BACKENDS), "hf_batch_sizes": "1,32,256",
                 "max_examples": None}  # fmt: skip
     lines += [
         "",

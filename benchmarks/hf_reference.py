@@ -26,6 +26,9 @@ counterpart), torch's threads set to the machine's cores.
     python benchmarks/hf_reference.py train configs/goemotions.yaml --minutes 20 --output runs/hf/goemotions
     python benchmarks/hf_reference.py evaluate runs/hf/goemotions
     python benchmarks/hf_reference.py inference configs/reuters.yaml --texts 512 --batch-sizes 1,32,256
+    python benchmarks/hf_reference.py train configs/goemotions.yaml --set data.max_examples=1024 \
+        --set training.epochs=2 --speed --profile-steps 8 --output /tmp/hf_profile
+                     # where a step's time goes (profile.txt; the toolkit's: benchmarks/step_profile.py)
     python benchmarks/hf_reference.py train configs/goemotions.yaml --set data.max_examples=64 --minutes 0.3 \
         --output /tmp/hf_smoke                              # smoke run: seconds
 """
@@ -66,6 +69,11 @@ def parse_args(argv=None):
         "--speed", action="store_true",
         help="time the training steps only: no evaluation, no checkpoint, nothing scored or saved",
     )  # fmt: skip
+    train.add_argument(
+        "--profile-steps", type=int,
+        help="trace this many steps of the second epoch with torch's profiler: its op table in profile.txt "
+        "(that epoch's time then includes the tracing)",
+    )  # fmt: skip
     evaluate = commands.add_parser("evaluate", help="score a `train` output folder's model on dev again")
     evaluate.add_argument("output", type=Path)
     evaluate.add_argument("--threads", type=int, default=os.cpu_count())
@@ -77,7 +85,7 @@ def parse_args(argv=None):
     inference.add_argument("--rounds", type=int, default=3, help="timed passes at each batch size (median)")
     inference.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # a worker of hf_comparison
     args = parser.parse_args(argv)
-    for name in ("threads", "max_steps", "texts", "rounds"):
+    for name in ("threads", "max_steps", "texts", "rounds", "profile_steps"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1; got {value}.")
@@ -249,6 +257,41 @@ def make_callback(max_seconds, epochs, clock=time.monotonic):
     return EpochClock()
 
 
+def make_profiler(steps, path):
+    """A `TrainerCallback` that traces the first `steps` steps of the second epoch (the first traces and
+    allocates) with torch's profiler and writes the ops' table, by self CPU time, to `path`."""
+    import torch
+    from transformers import TrainerCallback
+
+    class StepProfiler(TrainerCallback):
+        def __init__(self):
+            self.epoch, self.profile, self.traced = 0, None, 0
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            self.epoch += 1
+            if self.epoch == 2:
+                self.profile = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+                self.profile.__enter__()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.profile is not None:
+                self.traced += 1
+                if self.traced == steps:
+                    self.finish()
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if self.profile is not None:  # the epoch had fewer steps
+                self.finish()
+
+        def finish(self):
+            self.profile.__exit__(None, None, None)
+            table = self.profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
+            path.write_text(f"{self.traced} training steps of epoch 2, by self CPU time\n{table}\n", encoding="utf-8")
+            self.profile = None
+
+    return StepProfiler()
+
+
 def train(args):
     started = time.monotonic()
     config, train_split, dev_split, label_names = read_job(args.config, args.overrides)
@@ -303,7 +346,8 @@ def train(args):
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=[clock],
+        callbacks=[clock]
+        + ([make_profiler(args.profile_steps, args.output / "profile.txt")] if args.profile_steps else []),
     )
     trainer.train()
     results = {
