@@ -595,7 +595,7 @@ def inference_rows(results: dict) -> list:
         for (side, size), rates in series.items():
             ratios = [mine / other for mine, other in zip(rates, baseline)] if baseline else None
             rows.append({
-                "config": config, "side": side, "batch_size": size, "texts_per_second": statistics.median(rates),
+                "config": config, "side": side, "pipeline_batch": size, "texts_per_second": statistics.median(rates),
                 "range": (min(rates), max(rates)), "ratio": statistics.median(ratios) if ratios else None,
                 "texts": ready[HF]["texts"], "mean_tokens": ready[HF]["mean_tokens"],
                 "toolkit_batch": ready[side]["batch_size"] if side != HF else None, **result["settings"],
@@ -615,7 +615,8 @@ def inference_section(args, results: dict, load_start: float, load_end: float) -
         "longest text of each batch, texts in the given order), on the same architecture (all-MiniLM-L6-v2 "
         "with a new head for the config's labels: the toolkit's mean pooling and linear head, transformers' "
         "[CLS] pooler and linear head; untrained, since speed does not depend on the weights) and the same "
-        f"texts: the first {args.texts:,} of each config's dev split, both cutting them at the config's maxlen. "
+        f"texts: the first {args.texts:,} of each config's dev split (all of it where it holds fewer), both cutting "
+        "them at the config's maxlen. "
         "Each side runs in a process of its own, after an untimed pass (tracing, first calls); "
         f"{args.rounds} round(s), the sides taking turns, the order rotating; a rate is the median over the "
         'rounds (range in brackets), "vs pipeline" the median of each round\'s ratio to the pipeline at its '
@@ -626,7 +627,7 @@ def inference_section(args, results: dict, load_start: float, load_end: float) -
     ]
     for row in rows:
         if row["side"] == HF:
-            call = f"`pipeline(..., batch_size={row['batch_size']})`"
+            call = f"`pipeline(..., batch_size={row['pipeline_batch']})`"
         else:
             call = f"`predict`, batch {row['toolkit_batch']}"
         low, high = row["range"]

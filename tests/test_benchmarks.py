@@ -250,6 +250,7 @@ def test_the_inference_section_compares_with_the_pipeline_at_its_default_batch_s
     text = hf_comparison.inference_section(args, results, 0.1, 0.9)
     assert "| `configs/goemotions.yaml` | 64 | 512 | 21.0 | toolkit, tensorflow | `predict`, batch 256 | 410.0 (400.0-420.0) | 4.00x |" in text  # fmt: skip
     assert "| `configs/goemotions.yaml` | 64 | 512 | 21.0 | transformers | `pipeline(..., batch_size=32)` | 290.0 (280.0-300.0) | 2.83x |" in text  # fmt: skip
+    assert "| `configs/goemotions.yaml` | 64 | 512 | 21.0 | transformers | `pipeline(..., batch_size=1)` | 102.5 (100.0-105.0) | 1.00x |" in text  # fmt: skip
     assert (
         "Command: `python benchmarks/hf_comparison.py inference --rounds 2 --hf-batch-sizes 1,32 --write-doc`" in text
     )
