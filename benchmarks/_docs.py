@@ -61,14 +61,16 @@ def write_section(doc: Path, section: str, markdown: str) -> None:
     doc.write_text("".join(lines[:start]) + markdown + ("\n" + tail if tail else ""), encoding="utf-8")
 
 
-def train_cli(config, overrides, *, what: str = "training") -> None:
-    """`python -m toolkit train config --set ...` in a process of its own (quiet TensorFlow); exits with its
-    stderr's tail when it fails."""
+def train_cli(config, overrides, *, what: str = "training", environment=None) -> None:
+    """`python -m toolkit train config --set ...` in a process of its own (quiet TensorFlow; `environment`'s
+    variables added, `KERAS_BACKEND` say); exits with its stderr's tail when it fails."""
     command = [sys.executable, "-m", "toolkit", "train", str(config)]
     for override in overrides:
         command += ["--set", override]
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
-    print(f"  {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    added = dict(environment or {})
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT), **added)
+    shown = "".join(f"{name}={value} " for name, value in added.items())
+    print(f"  {shown}{' '.join(command[1:])}", file=sys.stderr, flush=True)
     done = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])

@@ -81,6 +81,13 @@ def test_metrics_are_computed_from_the_saved_models_predictions(tiny_run):
     assert metrics["best_epoch"] in (1, 2)
 
 
+def test_metrics_time_each_epochs_training_steps_apart_from_the_rest(tiny_run):
+    _, results, _ = tiny_run
+    seconds = results["epoch_train_seconds"]
+    assert len(seconds) == 2 and all(value > 0 for value in seconds)  # one an epoch, the steps alone
+    assert sum(seconds) < results["train_seconds"]  # dev scoring, checkpoints and backups are left out
+
+
 def test_predict_streams_json_lines_and_plain_text_and_keeps_output_on_error(tiny_run, tmp_path):
     from toolkit.pipeline import Pipeline
 

@@ -42,3 +42,12 @@ def test_requirements_pin_what_pyproject_declares():
 def test_the_cli_is_declared():
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert project["scripts"]["zlpr"] == "toolkit.cli:main"
+
+
+def test_transformers_is_pinned_for_the_benchmarks_and_never_a_toolkit_dependency():
+    runtime, development = _declared()
+    benchmark_pins = _pinned(REPO / "benchmarks" / "requirements-hf.txt")
+    assert {"transformers", "accelerate"} <= benchmark_pins
+    assert not {"transformers", "accelerate"} & (runtime | development)
+    # On top of the development set, so that its torch pin (the CPU build) is the one installed.
+    assert "-r ../requirements-dev.txt" in (REPO / "benchmarks" / "requirements-hf.txt").read_text(encoding="utf-8")

@@ -337,7 +337,8 @@ class RunBackup(keras.callbacks.Callback):
 
     `run.backup` holds `state.json` (the epochs finished, their logged
     values, the best epoch and score, the early or NaN stop, the seconds
-    trained, the feed's summary, and `done` once training has ended) and,
+    trained, each epoch's seconds of training steps (`epoch_seconds`), the
+    feed's summary, and `done` once training has ended) and,
     while training goes on, `model.weights.h5` (the weights and the
     optimiser's state, EMA included) with `random.npz` (the dropout seeds).
     The folder is built beside the old one and swapped in
@@ -369,8 +370,10 @@ class RunBackup(keras.callbacks.Callback):
         self.summary = dict(summary or {})
         self.rows = list(state["history"])[: state["epoch"]] if state else []
         self._seconds = float(state.get("seconds") or 0.0) if state else 0.0
+        self.epoch_seconds = list(state.get("epoch_seconds") or [])[: state["epoch"]] if state else []
         self._since = None
         self._pending = False
+        self._steps = None  # (first step's start, last step's end) of the epoch being trained
 
     @property
     def train_seconds(self):
@@ -384,9 +387,23 @@ class RunBackup(keras.callbacks.Callback):
             self._restore(resolve_directory(self.run.backup))
             self.run.write_history(self.rows)
 
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._steps is None:
+            now = time.monotonic()
+            self._steps = (now, now)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._steps is not None:
+            self._steps = (self._steps[0], time.monotonic())
+
     def on_epoch_end(self, epoch, logs=None):
         values = {name: float(value) for name, value in (logs or {}).items()}
         self.rows.append({"epoch": epoch + 1, **values})
+        # The epoch's training steps alone, input included: from its first step's start to its last
+        # step's end (dev scoring, checkpoints and the backup come after or before).
+        first, last = self._steps if self._steps is not None else (0.0, 0.0)
+        self.epoch_seconds.append(round(last - first, 3))
+        self._steps = None
         self._pending = True
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -409,6 +426,7 @@ class RunBackup(keras.callbacks.Callback):
                 "early_stopped": best.early_stopped,
                 "budget_stopped": best.budget_stopped,
                 "seconds": self.train_seconds,
+                "epoch_seconds": self.epoch_seconds,
                 "summary": self.summary,
                 "history": self.rows,
             }

@@ -114,7 +114,8 @@ class TrainingFeed:
 @dataclass
 class Fitted:
     """The outcome of `Pipeline.fit`: the best epoch (from 1), its score, a NaN, early or time-budget
-    stop, the feed's summary and the seconds spent training (over every resumed part)."""
+    stop, the feed's summary, the seconds spent training (over every resumed part) and each epoch's
+    seconds of training steps alone (`RunBackup.epoch_seconds`)."""
 
     best_epoch: Optional[int]
     best_score: Optional[float]
@@ -123,6 +124,7 @@ class Fitted:
     early_stopped: Optional[dict] = None
     train_seconds: Optional[float] = None
     budget_stopped: Optional[dict] = None
+    epoch_seconds: Optional[list] = None
 
     @classmethod
     def from_state(cls, state: dict) -> "Fitted":
@@ -135,6 +137,7 @@ class Fitted:
             state.get("early_stopped"),
             state.get("seconds"),
             state.get("budget_stopped"),
+            state.get("epoch_seconds"),
         )
 
 
@@ -330,6 +333,7 @@ class Pipeline:
             early_stopped=best.early_stopped,
             train_seconds=backup.train_seconds,
             budget_stopped=best.budget_stopped,
+            epoch_seconds=list(backup.epoch_seconds),
         )
 
     def load_predictor(self, run: Optional[RunFolder] = None, **settings):
@@ -388,6 +392,7 @@ class Pipeline:
             early_stopped=fitted.early_stopped,
             budget_stopped=fitted.budget_stopped,
             train_seconds=seconds,
+            epoch_train_seconds=fitted.epoch_seconds,
             **self.training_summary(data, fitted.summary),
         )
         run.write_json("metrics.json", results)
