@@ -90,6 +90,31 @@ def test_reloaded_predictor_extracts_exact_slices_of_the_text(tiny_run):
             assert subject in text and obj in text and predicate in predictor.predicates
 
 
+def test_predict_reads_a_long_text_whole_and_says_so(tiny_run, tmp_path):
+    from toolkit.pipeline import Pipeline
+
+    config, _, run = tiny_run
+    gold = read_relations(config.data.dev, layout="lic2019", schema=config.data.schema_path)
+    document = " ".join(gold.texts[:12])  # 12 sentences, past model.maxlen 64
+    (tmp_path / "in.txt").write_text(gold.texts[0] + "\n" + document + "\n", encoding="utf-8")
+    found = {}
+    for long_texts in ("sentences", "windows", "truncate"):
+        lines = []
+        pipeline = Pipeline.from_run(run, log=lines.append)
+        pipeline.predict_file(tmp_path / "in.txt", tmp_path / f"{long_texts}.jsonl", long_texts=long_texts)
+        records = [json.loads(line) for line in (tmp_path / f"{long_texts}.jsonl").read_text().splitlines()]
+        found[long_texts] = {(t["subject_span"][0], t["predicate"]) for t in records[1]["spo_list"]}
+        assert lines[-1].startswith("1 of 2 texts were longer than model.maxlen (64 tokens)") or (
+            long_texts == "truncate" and lines[-1].startswith("warning: 1 of 2 texts were longer")
+        )
+    sentence_one = len(gold.texts[0])
+    assert all(start < sentence_one * 3 for start, _ in found["truncate"])  # only the start was read
+    with pytest.raises(ValueError, match="long_texts must be one of"):
+        Pipeline.from_run(run, log=lambda line: None).predict_file(
+            tmp_path / "in.txt", tmp_path / "x", long_texts="all"
+        )
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_cli_trains_and_predicts(tmp_path, backend):
     write_relation_demo(tmp_path / "data", n_train=80, n_dev=20, n_test=20, seed=4)

@@ -101,6 +101,13 @@ def _parser():
         ("--max-labels", "classification: a text with more labels above 0 keeps its N highest"),
     ):
         predict.add_argument(flag, type=int, default=None, metavar="N", help=f"{what}; default: the run's predict.*")
+    predict.add_argument(
+        "--long-texts",
+        choices=("sentences", "windows", "truncate"),
+        default=None,
+        help="how a text longer than the run's model.maxlen is read: sentence by sentence, in overlapping "
+        "windows, or its first maxlen tokens only; default: the run's model.long_texts",
+    )
 
     from toolkit.serving.limits import ServeLimits
 
@@ -278,7 +285,8 @@ def main(argv=None):
         elif args.command == "predict":
             pipeline = Pipeline.from_run(args.run_dir, log=log)
             given = {"min_labels": args.min_labels, "max_labels": args.max_labels}
-            pipeline.predict_file(args.input, args.output, settings=pipeline.decision_rule(given, spell=_flag))
+            settings = pipeline.decision_rule(given, spell=_flag)
+            pipeline.predict_file(args.input, args.output, settings=settings, long_texts=args.long_texts)
         elif args.command == "serve":
             return _serve(args, log)
     except (

@@ -559,6 +559,7 @@ class Pipeline:
         text_field: Optional[str] = None,
         chunk_size: Optional[int] = None,
         settings: Optional[dict] = None,
+        long_texts: Optional[str] = None,
     ) -> int:
         """Predict for every text of a file with the run's best model, streaming; returns the lines written.
 
@@ -572,11 +573,18 @@ class Pipeline:
         that results join back (`toolkit.streaming`). Lines are written as
         they are predicted, so an error (reported with file and line) keeps
         everything written before it in `<output>.partial`. `settings`
-        replace the saved predictor's (`load_predictor`).
+        replace the saved predictor's (`load_predictor`); `long_texts`
+        (`sentences`, `windows`, `truncate`) replaces how the run reads a text
+        longer than `model.maxlen` (`toolkit.windows`).
         """
         from toolkit.streaming import stream_predictions
+        from toolkit.windows import window_unit
 
         predictor = self.load_predictor(**(settings or {}))
+        reader = getattr(predictor, "preprocessor", None) or predictor
+        if long_texts is not None:
+            window_unit(long_texts)  # a ValueError for an unknown value
+            reader.long_texts = long_texts
         count = stream_predictions(
             input_path,
             output_path,
@@ -586,7 +594,6 @@ class Pipeline:
             layout=self.prediction_input(),
         )
         self.log(f"wrote {count} predictions to {output_path}")
-        reader = getattr(predictor, "preprocessor", None) or predictor
         counts = getattr(reader, "read_counts", None)
         line = counts.line(reader.maxlen, reader.long_texts) if counts is not None else None
         if line:
