@@ -252,6 +252,7 @@ def cost_command(args):
     pipeline = Pipeline.from_run(args.run, log=lambda message: None)
     data = pipeline.read_data()
     predictor = pipeline.predictor_class.load(Path(args.run) / "best")
+    predictor.long_texts = args.long_texts
     sentences, total = [], 0
     texts = list(data.dev.texts)
     while total < args.characters:
@@ -273,11 +274,12 @@ def cost_command(args):
         [
             COST_SECTION,
             "",
-            f"`python benchmarks/long_documents.py cost {args.run} --characters {args.characters}`",
+            f"`python benchmarks/long_documents.py cost {args.run} --characters {args.characters} "
+            f"--long-texts {args.long_texts}`",
             "",
             f"One document of {len(document):,} characters ({len(sentences)} dev sentences joined) through "
-            f"`prediction_records` (what `predict` writes), model.maxlen {predictor.maxlen}, windows "
-            f"{predictor.window_stride or (predictor.maxlen - 2) // 2} tokens apart, batch {predictor.batch_size}.",
+            f"`prediction_records` (what `predict` writes), model.maxlen {predictor.maxlen}, long_texts "
+            f"{args.long_texts}, batch {predictor.batch_size}.",
             "",
             "| input | seconds | characters per second | found |",
             "|---|---:|---:|---:|",
@@ -371,6 +373,7 @@ def main(argv=None):
     cost = commands.add_parser("cost", help="time and memory of one long document")
     cost.add_argument("run")
     cost.add_argument("--characters", type=int, default=200_000)
+    cost.add_argument("--long-texts", default="sentences", choices=("sentences", "windows"))
     classify = commands.add_parser("classify", help="a classification run's dev scores with each reading")
     classify.add_argument("run")
     for command in (scores, lengths, cost, classify):
