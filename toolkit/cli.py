@@ -1,14 +1,16 @@
-"""Command line: `python -m toolkit train|evaluate|predict|demo|get-encoder|convert ...` (also installed as `zlpr`).
+"""Command line: `python -m toolkit train|evaluate|predict|demo|export|get-encoder|convert ...` (also `zlpr`).
 
     python -m toolkit demo classification              # built-in demo, no downloads
     python -m toolkit train configs/reuters.yaml --set training.epochs=2
     python -m toolkit train configs/reuters.yaml --resume   # continue an interrupted run
     python -m toolkit evaluate runs/reuters
     python -m toolkit predict runs/reuters texts.jsonl predictions.jsonl
+    python -m toolkit export runs/reuters exported/reuters   # a SavedModel that reads raw texts
     python -m toolkit get-encoder all-MiniLM-L6-v2      # the configs' encoder, once
     python -m toolkit convert reuters-sgml reuters21578/ data/mlc/reuters_r90
 
 The first four run a task's pipeline (`toolkit.tasks`, `toolkit.pipeline`);
+`export` writes a run's best model as a SavedModel (`toolkit.serving.export`);
 `get-encoder` (`toolkit.encoders.fetch`) and `convert` (`toolkit.data.reuters`)
 prepare what the shipped configs read, and print the folder they wrote.
 Bad input (a config key, a data line, an encoder file, a run folder, a failed
@@ -99,6 +101,17 @@ def _parser():
         ("--max-labels", "classification: a text with more labels above 0 keeps its N highest"),
     ):
         predict.add_argument(flag, type=int, default=None, metavar="N", help=f"{what}; default: the run's predict.*")
+
+    export = commands.add_parser(
+        "export",
+        parents=[verbose],
+        help="write a run's best model as a TensorFlow SavedModel that reads raw texts (the tokenizer and the "
+        "decision rule in the graph), for TF Serving or any TensorFlow runtime; prints the folder",
+    )
+    export.add_argument("run_dir", help="a run folder written by train (its best/ model is exported)")
+    export.add_argument(
+        "output", metavar="OUT_DIR", help="the SavedModel folder: new, empty, or an earlier export (replaced)"
+    )
 
     from toolkit.sources import CONVERTERS, ENCODER_SOURCES, PUBLIC_ENCODERS
 
@@ -199,6 +212,7 @@ def main(argv=None):
     from toolkit.pipeline import Pipeline
     from toolkit.runs import RunFolderError, TrainingError
     from toolkit.saved import SavedModelError
+    from toolkit.serving.export import ExportError
 
     try:
         if args.command == "train":
@@ -214,11 +228,16 @@ def main(argv=None):
         elif args.command == "predict":
             pipeline = Pipeline.from_run(args.run_dir, log=log)
             pipeline.predict_file(args.input, args.output, settings=_decision_rule(args, pipeline.config))
+        elif args.command == "export":
+            from toolkit.serving.export import export_run
+
+            print(export_run(args.run_dir, args.output, log=log).absolute())
     except (
         ClusterError,
         ConfigError,
         DataError,
         EncoderLoadError,
+        ExportError,
         RunFolderError,
         SavedModelError,
         TrainingError,

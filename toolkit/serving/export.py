@@ -16,8 +16,8 @@ each text (Python `str` indices):
 | entities | `entity_start`, `entity_end` int32 `[n, most]`, `entity_type`, `entity_text` string `[n, most]`, `entity_count` int32 `[n]`; sorted by (start, end, type) |
 | relations (both methods) | `subject_start`, `subject_end`, `object_start`, `object_end` int32, `subject`, `predicate`, `object` string `[n, most]`, `triple_count` int32 `[n]`; in `RelationPredictor.span_triples`' order |
 
-`metadata` (no inputs) returns `task`, `maxlen` and `names`: the label names in the order of
-`logits`' columns, the entity types or the predicates.
+`metadata` (no inputs) returns `task`, `names` (the label names in the order of `logits`' columns,
+the entity types or the predicates), `maxlen` and `long_texts` (the sentence below).
 
 A text is read to `maxlen` tokens (`[CLS]` and `[SEP]` included): a text that fits gives what the
 predictor gives; of a longer one the model reads its first `maxlen` tokens, as the predictor does with
@@ -32,11 +32,16 @@ export_run("runs/demo_entities", "exported/entities")
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 __all__ = ["ExportError", "export_predictor", "export_run"]
 
 INPUT_NAME = "texts"
+LONG_TEXTS = (
+    "a text is read to its first maxlen tokens, [CLS] and [SEP] included (the predictor reads a longer text in "
+    "windows unless model.long_texts is truncate)"
+)
 
 
 class ExportError(ValueError):
@@ -63,7 +68,12 @@ def export_run(run_dir, out_dir, *, log=print) -> Path:
     _check_output_folder(out_dir, run_dir)
     pipeline = Pipeline.from_run(run_dir, log=log)
     predictor = pipeline.load_predictor()
-    return export_predictor(predictor, out_dir)
+    export_predictor(predictor, out_dir)
+    log(
+        f"exported {pipeline.run_folder.best} ({pipeline.config.task}) to {out_dir}: serving_default takes "
+        f"texts, [n] strings, and reads each to {pipeline.config.model.maxlen} tokens"
+    )
+    return out_dir
 
 
 def export_predictor(predictor, out_dir) -> Path:
@@ -74,6 +84,11 @@ def export_predictor(predictor, out_dir) -> Path:
 
     from toolkit.atomic import replace_directory
 
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError(
+            f"export writes a TensorFlow SavedModel and needs the TensorFlow backend; Keras runs on "
+            f"{keras.backend.backend()} (set KERAS_BACKEND=tensorflow)"
+        )
     out_dir = Path(out_dir)
     _check_output_folder(out_dir)
     task, names, maxlen, graph, serve, models = _serving(predictor)
@@ -84,10 +99,22 @@ def export_predictor(predictor, out_dir) -> Path:
     archive.add_endpoint("serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
 
     def metadata():
-        return {"task": tf.constant(task), "maxlen": tf.constant(maxlen, tf.int32), "names": tf.constant(names)}
+        return {
+            "task": tf.constant(task),
+            "names": tf.constant(names),
+            "maxlen": tf.constant(maxlen, tf.int32),
+            "long_texts": tf.constant(LONG_TEXTS),
+        }
 
     archive.add_endpoint("metadata", metadata, input_signature=[])
-    replace_directory(lambda folder: archive.write_out(str(folder), verbose=False), out_dir)
+    # TensorFlow logs "Assets written to: <the temporary folder>" at INFO: not news, and a wrong name.
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    tf_logger.setLevel(max(level, logging.WARNING))
+    try:
+        replace_directory(lambda folder: archive.write_out(str(folder), verbose=False), out_dir)
+    finally:
+        tf_logger.setLevel(level)
     return out_dir
 
 

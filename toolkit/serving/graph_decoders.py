@@ -106,7 +106,9 @@ def _per_text(count, rows, **values):
 
 
 def _counts(rows, count):
-    return tf.math.bincount(tf.cast(rows, tf.int32), minlength=count, maxlength=count, dtype=tf.int32)
+    """int32 `[count]`: how many of the flat entries (in text order) each text has."""
+    ragged = tf.RaggedTensor.from_value_rowids(rows, rows, nrows=tf.cast(count, rows.dtype))
+    return tf.cast(ragged.row_lengths(), tf.int32)
 
 
 def classification_outputs(logits, *, threshold=0.0, min_labels=0, max_labels=None):

@@ -372,7 +372,9 @@ class GraphTokenizer:
         )
         tokens = tf.concat([cls, pieces, sep], axis=1)
         token_lengths = tf.cast(tokens.row_lengths(), tf.int32)
-        dense = tf.cast(tokens.to_tensor(0), tf.int32)
+        # [CLS] and [SEP] wide at least, with no text at all too (no op then sees an empty axis).
+        width = tf.maximum(tf.reduce_max(tokens.row_lengths()), 2)
+        dense = tf.cast(tokens.to_tensor(0, shape=tf.stack([count, width, 4])), tf.int32)
         padding = tf.sequence_mask(token_lengths, tf.shape(dense)[1])
         return {
             "token_ids": tf.where(padding, dense[:, :, 0], tables.pad_id),
