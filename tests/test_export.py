@@ -140,6 +140,29 @@ def test_the_decision_rule_is_the_predictors(rng):
         assert (labels == predictor.predict_from_logits(logits).astype(bool)).all(), rule
 
 
+def test_the_caps_keep_the_highest_scores_and_break_ties_as_the_numpy_decoders_do(rng):
+    """`_highest_per_group` against the NumPy decoders' own expressions: ties to the earlier candidate
+    (`np.argsort(-scores, kind="stable")`, objects and GPLinker), or to the later one
+    (`np.argsort(scores, kind="stable")[::-1]`, subjects)."""
+    from toolkit.serving.graph_decoders import _first_of_each, _highest_per_group
+
+    groups = np.sort(rng.integers(0, 5, size=300))
+    scores = rng.integers(0, 4, size=300).astype("float32")  # many ties
+    for later_first in (False, True):
+        kept = _highest_per_group(tf.constant(groups), tf.constant(scores), 7, later_first=later_first).numpy()
+        for group in range(5):
+            members = np.flatnonzero(groups == group)
+            if later_first:
+                ranked = np.argsort(scores[members], kind="stable")[::-1]
+            else:
+                ranked = np.argsort(-scores[members], kind="stable")
+            assert sorted(np.flatnonzero(kept[members])) == sorted(ranked[:7]), (group, later_first)
+    keys = [rng.integers(0, 3, size=50) for _ in range(3)]
+    first = _first_of_each([tf.constant(key) for key in keys]).numpy()
+    seen = [tuple(key[i] for key in keys) for i in range(50)]
+    assert first.tolist() == [row not in seen[:i] for i, row in enumerate(seen)]
+
+
 # --- Four tiny runs exported, served by plain TensorFlow ------------------------------------------
 
 SERVE = r"""
@@ -308,6 +331,10 @@ def test_relation_triples_are_the_predictors(runs, served, method, long):
     names = ("subject", "predicate", "object", "subject_start", "subject_end", "object_start", "object_end")
     assert _cut(outputs[key], *names, count="triple_count") == expected
     assert sum(map(len, expected)) > 10
+    records = [
+        [(record["subject_type"], record["object_type"]) for record in found] for found in predictor.extract(texts[key])
+    ]
+    assert _cut(outputs[key], "subject_type", "object_type", count="triple_count") == records
 
 
 def test_cli_exports_a_run_and_refuses_a_missing_run_or_a_used_folder(runs, tmp_path):

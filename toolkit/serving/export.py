@@ -14,7 +14,7 @@ each text (Python `str` indices):
 |---|---|
 | classification | `logits` float32 `[n, labels]`; `labels` bool `[n, labels]` (logit > 0, then the run's `predict.min_labels` / `max_labels`) |
 | entities | `entity_start`, `entity_end` int32 `[n, most]`, `entity_type`, `entity_text` string `[n, most]`, `entity_count` int32 `[n]`; sorted by (start, end, type) |
-| relations (both methods) | `subject_start`, `subject_end`, `object_start`, `object_end` int32, `subject`, `predicate`, `object` string `[n, most]`, `triple_count` int32 `[n]`; in `RelationPredictor.span_triples`' order |
+| relations (both methods) | `subject_start`, `subject_end`, `object_start`, `object_end` int32, `subject`, `predicate`, `object`, `subject_type`, `object_type` string `[n, most]` (the types as the schema gives them, else ""), `triple_count` int32 `[n]`; in `RelationPredictor.span_triples`' order |
 
 `metadata` (no inputs) returns `task`, `names` (the label names in the order of `logits`' columns,
 the entity types or the predicates), `maxlen` and `long_texts` (the sentence below).
@@ -22,7 +22,8 @@ the entity types or the predicates), `maxlen` and `long_texts` (the sentence bel
 A text is read to `maxlen` tokens (`[CLS]` and `[SEP]` included): a text that fits gives what the
 predictor gives; of a longer one the model reads its first `maxlen` tokens, as the predictor does with
 `model.long_texts: truncate` (the predictor otherwise reads it in windows, `toolkit.windows`, which the
-export does not).
+export does not). A DuIE 2.0 run's triples come out slot by slot (its predicates are the slots;
+`RelationPredictor.extract` puts an object's slots back together, the export does not).
 
 ```python
 from toolkit.serving.export import export_run
@@ -194,6 +195,7 @@ def _relations(predictor):
     graph = GraphTokenizer(predictor.tokenizer, predictor.maxlen)
     extractor = predictor.extractor
     predicates = list(extractor.predicates)
+    signatures = dict(predictor.schema.signatures)
 
     if predictor.method == "gplinker":
 
@@ -201,7 +203,7 @@ def _relations(predictor):
             encoded = graph(texts)
             outputs = extractor(_encoder_inputs(encoded), training=False)
             outputs = {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
-            return gplinker_outputs(texts, outputs, encoded, predicates)
+            return gplinker_outputs(texts, outputs, encoded, predicates, signatures)
 
     else:
 
@@ -220,6 +222,6 @@ def _relations(predictor):
                 return tf.cast(extractor.object_model(inputs, training=False), tf.float32)
 
             subject_logits = tf.cast(outputs["subject_logits"], tf.float32)
-            return semi_pointer_outputs(texts, subject_logits, object_logits, encoded, predicates)
+            return semi_pointer_outputs(texts, subject_logits, object_logits, encoded, predicates, signatures)
 
     return "relation_extraction", predicates, predictor.maxlen, graph, serve, [extractor]

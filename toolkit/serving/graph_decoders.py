@@ -159,8 +159,9 @@ def entity_outputs(texts, scores, encoded, types):
     return outputs
 
 
-def _triple_outputs(texts, encoded, count, rows, subject_spans, predicates, object_spans, predicate_names):
-    """The distinct triples (first occurrences, flat order) as padded per-text outputs."""
+def _triple_outputs(texts, encoded, count, rows, subject_spans, predicates, object_spans, names, signatures):
+    """The distinct triples (first occurrences, flat order) as padded per-text outputs; `names` are the
+    predicates', `signatures` their `(subject type, object type)` where known."""
     subject_start, subject_end = _char_spans(encoded, rows, *subject_spans)
     object_start, object_end = _char_spans(encoded, rows, *object_spans)
     keep = _first_of_each([rows, subject_start, subject_end, predicates, object_start, object_end])
@@ -173,16 +174,19 @@ def _triple_outputs(texts, encoded, count, rows, subject_spans, predicates, obje
     }
     values = {name: tf.boolean_mask(value, keep) for name, value in values.items()}
     rows = tf.boolean_mask(rows, keep)
+    typed = [(signatures or {}).get(name, ("", "")) for name in names]
     outputs = _per_text(
         count,
         rows,
         subject=_substrings(texts, rows, values["subject_start"], values["subject_end"]),
         subject_start=values["subject_start"],
         subject_end=values["subject_end"],
-        predicate=tf.gather(tf.constant(list(predicate_names)), values["predicate_index"]),
+        predicate=tf.gather(tf.constant(list(names)), values["predicate_index"]),
         object=_substrings(texts, rows, values["object_start"], values["object_end"]),
         object_start=values["object_start"],
         object_end=values["object_end"],
+        subject_type=tf.gather(tf.constant([types[0] for types in typed]), values["predicate_index"]),
+        object_type=tf.gather(tf.constant([types[1] for types in typed]), values["predicate_index"]),
     )
     outputs["triple_count"] = _counts(rows, count)
     return outputs
@@ -197,7 +201,7 @@ def _pointer_spans(starts_logits, ends_logits, valid, real):
     return opens, closing
 
 
-def semi_pointer_outputs(texts, subject_logits, object_logits_of, encoded, predicates):
+def semi_pointer_outputs(texts, subject_logits, object_logits_of, encoded, predicates, signatures=None):
     """`RelationPredictor.span_triples` of a `RelationExtractor` for texts of at most `maxlen` tokens.
 
     Args:
@@ -207,9 +211,11 @@ def semi_pointer_outputs(texts, subject_logits, object_logits_of, encoded, predi
             the sequence outputs of texts `rows` with the subject `spans` (int32 `[subjects, 2]`).
         encoded: the in-graph tokenizer's encoding.
         predicates: the predicate names.
+        signatures: predicate -> `(subject type, object type)`, where the schema gives them.
 
     Returns `subject`, `subject_start`, `subject_end`, `predicate`, `object`, `object_start`,
-    `object_end` (`[n, most]`) and `triple_count` (`[n]`).
+    `object_end`, `subject_type`, `object_type` (`[n, most]`; the types "" where unknown) and
+    `triple_count` (`[n]`).
     """
     count = tf.shape(subject_logits)[0]
     length = tf.shape(subject_logits)[2]
@@ -250,10 +256,11 @@ def semi_pointer_outputs(texts, subject_logits, object_logits_of, encoded, predi
         predicate,
         (object_start, object_end),
         predicates,
+        signatures,
     )
 
 
-def gplinker_outputs(texts, outputs, encoded, predicates):
+def gplinker_outputs(texts, outputs, encoded, predicates, signatures=None):
     """`RelationPredictor.span_triples` of a `GPLinkerExtractor` for texts of at most `maxlen` tokens,
     from its `entities`, `head_links` and `tail_links` (`[n, heads, length * length]`); the outputs
     are `semi_pointer_outputs`'s."""
@@ -304,4 +311,5 @@ def gplinker_outputs(texts, outputs, encoded, predicates):
         tf.cast(found[:, 3], tf.int32),
         (tf.gather_nd(object_starts, object_), tf.gather_nd(object_ends, object_)),
         predicates,
+        signatures,
     )

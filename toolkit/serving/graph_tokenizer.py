@@ -32,9 +32,12 @@ texts holds one.
 
 Why not tensorflow-text: its `BertTokenizer` lower-cases by Unicode case folding with NFKC (a
 full-width letter or bracket becomes ASCII, `ß` becomes `ss`: other ids than the model was trained
-on), its basic tokenizer's offsets point into the normalised text, and its ops are not core
-TensorFlow, so every runtime that loads the model needs `tensorflow_text` imported (measured in
-`tests/test_export.py`). The ops here are all core TensorFlow: the model loads wherever TensorFlow does.
+on), special tokens written in a text are not matched, its basic tokenizer's offsets point into the
+normalised text and the fast one's are UTF-8 bytes, and its ops are not core TensorFlow: every runtime
+that loads the model must import `tensorflow_text` first. Measured with tensorflow-text 2.21.1 and
+Google's Chinese BERT vocabulary: `（全角）ＡＢＣ` gives ids 113 1059 6235 114 8425 where the toolkit
+gives 8020 1059 6235 8021 8051 12641 10675. The ops here are core TensorFlow: the model loads
+wherever TensorFlow does.
 
 ```python
 graph = GraphTokenizer(WordPieceTokenizer.from_directory("runs/x/best/tokenizer"), maxlen=128)
@@ -280,38 +283,13 @@ class GraphTokenizer:
     def __call__(self, texts):
         import tensorflow as tf
 
-        tables = self.tables
         texts = tf.convert_to_tensor(texts, tf.string)
-        count = tf.shape(texts, out_type=tf.int64)[0]
-        characters = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")
-        points = characters.flat_values
-        rows = characters.value_rowids()
-        row_starts = characters.row_starts()
-        total = tf.shape(points, out_type=tf.int64)[0]
+        characters = tf.strings.unicode_decode(texts, "UTF-8", errors="replace")  # [n, characters]
+        points, rows = characters.flat_values, characters.value_rowids()
         codes = self._codes(points)
-
         special_first, special_inside, special_ids = self._special_matches(points, rows)
         kind = tf.where(special_inside, KEEP, tf.bitwise.bitwise_and(codes, 3))
-
-        # Normalise every character on its own: its characters come from `pool`, the replacements
-        # followed by the text's own characters.
-        replaced = kind == REPLACE
-        # The replaced code points and where their characters are, with one more entry past the last
-        # code point: every search lands on an entry.
-        keys = tf.constant(np.append(tables.replaced, LAST_CODE_POINT + 1), tf.int32)
-        replaced_at = tf.searchsorted(keys, points, "left")
-        own = tf.cast(tf.size(tables.replacements), tf.int64) + tf.range(total)
-        starts = tf.constant(np.append(tables.replacement_starts, 0), tf.int64)
-        sizes = tf.constant(np.append(tables.replacement_lengths, 0), tf.int64)
-        sources = tf.where(replaced, tf.gather(starts, replaced_at), own)
-        lengths = tf.where(
-            replaced,
-            tf.gather(sizes, replaced_at),
-            tf.where(kind == DROP, tf.constant(0, tf.int64), tf.constant(1, tf.int64)),
-        )
-        pool = tf.concat([tf.constant(tables.replacements, tf.int32), points], axis=0)
-        normalised = tf.gather(pool, tf.ragged.range(sources, sources + lengths).flat_values)
-        origin = tf.repeat(tf.range(total), lengths)  # the text character each normalised one comes from
+        normalised, origin = self._normalise(points, kind)
 
         classes = tf.bitwise.right_shift(self._codes(normalised), CLASS_SHIFT) & 3
         classes = tf.where(tf.gather(kind, origin) == ISOLATE, PUNCTUATION, classes)
@@ -320,47 +298,78 @@ class GraphTokenizer:
             tf.where(tf.gather(special_first, origin), SPECIAL_FIRST, SPECIAL_REST),
             classes,
         )
+        words, origin = self._words(normalised, origin, classes, rows)
+        word_first = words.row_starts()  # where each word's characters start in `origin`
+        word_chars = tf.cast(words.row_lengths(), tf.int32)
+        first_origin = tf.gather(origin, word_first)
+        pieces = self._wordpiece(
+            tf.strings.unicode_encode(words, "UTF-8"), word_chars, tf.gather(special_ids, first_origin)
+        )
+        piece_words, piece_ids, piece_at, piece_chars = pieces
 
-        # Words: runs of word characters; punctuation, set-apart characters and special tokens alone.
+        # A piece's characters in the text: those its first and last normalised characters come from.
+        first = tf.gather(word_first, piece_words) + tf.cast(piece_at, tf.int64)
+        starts = tf.gather(origin, first)
+        ends = tf.gather(origin, first + tf.cast(piece_chars, tf.int64) - 1) + 1
+        span_ends = self._past_dropped_marks(ends, codes, special_inside, characters.row_limits())
+        piece_rows = tf.gather(rows, tf.gather(first_origin, piece_words))
+        return self._tokens(piece_rows, piece_ids, starts, ends, span_ends, characters.row_starts())
+
+    def _normalise(self, points, kind):
+        """Each character normalised on its own: `(normalised code points, the index in points of the
+        character each comes from)`. Their characters come from one pool: the replacements, then the
+        text's own characters."""
+        import tensorflow as tf
+
+        tables = self.tables
+        total = tf.shape(points, out_type=tf.int64)[0]
+        replaced = kind == REPLACE
+        # One more entry past the last code point: every search lands on an entry.
+        keys = tf.constant(np.append(tables.replaced, LAST_CODE_POINT + 1), tf.int32)
+        replaced_at = tf.searchsorted(keys, points, "left")
+        replacement_starts = tf.constant(np.append(tables.replacement_starts, 0), tf.int64)
+        replacement_lengths = tf.constant(np.append(tables.replacement_lengths, 0), tf.int64)
+        own = tf.cast(tf.size(tables.replacements), tf.int64) + tf.range(total)
+        sources = tf.where(replaced, tf.gather(replacement_starts, replaced_at), own)
+        lengths = tf.where(
+            replaced,
+            tf.gather(replacement_lengths, replaced_at),
+            tf.where(kind == DROP, tf.constant(0, tf.int64), tf.constant(1, tf.int64)),
+        )
+        pool = tf.concat([tf.constant(tables.replacements, tf.int32), points], axis=0)
+        normalised = tf.gather(pool, tf.ragged.range(sources, sources + lengths).flat_values)
+        return normalised, tf.repeat(tf.range(total), lengths)
+
+    def _words(self, normalised, origin, classes, rows):
+        """The words (a ragged `[words, characters]` of code points) and, for each of their characters,
+        the text character it comes from: runs of word characters; punctuation, set-apart characters
+        and special tokens alone; whitespace between."""
+        import tensorflow as tf
+
         normalised_rows = tf.gather(rows, origin)
-        kept = classes != SPACE
         continues = (
             (classes == WORD)
             & (_shift_right(classes, 1, SPACE) == WORD)
             & (_shift_right(normalised_rows, 1, tf.constant(-1, tf.int64)) == normalised_rows)
         ) | (classes == SPECIAL_REST)
+        kept = classes != SPACE
         kept_at = tf.where(kept)[:, 0]
-        kept_points = tf.gather(normalised, kept_at)
-        kept_origin = tf.gather(origin, kept_at)
-        begins = tf.gather(kept & ~continues, kept_at)
-        word_of = tf.cumsum(tf.cast(begins, tf.int64)) - 1
-        word_count = tf.reduce_sum(tf.cast(begins, tf.int64))
-        words = tf.RaggedTensor.from_value_rowids(kept_points, word_of, nrows=word_count)
-        word_first = words.row_starts()
-        word_chars = tf.cast(words.row_lengths(), tf.int32)
-        word_rows = tf.gather(rows, tf.gather(kept_origin, word_first))
-        word_special = tf.gather(special_ids, tf.gather(kept_origin, word_first))  # -1 but at a special's start
-
-        piece_word, piece_ids, piece_at, piece_chars = self._wordpiece(
-            tf.strings.unicode_encode(words, "UTF-8"), word_chars, word_special
+        begins = tf.cast(tf.gather(kept & ~continues, kept_at), tf.int64)
+        words = tf.RaggedTensor.from_value_rowids(
+            tf.gather(normalised, kept_at), tf.cumsum(begins) - 1, nrows=tf.reduce_sum(begins)
         )
+        return words, tf.gather(origin, kept_at)
 
-        # Offsets: the text characters of each piece's first and last normalised characters.
-        first = tf.gather(word_first, piece_word) + tf.cast(piece_at, tf.int64)
-        last = first + tf.cast(piece_chars, tf.int64) - 1
-        piece_rows = tf.gather(word_rows, piece_word)
-        row_start = tf.gather(row_starts, piece_rows)
-        starts = tf.gather(kept_origin, first)
-        ends = tf.gather(kept_origin, last) + 1
-        span_ends = self._past_dropped_marks(ends, codes, special_inside, characters.row_limits())
+    def _tokens(self, piece_rows, piece_ids, starts, ends, span_ends, row_starts):
+        """The pieces (flat, text by text; positions in the flat characters) as padded token arrays:
+        each text's first `maxlen - 2` between `[CLS]` and `[SEP]`."""
+        import tensorflow as tf
+
+        tables = self.tables
+        count = tf.shape(row_starts, out_type=tf.int64)[0]
+        text_start = tf.gather(row_starts, piece_rows)
         values = tf.stack(
-            [
-                tf.cast(piece_ids, tf.int64),
-                starts - row_start,
-                ends - row_start,
-                span_ends - row_start,
-            ],
-            axis=1,
+            [tf.cast(piece_ids, tf.int64), starts - text_start, ends - text_start, span_ends - text_start], axis=1
         )
         pieces = tf.RaggedTensor.from_value_rowids(values, piece_rows, nrows=count)[:, : self.maxlen - 2]
         ones = tf.ones([count], tf.int64)
@@ -371,16 +380,16 @@ class GraphTokenizer:
             tf.tile(tf.constant([[tables.sep_id, 0, 0, 0]], tf.int64), [count, 1]), ones
         )
         tokens = tf.concat([cls, pieces, sep], axis=1)
-        token_lengths = tf.cast(tokens.row_lengths(), tf.int32)
+        lengths = tf.cast(tokens.row_lengths(), tf.int32)
         # [CLS] and [SEP] wide at least, with no text at all too (no op then sees an empty axis).
         width = tf.maximum(tf.reduce_max(tokens.row_lengths()), 2)
         dense = tf.cast(tokens.to_tensor(0, shape=tf.stack([count, width, 4])), tf.int32)
-        padding = tf.sequence_mask(token_lengths, tf.shape(dense)[1])
+        padding = tf.sequence_mask(lengths, tf.shape(dense)[1])
         return {
             "token_ids": tf.where(padding, dense[:, :, 0], tables.pad_id),
             "offsets": dense[:, :, 1:3],
             "span_ends": dense[:, :, 3],
-            "lengths": token_lengths,
+            "lengths": lengths,
         }
 
     def _codes(self, points):
