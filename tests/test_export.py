@@ -343,6 +343,7 @@ def test_cli_exports_a_run_and_refuses_a_missing_run_or_a_used_folder(runs, tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == str(tmp_path / "exported") and (tmp_path / "exported" / "saved_model.pb").is_file()
     assert "Assets written to" not in done.stderr and "exported" in done.stderr
+    assert "by sentences (model.long_texts); the export reads its first maxlen tokens" in done.stderr
     again = run_cli("export", str(run), str(tmp_path / "exported"))  # an earlier export is replaced
     assert again.returncode == 0, again.stderr[-3000:]
 
@@ -357,4 +358,6 @@ def test_cli_exports_a_run_and_refuses_a_missing_run_or_a_used_folder(runs, tmp_
     used = run_cli("export", str(run), str(tmp_path / "used"))
     assert used.returncode == 2 and "holds files and no earlier export" in used.stderr.strip().splitlines()[-1]
     assert (tmp_path / "used" / "notes.txt").read_text(encoding="utf-8") == "mine"
+    on_jax = run_cli("export", str(run), str(tmp_path / "out"), backend="jax")
+    assert on_jax.returncode == 2 and "needs the TensorFlow backend" in on_jax.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()

@@ -61,19 +61,36 @@ def _check_output_folder(out_dir: Path, run_dir: Path | None = None) -> None:
         )
 
 
+def _check_backend() -> None:
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ExportError(
+            f"export writes a TensorFlow SavedModel and needs the TensorFlow backend; Keras runs on "
+            f"{keras.backend.backend()} (set KERAS_BACKEND=tensorflow)"
+        )
+
+
 def export_run(run_dir, out_dir, *, log=print) -> Path:
     """Export the best model of the run in `run_dir` into `out_dir` (see the module docstring)."""
     from toolkit.pipeline import Pipeline
 
+    _check_backend()
     out_dir = Path(out_dir)
     _check_output_folder(out_dir, run_dir)
     pipeline = Pipeline.from_run(run_dir, log=log)
     predictor = pipeline.load_predictor()
     export_predictor(predictor, out_dir)
+    model = pipeline.config.model
     log(
         f"exported {pipeline.run_folder.best} ({pipeline.config.task}) to {out_dir}: serving_default takes "
-        f"texts, [n] strings, and reads each to {pipeline.config.model.maxlen} tokens"
+        f"texts, [n] strings, and reads each to {model.maxlen} tokens"
     )
+    if model.long_texts != "truncate":
+        log(
+            f"the run's predictor reads a text longer than {model.maxlen} tokens by {model.long_texts} "
+            "(model.long_texts); the export reads its first maxlen tokens: send such texts in pieces"
+        )
     return out_dir
 
 
@@ -85,11 +102,7 @@ def export_predictor(predictor, out_dir) -> Path:
 
     from toolkit.atomic import replace_directory
 
-    if keras.backend.backend() != "tensorflow":
-        raise ExportError(
-            f"export writes a TensorFlow SavedModel and needs the TensorFlow backend; Keras runs on "
-            f"{keras.backend.backend()} (set KERAS_BACKEND=tensorflow)"
-        )
+    _check_backend()
     out_dir = Path(out_dir)
     _check_output_folder(out_dir)
     task, names, maxlen, graph, serve, models = _serving(predictor)
