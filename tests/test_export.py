@@ -163,6 +163,56 @@ def test_the_caps_keep_the_highest_scores_and_break_ties_as_the_numpy_decoders_d
     assert first.tolist() == [row not in seen[:i] for i, row in enumerate(seen)]
 
 
+def _stub_scores(token_ids, types):
+    """`[batch, types, length * length]` span scores of a stand-in recognizer, from the token ids and
+    positions only (so the padding changes none), about half of them above 0."""
+    ids = np.asarray(token_ids, dtype="float32")
+    length = ids.shape[1]
+    heads = np.arange(types, dtype="float32")[None, :, None, None]
+    ends = np.arange(length, dtype="float32")[None, None, None, :]
+    values = ids[:, None, :, None] * 7 + ids[:, None, None, :] * 13 + heads * 5 + ends
+    return (np.mod(values, 11) - 5.5).reshape(len(ids), types, length * length)
+
+
+def test_in_graph_entities_are_decode_entities_on_any_text(own_vocabulary):
+    """The same scores decoded both ways, on every kind of text (accents the normaliser drops, CJK,
+    emoji, special tokens) and types not in name order: the same sorted character spans."""
+    from toolkit.entities.pipeline import decode_entities
+    from toolkit.serving.graph_decoders import entity_outputs
+
+    tokenizer, tables = prepared(own_vocabulary, True)
+    types = ["PER", "LOC", "ORG"]
+
+    class Recognizer:
+        pad_id = tokenizer.pad_id
+
+        def __init__(self):
+            self.types = types
+
+        def predict_on_batch(self, inputs):
+            return _stub_scores(inputs["token_ids"], len(types))
+
+    expected = decode_entities(Recognizer(), tokenizer, TEXTS, maxlen=64)
+    encoded = GraphTokenizer(tables, 64)(tf.constant(TEXTS))
+    texts = tf.constant(TEXTS)
+    scores = tf.constant(_stub_scores(encoded["token_ids"].numpy(), len(types)))
+    outputs = entity_outputs(texts, scores, encoded, types)
+    outputs = {name: value.numpy() for name, value in outputs.items()}
+    found = [
+        [
+            (int(start), int(end), kind.decode())
+            for start, end, kind in zip(*(outputs[name][row] for name in ("entity_start", "entity_end", "entity_type")))
+        ][: outputs["entity_count"][row]]
+        for row in range(len(TEXTS))
+    ]
+    assert found == expected
+    assert sum(map(len, expected)) > 100 and any(
+        end > start + 1 and "\u0301" in text[start:end]
+        for text, spans in zip(TEXTS, expected)
+        for start, end, _ in spans
+    )
+
+
 # --- Four tiny runs exported, served by plain TensorFlow ------------------------------------------
 
 SERVE = r"""
