@@ -1,4 +1,4 @@
-"""Command line: `python -m toolkit train|evaluate|predict|serve|demo|get-encoder|convert ...` (also installed as `zlpr`).
+"""Command line: `python -m toolkit train|evaluate|predict|serve|export|demo|get-encoder|convert ...` (also `zlpr`).
 
     python -m toolkit demo classification              # built-in demo, no downloads
     python -m toolkit train configs/reuters.yaml --set training.epochs=2
@@ -6,11 +6,13 @@
     python -m toolkit evaluate runs/reuters
     python -m toolkit predict runs/reuters texts.jsonl predictions.jsonl
     python -m toolkit serve runs/reuters --port 8000   # POST /predict {"texts": [...]}
+    python -m toolkit export runs/reuters exported/reuters   # a SavedModel that reads raw texts
     python -m toolkit get-encoder all-MiniLM-L6-v2      # the configs' encoder, once
     python -m toolkit convert reuters-sgml reuters21578/ data/mlc/reuters_r90
 
 `demo`, `train`, `evaluate`, `predict` and `serve` (`toolkit.serving`) run a
 task's pipeline (`toolkit.tasks`, `toolkit.pipeline`);
+`export` writes a run's best model as a SavedModel (`toolkit.serving.export`);
 `get-encoder` (`toolkit.encoders.fetch`) and `convert` (`toolkit.data.reuters`)
 prepare what the shipped configs read, and print the folder they wrote.
 Bad input (a config key, a data line, an encoder file, a run folder, a failed
@@ -158,6 +160,17 @@ def _parser():
             help=f"{what} (default {default})",
         )
 
+    export = commands.add_parser(
+        "export",
+        parents=[verbose],
+        help="write a run's best model as a TensorFlow SavedModel that reads raw texts (the tokenizer and the "
+        "decision rule in the graph), for TF Serving or any TensorFlow runtime; prints the folder",
+    )
+    export.add_argument("run_dir", help="a run folder written by train (its best/ model is exported)")
+    export.add_argument(
+        "output", metavar="OUT_DIR", help="the SavedModel folder: new, empty, or an earlier export (replaced)"
+    )
+
     from toolkit.sources import CONVERTERS, ENCODER_SOURCES, PUBLIC_ENCODERS
 
     encoders = "; ".join(
@@ -270,6 +283,7 @@ def main(argv=None):
     from toolkit.pipeline import Pipeline
     from toolkit.runs import RunFolderError, TrainingError
     from toolkit.saved import SavedModelError
+    from toolkit.serving.export import ExportError
 
     try:
         if args.command == "train":
@@ -289,11 +303,16 @@ def main(argv=None):
             pipeline.predict_file(args.input, args.output, settings=settings, long_texts=args.long_texts)
         elif args.command == "serve":
             return _serve(args, log)
+        elif args.command == "export":
+            from toolkit.serving.export import export_run
+
+            print(export_run(args.run_dir, args.output, log=log).absolute())
     except (
         ClusterError,
         ConfigError,
         DataError,
         EncoderLoadError,
+        ExportError,
         RunFolderError,
         SavedModelError,
         TrainingError,

@@ -15,6 +15,8 @@ rule or the one a request gives. One module a concern:
 - `metrics.py`: counters, gauges and histograms in Prometheus' text format;
 - `server.py`: the aiohttp application (routes, token, errors, graceful SIGTERM) and `serve`.
 
+Export (`python -m toolkit export RUN_DIR OUT_DIR`, a SavedModel that reads raw texts): `export.py`,
+`graph_tokenizer.py`, `graph_decoders.py`.
 It builds on `toolkit.models.TaskModel` (a task model's saving and loading)
 and `toolkit.saved` (a saved folder read back, with `SavedModelError`).
 Only `server.py` imports aiohttp (the `serve` extra: `pip install "zlpr-toolkit[serve]"`); the
