@@ -451,10 +451,15 @@ def test_the_token_cache_and_the_batches_hold_the_preprocessors_ids(tmp_path, to
         for name in reference:
             np.testing.assert_array_equal(got[name], reference[name])
             assert got[name].shape == reference[name].shape
+    # Prediction's batches have a few fixed shapes: rows and tokens padded to `toolkit.batching`'s sizes.
+    from toolkit.batching import decode_rows, padded_length
+
     for indices, inputs in preprocessor.batches(texts, 5):
-        np.testing.assert_array_equal(
-            inputs["token_ids"], preprocessor.pad([expected[i] for i in indices])["token_ids"]
-        )
+        reference = preprocessor.pad([expected[i] for i in indices])["token_ids"]
+        got, width = inputs["token_ids"], reference.shape[1]
+        assert got.shape == (decode_rows(len(texts), 5), padded_length(width, preprocessor.maxlen))
+        np.testing.assert_array_equal(got[: len(indices), :width], reference)
+        assert (got[: len(indices), width:] == preprocessor.tokenizer.pad_id).all()
     # A cache written before the arrays (int64 lengths) and before text lengths were kept still reads.
     flat = np.concatenate([np.asarray(ids, dtype="int32") for ids in expected])
     np.savez(cache_file, flat=flat, lengths=np.array([len(ids) for ids in expected]))

@@ -133,7 +133,7 @@ class MultilabelPredictor:
             logits = np.full((len(x), len(self.label_names)), 0.0 if mean else -np.inf, dtype=np.float32)
             counts = np.zeros(len(x), dtype=np.float32)
             for indices, inputs in self.preprocessor.batches(x, self.batch_size):
-                rows = np.asarray(predict_batch(self.model, inputs), dtype=np.float32)
+                rows = np.asarray(predict_batch(self.model, inputs), dtype=np.float32)[: len(indices)]
                 if mean:
                     np.add.at(logits, indices, rows)
                     np.add.at(counts, indices, 1.0)

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from toolkit.batching import length_grouped_batches
+from toolkit.batching import decode_rows, length_grouped_batches, padded_length
 from toolkit.encoders.tokenizer import WordPieceTokenizer
 from toolkit.windows import ReadCounts, plan_windows, window_unit
 
@@ -95,15 +95,23 @@ class TextPreprocessor:
         plan = plan_windows(self.tokenizer, texts, self.maxlen, self.window_stride, unit=window_unit(self.long_texts))
         self.read_counts.add(plan)
         if self.long_texts == "truncate":
-            encoded = self.encode_arrays(texts)
-            for indices in length_grouped_batches(encoded.lengths, batch_size, shuffle=False):
-                yield indices, self.inputs(encoded, indices)
+            yield from self._fixed_batches(self.encode_arrays(texts), np.arange(len(texts)), batch_size)
             return
         for group in plan.groups():
             owners = np.fromiter((window.index for window in group), dtype="int64", count=len(group))
             encoded = self.encode_arrays([texts[window.index][window.start : window.end] for window in group])
-            for rows in length_grouped_batches(encoded.lengths, batch_size, shuffle=False):
-                yield owners[rows], self.inputs(encoded, rows)
+            yield from self._fixed_batches(encoded, owners, batch_size)
+
+    def _fixed_batches(self, encoded, owners, batch_size):
+        """`(owners, inputs)` of length-grouped batches padded to a few fixed shapes
+        (`toolkit.batching.decode_rows` rows, `padded_length` tokens): the rows past a batch repeat
+        its rows (the caller reads the first `len(owners)` outputs). Fewer shapes: the backend's
+        per-shape caches stay small (a server's memory stays flat) and a text's logits do not depend
+        on the batch it came in."""
+        count = decode_rows(len(encoded), batch_size)
+        for rows in length_grouped_batches(encoded.lengths, batch_size, shuffle=False):
+            length = padded_length(int(encoded.lengths[rows].max()), self.maxlen)
+            yield owners[rows], encoded.model_inputs(np.resize(rows, count), sequence_length=length)
 
     def _check_ready(self):
         if self.tokenizer is None:
