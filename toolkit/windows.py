@@ -549,7 +549,7 @@ class WindowedSplit:
     per_window: list
     moved: list
 
-    def examples(self, texts=None) -> tuple:
+    def examples(self) -> tuple:
         """`(pieces, per_window, moved)`: each window's text, its annotations, and their spans on its characters."""
         return self.pieces, self.per_window, self.moved
 
