@@ -15,11 +15,12 @@ cores). Every run is a process of its own, one at a time, so that memory and thr
   from its first step's start to its last step's end, input included (the toolkit's
   `epoch_train_seconds` in metrics.json; on transformers' side a TrainerCallback), with dev scoring,
   checkpoints and start-up outside. Section in docs/benchmarks.md.
-- `budget`: dev micro- and macro-F1 at the same wall-clock budget (`--minutes`): the toolkit's config at
-  threshold 0 (`training.max_minutes`), transformers at 0.5, at a threshold tuned on dev for the config's
-  measure and cross-tuned (docs/results.md's rules). Both stop at the first epoch end past the budget,
-  checked after that epoch's dev evaluation; both clocks start when training starts. Section in
-  docs/results.md.
+- `budget`: dev micro- and macro-F1 at the same wall-clock budget: the toolkit's config at threshold 0
+  with `training.max_minutes` (`--minutes`; it stops at the first epoch end past them, after that epoch's
+  dev scoring), then transformers for as many minutes as the toolkit's clock stood at, stopping at the first
+  training step past them (its epochs can be much longer than the toolkit's), scored at 0.5, at a threshold
+  tuned on dev for the config's measure and cross-tuned (docs/results.md's rules). Both clocks start when
+  training starts. Section in docs/results.md.
 - `inference`: texts per second of the toolkit's batched `MultilabelPredictor.predict` (on each Keras
   backend of `--backends`) against `pipeline("text-classification", top_k=None)` at each
   `--hf-batch-sizes`, on the first `--texts` dev
@@ -86,7 +87,10 @@ def parse_args(argv=None):
     speed.add_argument("--timed-epochs", type=int, default=1, help="timed epochs a run")
     budget = commands.add_parser("budget", help=f"dev F1 at the same minutes; section in {RESULTS_DOC.name}")
     common(budget)
-    budget.add_argument("--minutes", type=float, default=20.0, help="each run's wall-clock training budget")
+    budget.add_argument(
+        "--minutes", type=float, default=20.0,
+        help="the toolkit's training.max_minutes; transformers then gets the minutes the toolkit's clock stood at",
+    )  # fmt: skip
     inference = commands.add_parser("inference", help=f"prediction texts/s; section in {BENCHMARKS_DOC.name}")
     common(inference, what="the splits read (the texts timed are dev's)")
     inference.add_argument("--texts", type=int, default=512, help="the first N dev texts, timed")
@@ -371,19 +375,18 @@ def version_text(versions: dict) -> str:
 
 
 def budget(args) -> dict:
+    """Each config: the toolkit with `training.max_minutes`, then transformers for as many minutes as the
+    toolkit's clock stood at when it stopped, stopping at the first training step past them."""
     results = {}
     with tempfile.TemporaryDirectory(prefix="hf_budget_") as scratch:
-        for index, config in enumerate(args.configs):
+        for config in args.configs:
             folder = Path(scratch) / config.stem
-            runs = {}
-            order = ("toolkit", HF) if index % 2 == 0 else (HF, "toolkit")  # neither side always first
-            for side in order:
-                if side == HF:
-                    runs[HF] = hf_run(config, sample(args), folder / "hf", "--minutes", f"{args.minutes:g}")
-                else:
-                    overrides = [*sample(args), f"training.max_minutes={args.minutes:g}"]
-                    runs["toolkit"] = toolkit_run(config, overrides, folder / "toolkit")
-                print(f"{config.stem} {side}: done", file=sys.stderr, flush=True)
+            overrides = [*sample(args), f"training.max_minutes={args.minutes:g}"]
+            runs = {"toolkit": toolkit_run(config, overrides, folder / "toolkit")}
+            print(f"{config.stem} toolkit: done", file=sys.stderr, flush=True)
+            minutes = toolkit_budget_row(runs["toolkit"], "micro_f1")["minutes"]
+            runs[HF] = hf_run(config, sample(args), folder / "hf", "--minutes", f"{minutes:g}", "--within-epoch")
+            print(f"{config.stem} {HF}: done ({minutes:g} minutes)", file=sys.stderr, flush=True)
             results[config.as_posix()] = {"settings": config_settings(config), "runs": runs}
     return results
 
@@ -412,7 +415,7 @@ def budget_rows(results: dict) -> list:
         mine = toolkit_budget_row(result["runs"]["toolkit"], metric)
         theirs = result["runs"][HF]
         run_facts = {
-            "epochs": len(theirs["epochs"]),
+            "epochs": theirs["epochs"][-1].get("epochs_trained", len(theirs["epochs"])) if theirs["epochs"] else 0,
             "best_epoch": theirs.get("best_epoch"),
             "minutes": theirs["minutes"],
             "process_minutes": theirs["process_seconds"] / 60,
@@ -445,14 +448,17 @@ def budget_section(args, results: dict, load_start: float, load_end: float) -> s
     lines = [
         BUDGET_SECTION,
         "",
-        f"Each shipped config trained for the same {args.minutes:g} minutes of wall clock by the toolkit and by "
-        "Hugging Face transformers, one run after the other (the order alternating between configs), then scored "
-        "on dev"
+        "Each shipped config trained for the same minutes of wall clock by the toolkit and by Hugging Face "
+        "transformers, one run after the other, then scored on dev"
         + (f" (a seeded sample of {args.max_examples:,} examples a split)" if args.max_examples else "")
         + ". The toolkit side is `python -m toolkit train CONFIG --set "
         f"training.max_minutes={args.minutes:g}`, the config as shipped, scored at its rule, logit > 0, with no "
-        "tuning. The transformers side is `benchmarks/hf_reference.py train CONFIG --minutes "
-        f"{args.minutes:g}`: `Trainer` with `AutoModelForSequenceClassification` "
+        "tuning; it stops at the first epoch end past the budget, after that epoch's dev scoring. The "
+        "transformers side then gets **as many minutes as the toolkit's clock stood at when it stopped** "
+        "(`benchmarks/hf_reference.py train CONFIG --minutes M --within-epoch`) and stops at the first training "
+        "step past them, the part of an epoch trained then evaluated and checkpointed as an epoch's end is; so it "
+        "never trains for less time than the toolkit did, whatever its epochs' length. It is `Trainer` with "
+        "`AutoModelForSequenceClassification` "
         '(`problem_type="multi_label_classification"`: the [CLS] pooler, sigmoid binary crossentropy) on the same '
         "all-MiniLM-L6-v2 folder, data, maxlen, batch size, learning rate with its warm-up and linear decay over "
         "the config's epochs, weight decay and seed; its own defaults otherwise (AdamW, gradients clipped to norm "
@@ -461,10 +467,10 @@ def budget_section(args, results: dict, load_start: float, load_end: float) -> s
         "probability 0.5, at a threshold tuned on the whole dev split for the config's measure and scored there "
         "(it has seen the answers), and cross-tuned (tuned on one half of dev, scored on the other, both ways): "
         'the rules of "Multi-label classification: this loss against sigmoid BCE" above; thresholds are searched every 0.01 from -4 to 4 on the logit scale. '
-        "**Both stop at the first epoch end past the budget**, checked after that epoch's dev evaluation (a "
-        "`TrainerCallback` on transformers' side, `training.max_minutes` on the toolkit's); both clocks start "
-        "when training starts (data read and tokenized, model built) and include dev scoring and checkpoints; "
-        '"minutes" is where the clock stood when training stopped, "process" the whole command.',
+        "Both clocks start when training starts (data read and tokenized, model built) and include dev scoring "
+        'and checkpoints; "minutes" is where the clock stood when training stopped (on transformers\' side after '
+        'its last evaluation), "process" the whole command; "epochs" counts the epochs trained, a fraction where '
+        "transformers stopped within one.",
         "",
         "| data | run | decision rule | threshold: logit (probability) | dev micro-F1 | dev macro-F1 | epochs in "
         "the budget | best epoch | minutes (process) | dev measure per epoch |",
@@ -482,7 +488,7 @@ def budget_section(args, results: dict, load_start: float, load_end: float) -> s
         curve = f"{row['metric']}: " + ", ".join(f"{value:.3f}" for value in row["curve"]) if row["curve"] else ""
         lines.append(
             f"| {name_of(Path(row['config']))} | {run} | {row['rule']} | {threshold} | {row['micro_f1']:.4f} | "
-            f"{row['macro_f1']:.4f} | {row['epochs']} | {row['best_epoch']} | {row['minutes']:.1f} "
+            f"{row['macro_f1']:.4f} | {row['epochs']:g} | {row['best_epoch']} | {row['minutes']:.1f} "
             f"({row['process_minutes']:.1f}) | {curve} |"
         )
     lines += [

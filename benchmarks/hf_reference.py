@@ -64,6 +64,10 @@ def parse_args(argv=None):
     config_arguments(train)
     train.add_argument("--output", type=Path, required=True, help="the folder for results.json and the model")
     train.add_argument("--minutes", type=float, help="stop at the first epoch end past this many minutes")
+    train.add_argument(
+        "--within-epoch", action="store_true",
+        help="with --minutes: stop at the first training step past the budget and score that part of an epoch",
+    )  # fmt: skip
     train.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (smoke runs)")
     train.add_argument(
         "--speed", action="store_true",
@@ -211,10 +215,12 @@ def encode(tokenizer, texts, maxlen, targets=None):
     return features
 
 
-def make_callback(max_seconds, epochs, clock=time.monotonic):
+def make_callback(max_seconds, epochs, within_epoch=False, clock=time.monotonic):
     """A `TrainerCallback` that times each epoch's training steps and, with `max_seconds`, stops training
     at the first epoch end past the budget, after that epoch's evaluation (or at its end, without one);
-    `clock` reads the seconds."""
+    with `within_epoch`, at the first training step past it, the part of the epoch trained then evaluated
+    (`Trainer` ends the epoch, evaluates and checkpoints as at a full epoch's end). `clock` reads the
+    seconds."""
     from transformers import TrainerCallback
 
     class EpochClock(TrainerCallback):
@@ -229,9 +235,18 @@ def make_callback(max_seconds, epochs, clock=time.monotonic):
 
         def on_step_end(self, args, state, control, **kwargs):
             self.last_step = clock()
+            seconds = self.last_step - self.start
+            if within_epoch and max_seconds and seconds >= max_seconds and not control.should_training_stop:
+                control.should_training_stop = True
+                self.budget_stopped = {
+                    "epoch": len(self.epochs) + 1, "step": state.global_step, "minutes": round(seconds / 60, 2),
+                }  # fmt: skip
 
         def on_epoch_end(self, args, state, control, **kwargs):
-            self.epochs.append({"epoch": len(self.epochs) + 1, "train_seconds": self.last_step - self.epoch_start})
+            entry = {"epoch": len(self.epochs) + 1, "train_seconds": self.last_step - self.epoch_start}
+            if getattr(state, "epoch", None) is not None:  # epochs trained so far, a fraction after a stop within one
+                entry["epochs_trained"] = round(float(state.epoch), 4)
+            self.epochs.append(entry)
             if args.eval_strategy == "no":
                 self.check(control)
 
@@ -337,7 +352,7 @@ def train(args):
     def compute_metrics(prediction):
         return f1_scores(np.asarray(prediction.label_ids) > 0.5, np.asarray(prediction.predictions))
 
-    clock = make_callback(args.minutes * 60 if args.minutes else None, training.epochs)
+    clock = make_callback(args.minutes * 60 if args.minutes else None, training.epochs, args.within_epoch)
     trainer = Trainer(
         model=model,
         args=arguments,

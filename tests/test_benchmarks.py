@@ -512,6 +512,32 @@ def test_the_budget_callback_stops_at_the_first_epoch_end_past_the_budget_after_
     assert [entry["dev"] for entry in callback.epochs] == [{"micro_f1": 0.5, "macro_f1": 0.25}] * 3
 
 
+def test_the_budget_callback_within_an_epoch_stops_at_the_first_step_past_the_budget():
+    pytest.importorskip("transformers", reason="transformers is installed for the benchmarks only (benchmarks/requirements-hf.txt)")  # fmt: skip
+    from hf_reference import make_callback
+    from transformers import TrainerControl, TrainerState
+
+    now = [0.0]
+    callback = make_callback(max_seconds=100.0, epochs=4, within_epoch=True, clock=lambda: now[0])
+    arguments, control, state = argparse.Namespace(eval_strategy="epoch"), TrainerControl(), TrainerState()
+    callback.on_train_begin(arguments, state, control)
+    callback.on_epoch_begin(arguments, state, control)
+    steps = 0
+    while not control.should_training_stop:
+        steps += 1
+        now[0] += 30.0
+        state.global_step, state.epoch = steps, steps / 10
+        callback.on_step_end(arguments, state, control)
+    assert steps == 4 and callback.budget_stopped == {"epoch": 1, "step": 4, "minutes": 2.0}
+    callback.on_epoch_end(arguments, state, control)  # Trainer ends the epoch, then evaluates it
+    now[0] += 6.0
+    callback.on_evaluate(arguments, state, control, metrics={"eval_micro_f1": 0.5})
+    assert callback.epochs == [
+        {"epoch": 1, "train_seconds": 120.0, "epochs_trained": 0.4, "clock_seconds": 126.0, "dev": {"micro_f1": 0.5}}
+    ]
+    assert callback.budget_stopped["minutes"] == 2.0  # the clock at the stop; the evaluation after it is in epochs
+
+
 def test_the_budget_callback_never_stops_the_last_epoch_and_times_without_evaluation():
     pytest.importorskip("transformers", reason="transformers is installed for the benchmarks only (benchmarks/requirements-hf.txt)")  # fmt: skip
     from hf_reference import make_callback
