@@ -13,7 +13,7 @@ an end).
 Import this only in a process that runs tf-keras, after
 `toolkit.compat.bert4keras.prepare_environment()`; `training_benchmark.py` (speed) and
 `budget_comparison.py` (dev F1 at a fixed time budget) run it in a worker process of its own.
-`google_weights` needs only NumPy and `safetensors`.
+`google_weights` needs only NumPy, `safetensors` and the toolkit's PyTorch-file reader.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from types import SimpleNamespace
 
 
 def google_weights(hf_folder: Path) -> dict:
-    """A Hugging Face BERT folder's weights (`model.safetensors`) under Google's checkpoint names.
+    """A Hugging Face BERT folder's weights (`model.safetensors`, else `pytorch_model.bin`, read without
+    running its pickle: `toolkit.encoders.pytorch_weights`) under Google's checkpoint names.
 
     bert4keras's `build_transformer_model(config_path, checkpoint_path=weights)` takes such a dict in
     place of a checkpoint prefix (`Transformer.load_variable` reads a dict by name), so the same
@@ -32,10 +33,17 @@ def google_weights(hf_folder: Path) -> dict:
     (PyTorch keeps `[out, in]`, TensorFlow `[in, out]`); layer norms' `weight`/`bias` become
     `gamma`/`beta`.
     """
-    from safetensors.numpy import load_file
+    folder = Path(hf_folder)
+    if (folder / "model.safetensors").is_file():
+        from safetensors.numpy import load_file
 
+        tensors = load_file(str(folder / "model.safetensors"))
+    else:  # m3e-small ships only pytorch_model.bin, its names without `bert.`
+        from toolkit.encoders.pytorch_weights import read_pytorch_weights
+
+        tensors = read_pytorch_weights(folder / "pytorch_model.bin")
     weights = {}
-    for name, value in load_file(str(Path(hf_folder) / "model.safetensors")).items():
+    for name, value in tensors.items():
         name = name.removeprefix("bert.")
         if name.endswith("position_ids"):
             continue

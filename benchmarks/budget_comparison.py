@@ -1,23 +1,24 @@
 """The same minutes for each: a shipped relation config against the bert4keras script, dev F1 reached.
 
-For each config (by default `configs/webnlg_star.yaml` and `configs/webnlg.yaml`), two training runs,
-one after the other, each given the same wall-clock budget (`--minutes`):
+For each config (by default `configs/webnlg_star.yaml` and `configs/webnlg.yaml`; also
+`configs/lic2019_sample_m3e.yaml`, Chinese on m3e-small), two training runs, one after the other:
 
-- **toolkit**: `python -m toolkit train CONFIG --set training.max_minutes=M`, the config as shipped
-  (all-MiniLM-L6-v2, batch 32, learning rate 1e-4 with 5% warm-up and linear decay over its 30
-  epochs, weight decay 0.01, gradients clipped to norm 1, the warmed-up weight average at 0.999).
-  Training stops at the first epoch end past the budget; every epoch is scored on dev with the
-  averaged weights (`history.csv`).
+- **toolkit**: `python -m toolkit train CONFIG --set training.max_minutes=M` (`--minutes`), the config
+  as shipped (the MiniLM configs: batch 32, learning rate 1e-4 with 5% warm-up and linear decay over
+  their 30 epochs, weight decay 0.01, gradients clipped to norm 1, the warmed-up weight average at
+  0.999). Training stops at the first epoch end past the budget, or at its early stop; every epoch is
+  scored on dev (`history.csv`).
 - **bert4keras**: the semi-pointer semi-tagging script of bert4keras's
   `examples/task_relation_extraction.py` (`_bert4keras_relations.py`, also what
-  `training_benchmark.py` times) with the same pretrained encoder (MiniLM's weights, loaded by
+  `training_benchmark.py` times) with the same pretrained encoder (the config's weights, loaded by
   `build_transformer_model` under Google's names), data (the training and dev sentences as the
   toolkit reads them), batch size, maxlen, learning-rate schedule, weight decay, clipping and
   weight average (bert4keras's own AdamEMA, 0.999, bias-corrected, with no warm-up). As its
   example does, every epoch ends with `apply_ema_weights()`, its `extract_spoes` on each dev
-  sentence (one at a time), and `reset_old_weights()`. The same budget rule: training stops at the
-  first epoch end past it. The raw (not averaged) weights are also scored at each epoch end, off
-  the clock.
+  sentence (one at a time), and `reset_old_weights()`. Its budget is the minutes the toolkit's
+  clock stood at when the toolkit stopped, so it never trains for less time; the same rule: training
+  stops at the first epoch end past it. The raw (not averaged) weights are also scored at each epoch
+  end, off the clock.
 
 Both sides' dev predictions are scored by the toolkit's scorer (`triple_scores`, exact
 subject, predicate and object strings), so the figures compare. The budget clock starts when
@@ -25,6 +26,7 @@ training starts (the model is built and the weights loaded) and includes each ep
 Each run is a process of its own; nothing else should run on the machine meanwhile.
 
     python benchmarks/budget_comparison.py --minutes 8 --write-doc             # ~45 min on 2 cores
+    python benchmarks/budget_comparison.py --minutes 30 --configs configs/lic2019_sample_m3e.yaml --write-doc
     python benchmarks/budget_comparison.py --minutes 1 --limit 300 --configs configs/webnlg_star.yaml  # smoke run
 """
 
@@ -46,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DOC = REPO_ROOT / "docs" / "results.md"
 SECTION = "## The same minutes for each: the shipped relation configs against a bert4keras script"
 CONFIGS = "configs/webnlg_star.yaml,configs/webnlg.yaml"
-NAMES = {"webnlg_star": "WebNLG*", "webnlg": "WebNLG (exact names)"}
+NAMES = {"webnlg_star": "WebNLG*", "webnlg": "WebNLG (exact names)", "lic2019_sample_m3e": "LIC2019 sample, m3e-small"}
 
 
 def parse_args(argv=None):
@@ -126,6 +128,30 @@ def prepare_job(args, config: Path, folder: Path) -> None:
     if data.dev.scoring != "text":
         raise SystemExit(f"{config}: the comparison scores strings; this data set is scored by {data.dev.scoring!r}.")
     job["gold"] = [[relation_key(record) for record in sentence] for sentence in data.dev.gold]
+    (folder / "job.json").write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+    return settings_text(loaded)
+
+
+def settings_text(config) -> str:
+    """What the toolkit side trains with, in words, from the loaded config."""
+    training, encoder = config.training, config.model.encoder
+    stop = (
+        f", early stopping after {training.early_stopping_patience} epochs without a better dev F1"
+        if training.early_stopping_patience
+        else ""
+    )
+    average = f", the warmed-up weight average at {training.ema:g}" if training.ema else ""
+    return (
+        f"{Path(str(encoder.path)).name}, batch {training.batch_size}, learning rate {training.learning_rate:g}, "
+        f"{training.warmup_ratio:.0%} warm-up and {training.decay} decay over {training.epochs} epochs, weight "
+        f"decay {training.weight_decay:g}, clipping at norm 1{average}{stop}"
+    )
+
+
+def set_minutes(folder: Path, minutes: float) -> None:
+    """The bert4keras job's budget: `minutes` (the toolkit's clock when it stopped)."""
+    job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+    job["minutes"] = minutes
     (folder / "job.json").write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
 
 
@@ -224,18 +250,30 @@ def best(curve) -> tuple:
     return curve[index], index + 1
 
 
+def section_title(args) -> str:
+    """The default configs' section, or one named by the configs given."""
+    if ",".join(map(str, args.configs)) == CONFIGS:
+        return SECTION
+    names = " and ".join(NAMES.get(config.stem, config.stem) for config in args.configs)
+    return f"## The same minutes for each: {names} against a bert4keras script"
+
+
 def section(args, results: dict, load_start: float, load_end: float) -> str:
+    settings = "; ".join(
+        f"{NAMES.get(name, name)}: {result['settings']}" for name, result in results.items() if "settings" in result
+    )
     lines = [
-        SECTION,
+        section_title(args),
         "",
-        f"Each shipped config and the bert4keras script trained for the same {args.minutes:g} minutes of wall "
-        "clock, one run after the other, then scored on dev (val) after every epoch by the same scorer (exact "
+        f"Each shipped config trained with a budget of {args.minutes:g} minutes of wall clock, then the bert4keras "
+        "script for as many minutes as the toolkit's clock stood at when it stopped (its budget, or its early "
+        "stop), one run after the other, each scored on dev (val) after every epoch by the same scorer (exact "
         "subject, predicate and object strings)"
         + (f"; a seeded sample of {args.limit} sentences a split" if args.limit else "")
         + ". The toolkit side is `python -m toolkit train CONFIG --set "
-        f"training.max_minutes={args.minutes:g}`, the config as shipped (all-MiniLM-L6-v2, batch 32, learning rate "
-        "1e-4, 5% warm-up and linear decay over 30 epochs, weight decay 0.01, clipping at norm 1, the warmed-up "
-        "weight average at 0.999, scored each epoch beside the training weights and the better kept: "
+        f"training.max_minutes={args.minutes:g}`, the config as shipped ("
+        + (settings or "its settings")
+        + "; the weight average scored each epoch beside the training weights and the better kept: "
         "`training.ema_compare`, on by default). The bert4keras side is the semi-pointer semi-tagging "
         "script of bert4keras's `examples/task_relation_extraction.py` (`benchmarks/_bert4keras_relations.py`; "
         "heads with logits for this loss, a start or end where its logit is > 0) with the same encoder weights, "
@@ -301,13 +339,17 @@ def main(argv=None):
             name = config.stem
             folder = Path(scratch) / name
             (folder / "bert4keras").mkdir(parents=True)
-            prepare_job(args, config, folder / "bert4keras")
+            settings = prepare_job(args, config, folder / "bert4keras")
             toolkit = run_toolkit(args, config, folder / "toolkit")
             print(f"{name} toolkit: dev F1 per epoch {toolkit['f1']}", file=sys.stderr, flush=True)
+            # The script gets as many minutes as the toolkit's clock stood at when it stopped (its budget,
+            # or its early stop), never fewer than the toolkit trained.
+            set_minutes(folder / "bert4keras", toolkit["seconds"] / 60)
             epochs = run_bert4keras(folder / "bert4keras")
             curves = {kind: [epoch["scores"][kind]["f1"] for epoch in epochs] for kind in epochs[0]["scores"]}
             print(f"{name} bert4keras: dev F1 per epoch {curves}", file=sys.stderr, flush=True)
             results[name] = {
+                "settings": settings,
                 "toolkit": toolkit,
                 "bert4keras": {"f1": curves, "seconds": epochs[-1]["seconds"]},
             }
@@ -316,8 +358,9 @@ def main(argv=None):
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
     if args.write_doc:
-        write_section(DOC, SECTION, markdown)
-        print(f"wrote {SECTION} in {DOC}", file=sys.stderr)
+        title = section_title(args)
+        write_section(DOC, title, markdown)
+        print(f"wrote {title} in {DOC}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -98,6 +98,37 @@ def test_the_budget_section_has_a_row_a_run_with_its_best_epoch():
     assert "Command: `python benchmarks/budget_comparison.py --minutes 8 --write-doc`" in text
 
 
+def test_the_budget_section_of_other_configs_has_its_own_title_and_their_settings():
+    import budget_comparison
+
+    training = argparse.Namespace(
+        batch_size=32, learning_rate=1e-4, warmup_ratio=0.05, decay="linear", epochs=12, weight_decay=0.01,
+        ema=0.999, early_stopping_patience=3,
+    )  # fmt: skip
+    encoder = argparse.Namespace(path="/home/someone/.cache/pretrained/m3e-small")
+    config = argparse.Namespace(training=training, model=argparse.Namespace(encoder=encoder))
+    settings = budget_comparison.settings_text(config)
+    assert settings == (
+        "m3e-small, batch 32, learning rate 0.0001, 5% warm-up and linear decay over 12 epochs, weight decay 0.01, "
+        "clipping at norm 1, the warmed-up weight average at 0.999, early stopping after 3 epochs without a better "
+        "dev F1"
+    )
+    results = {
+        "lic2019_sample_m3e": {
+            "settings": settings,
+            "toolkit": {"f1": [0.2, 0.6], "seconds": 600.0},
+            "bert4keras": {"f1": {"raw": [0.1, 0.3]}, "seconds": 630.0},
+        }
+    }
+    args = argparse.Namespace(minutes=30.0, limit=None, configs=[Path("configs/lic2019_sample_m3e.yaml")])
+    text = budget_comparison.section(args, results, 0.8, 1.1)
+    title = "## The same minutes for each: LIC2019 sample, m3e-small against a bert4keras script"
+    assert budget_comparison.section_title(args) == title and text.startswith(title + "\n")
+    assert "(LIC2019 sample, m3e-small: m3e-small, batch 32" in text
+    assert "| LIC2019 sample, m3e-small | bert4keras script | 2 | 10.5 | 0.100, 0.300 | 0.300 (2) |" in text
+    assert "--configs configs/lic2019_sample_m3e.yaml --write-doc`" in text
+
+
 def test_train_cli_stops_the_benchmark_with_the_failed_run_s_message(tmp_path, capsys):
     from _docs import train_cli
 
