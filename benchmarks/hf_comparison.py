@@ -488,7 +488,7 @@ def budget_section(args, results: dict, load_start: float, load_end: float) -> s
         curve = f"{row['metric']}: " + ", ".join(f"{value:.3f}" for value in row["curve"]) if row["curve"] else ""
         lines.append(
             f"| {name_of(Path(row['config']))} | {run} | {row['rule']} | {threshold} | {row['micro_f1']:.4f} | "
-            f"{row['macro_f1']:.4f} | {row['epochs']:g} | {row['best_epoch']} | {row['minutes']:.1f} "
+            f"{row['macro_f1']:.4f} | {row['epochs']:.3g} | {row['best_epoch']} | {row['minutes']:.1f} "
             f"({row['process_minutes']:.1f}) | {curve} |"
         )
     lines += [

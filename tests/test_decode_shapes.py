@@ -14,7 +14,7 @@ from tests.test_relations import (
     family_sentences,
     tiny_backbone,
 )
-from toolkit.batching import batches_by_length, bucket_size, decode_rows, padded_length
+from toolkit.batching import batches_by_length, bucket_size, decode_rows, padded_length, padding_splits
 
 only_tensorflow = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="tf.function tracing is TensorFlow's"
@@ -47,14 +47,43 @@ def test_bucket_sizes_and_the_shapes_of_decode_batches():
     encodings = [SimpleNamespace(token_ids=list(range(1, n + 1)), segment_ids=[0] * n) for n in lengths]
     seen = []
     for indices, batch, token_ids, segment_ids in batches_by_length(encodings, 4, pad_id=0):
-        assert token_ids.shape == segment_ids.shape and token_ids.shape[0] == 4
+        assert token_ids.shape == segment_ids.shape and token_ids.shape[0] == min(bucket_size(len(batch)), 4)
         assert token_ids.shape[1] == padded_length(max(len(e.token_ids) for e in batch))
-        for position in range(4):  # the rows past the batch repeat its rows
+        for position in range(token_ids.shape[0]):  # the rows past the batch repeat its rows
             row = batch[position % len(batch)]
             assert token_ids[position, : len(row.token_ids)].tolist() == row.token_ids
             assert not token_ids[position, len(row.token_ids) :].any()
         seen.extend(indices.tolist())
     assert sorted(seen) == list(range(len(lengths)))
+
+
+def _all_cuts(count):
+    """Every way of cutting `range(count)` into consecutive runs."""
+    for mask in range(1 << (count - 1)):
+        edges = [0] + [i + 1 for i in range(count - 1) if mask >> i & 1] + [count]
+        yield list(zip(edges, edges[1:]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_padding_splits_costs_the_least_of_every_cut(seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lengths = np.sort(rng.integers(1, 130, size=int(rng.integers(1, 11))))
+
+    def cost(runs, call_tokens=40):
+        return sum(
+            call_tokens + min(bucket_size(end - start), 16) * padded_length(int(lengths[end - 1]), 128)
+            for start, end in runs
+        )
+
+    runs = padding_splits(lengths, 128, max_rows=16, call_tokens=40)
+    assert runs[0][0] == 0 and runs[-1][1] == len(lengths) and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+    assert cost(runs) == min(cost(cut) for cut in _all_cuts(len(lengths)))
+    assert padding_splits([], 128) == []
+    assert padding_splits([30] * 8, 128) == [(0, 8)]  # equal lengths, a bucket of rows: one call
+    with pytest.raises(ValueError, match="ascending"):
+        padding_splits([5, 3])
 
 
 def test_relation_decoding_equals_the_unpadded_reference(tokenizer, texts):

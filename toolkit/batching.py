@@ -19,7 +19,21 @@ retracing).
 
 import numpy as np
 
-__all__ = ["batches_by_length", "bucket_size", "decode_rows", "length_grouped_batches", "pad_rows", "padded_length"]
+__all__ = [
+    "CALL_TOKENS",
+    "batches_by_length",
+    "bucket_size",
+    "decode_rows",
+    "length_grouped_batches",
+    "pad_rows",
+    "padded_length",
+    "padding_splits",
+]
+
+# What one more model call costs, in padded tokens: a batch is cut in two where that saves more padding.
+# Measured on all-MiniLM-L6-v2, 2 CPU cores: 4.5 ms a call, 62 us a token, 73 tokens (`benchmarks/call_cost.py`,
+# docs/benchmarks.md); a larger encoder costs more a token, so fewer tokens a call: 64.
+CALL_TOKENS = 64
 
 
 def length_grouped_batches(lengths, batch_size, *, shuffle, seed=0, epoch=0, pool_batches=50):
@@ -114,6 +128,43 @@ def decode_rows(total: int, batch_size: int) -> int:
     return batch_size if total > batch_size else min(bucket_size(total), batch_size)
 
 
+def padding_splits(lengths, limit=None, *, max_rows=None, call_tokens=CALL_TOKENS):
+    """Cut a batch of ascending `lengths` into runs, each a model call padded to `padded_length` of
+    its longest and `bucket_size` of its count rows (at most `max_rows`), so that the padded tokens
+    plus `call_tokens` a call are fewest: `[(start, end), ...]` covering `range(len(lengths))`.
+
+    Texts served together are of any length: one call over 32 of them pads every
+    one to the longest, three times the tokens of the average in GoEmotions.
+    Calls of similar lengths cost less while each saves more than a call's
+    overhead; a batch of similar lengths stays whole.
+
+    >>> padding_splits([20, 21, 22, 23]), padding_splits([3, 4, 5, 6, 7, 8, 9, 120, 125, 126])
+    ([(0, 4)], [(0, 7), (7, 10)])
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    count = len(lengths)
+    if count == 0:
+        return []
+    if np.any(np.diff(lengths) < 0):
+        raise ValueError("padding_splits takes lengths in ascending order.")
+    padded = np.asarray([padded_length(int(length), limit) for length in lengths], dtype=np.int64)
+    rows = np.asarray([bucket_size(size) for size in range(1, count + 1)], dtype=np.int64)
+    if max_rows is not None:
+        rows = np.minimum(rows, max(int(max_rows), count))
+    best = np.zeros(count + 1, dtype=np.int64)  # best[end]: the least cost of lengths[:end]
+    cut = np.zeros(count + 1, dtype=np.int64)
+    for end in range(1, count + 1):
+        starts = np.arange(end)
+        costs = best[:end] + call_tokens + rows[end - starts - 1] * padded[end - 1]
+        start = int(np.argmin(costs))  # the first of the least: fewer, longer calls
+        best[end], cut[end] = costs[start], start
+    runs, end = [], count
+    while end > 0:
+        runs.append((int(cut[end]), end))
+        end = int(cut[end])
+    return runs[::-1]
+
+
 def batches_by_length(encodings, batch_size: int, pad_id: int, *, limit=None):
     """For decoding: yield `(indices, encodings, token_ids, segment_ids)` per batch of similar length
     (`indices` into `encodings`, so that the caller puts results back in input order).
@@ -127,7 +178,10 @@ def batches_by_length(encodings, batch_size: int, pad_id: int, *, limit=None):
     Padding changes no output of a real token: attention is masked.
     """
     rows = decode_rows(len(encodings), batch_size)
-    for indices in length_grouped_batches([len(e.token_ids) for e in encodings], batch_size, shuffle=False):
-        batch = [encodings[index] for index in indices]
-        length = padded_length(max(len(e.token_ids) for e in batch), limit)
-        yield (indices, batch, *pad_rows(batch, pad_id, length=length, count=rows))
+    lengths = np.asarray([len(e.token_ids) for e in encodings], dtype=np.int64)
+    for group in length_grouped_batches(lengths, batch_size, shuffle=False):
+        for start, end in padding_splits(lengths[group], limit, max_rows=rows):
+            indices = group[start:end]
+            batch = [encodings[index] for index in indices]
+            length = padded_length(int(lengths[indices].max()), limit)
+            yield (indices, batch, *pad_rows(batch, pad_id, length=length, count=min(bucket_size(len(batch)), rows)))

@@ -32,7 +32,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from toolkit.batching import decode_rows, pad_rows, padded_length
+from toolkit.batching import bucket_size, decode_rows, pad_rows, padded_length, padding_splits
 from toolkit.inference import predict_batch
 
 __all__ = [
@@ -211,11 +211,13 @@ def decode_relation_spans(
     compile a few times and TensorFlow traces the encoder twice in a decode
     (it generalises the axis that changed) and the object head once: fewer
     than the traces at which it warns of retracing. The encoder gets
-    `toolkit.batching.decode_rows` sentences of a `padded_length` (the last
-    batch padded with repeats of its sentences); the object head, a few
-    matrix products a token, always `object_batch_size` subjects (the last
-    call padded with repeats) of `maxlen` tokens (the tokenizer's when None;
-    the batch's length when neither says). The outputs of the repeats are
+    `bucket_size` sentences (at most `toolkit.batching.decode_rows`) of a
+    `padded_length`, padded with repeats of its sentences; a batch of very
+    unequal lengths is cut where that saves padding (`padding_splits`).
+    The object head, a few matrix products a token, always gets
+    `object_batch_size` subjects (the last call padded with repeats) of
+    `maxlen` tokens (the tokenizer's when None; the batch's length when
+    neither says). The outputs of the repeats are
     dropped, and padding changes no output of a real token.
 
     Returns:
@@ -233,12 +235,20 @@ def decode_relation_spans(
     if not sort_by_length:
         order = np.arange(len(texts))
     sentences_per_call = decode_rows(len(texts), batch_size)
+    lengths = np.asarray([len(encoding.token_ids) for encoding in encodings], dtype=np.int64)
+    groups = [order[begin : begin + batch_size] for begin in range(0, len(texts), batch_size)]
+    if sort_by_length:  # a batch of very unequal lengths is cut where that saves padding (`padding_splits`)
+        groups = [
+            group[start:end]
+            for group in groups
+            for start, end in padding_splits(lengths[group], limit, max_rows=sentences_per_call)
+        ]
     results: list = [[] for _ in texts]
-    for begin in range(0, len(texts), batch_size):
-        rows = order[begin : begin + batch_size]
+    for rows in groups:
         batch = [encodings[row] for row in rows]
-        length = padded_length(max(len(encoding.token_ids) for encoding in batch), limit)
-        token_ids, segment_ids = pad_rows(batch, extractor.pad_id, length=length, count=sentences_per_call)
+        length = padded_length(int(lengths[rows].max()), limit)
+        rows_per_call = min(bucket_size(len(batch)), sentences_per_call)
+        token_ids, segment_ids = pad_rows(batch, extractor.pad_id, length=length, count=rows_per_call)
         outputs = predict_batch(extractor.subject_model, {"token_ids": token_ids, "segment_ids": segment_ids})
         subject_logits = np.asarray(outputs["subject_logits"])
         owners, spans = [], []
