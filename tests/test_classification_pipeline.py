@@ -451,15 +451,20 @@ def test_the_token_cache_and_the_batches_hold_the_preprocessors_ids(tmp_path, to
         for name in reference:
             np.testing.assert_array_equal(got[name], reference[name])
             assert got[name].shape == reference[name].shape
-    # Prediction's batches have a few fixed shapes: rows and tokens padded to `toolkit.batching`'s sizes.
-    from toolkit.batching import decode_rows, padded_length
+    # Prediction's batches have a few fixed shapes: rows and tokens padded to `toolkit.batching`'s sizes
+    # (a batch of unequal lengths may be cut in smaller calls: `padding_splits`).
+    from toolkit.batching import bucket_size, decode_rows, padded_length
 
+    seen = []
     for indices, inputs in preprocessor.batches(texts, 5):
         reference = preprocessor.pad([expected[i] for i in indices])["token_ids"]
         got, width = inputs["token_ids"], reference.shape[1]
-        assert got.shape == (decode_rows(len(texts), 5), padded_length(width, preprocessor.maxlen))
+        rows = min(bucket_size(len(indices)), decode_rows(len(texts), 5))
+        assert got.shape == (rows, padded_length(width, preprocessor.maxlen))
+        seen.extend(indices.tolist())
         np.testing.assert_array_equal(got[: len(indices), :width], reference)
         assert (got[: len(indices), width:] == preprocessor.tokenizer.pad_id).all()
+    assert sorted(seen) == list(range(len(texts)))  # every text in one call
     # A cache written before the arrays (int64 lengths) and before text lengths were kept still reads.
     flat = np.concatenate([np.asarray(ids, dtype="int32") for ids in expected])
     np.savez(cache_file, flat=flat, lengths=np.array([len(ids) for ids in expected]))
