@@ -27,7 +27,7 @@ def benchmarks_on_path(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import `_docs` as their neighbour
     yield
     modules = ("_docs", "_serving", "ema_curves", "budget_comparison", "serve_load", "serve_faults", "kill_anywhere")
-    for name in (*modules, "quality_report", "hf_reference", "hf_comparison"):
+    for name in (*modules, "quality_report", "hf_reference", "hf_comparison", "call_cost"):
         sys.modules.pop(name, None)
 
 
@@ -585,3 +585,16 @@ def test_the_budget_callback_never_stops_the_last_epoch_and_times_without_evalua
     assert callback.budget_stopped is None and callback.epochs == [
         {"epoch": 1, "train_seconds": 5.0, "clock_seconds": 5.0}
     ]
+
+
+def test_call_cost_fits_a_call_s_overhead_and_a_token_s_cost():
+    import call_cost
+
+    measured = [(rows, length, 0.004 + 6e-5 * rows * length) for length in (8, 16, 32) for rows in (1, 8, 32)]
+    overhead, per_token = call_cost.fit(measured)
+    assert overhead == pytest.approx(0.004) and per_token == pytest.approx(6e-5)
+    args = argparse.Namespace(run=Path("/runs/goemotions"), rounds=5)
+    text = call_cost.section(args, measured, overhead, per_token, 0.2, 0.4)
+    assert "**Overhead 4.00 ms a call, 60.0 us a padded token: a call costs 67 tokens.**" in text
+    assert "| 32 | 32 | 1024 | 65.44 | 65.44 |" in text
+    assert "Command: `python benchmarks/call_cost.py /runs/goemotions --write-doc`" in text
