@@ -29,8 +29,8 @@ cores). Every run is a process of its own, one at a time, so that memory and thr
 
     pip install -r benchmarks/requirements-hf.txt
     python benchmarks/hf_comparison.py speed --write-doc                 # about 1.5 hours on 2 idle cores
-    python benchmarks/hf_comparison.py budget --minutes 20 --write-doc  # about 2 hours
-    python benchmarks/hf_comparison.py inference --write-doc             # about 20 minutes
+    python benchmarks/hf_comparison.py budget --minutes 8 --write-doc   # about 45 minutes (docs/results.md's run)
+    python benchmarks/hf_comparison.py inference --backends tensorflow --write-doc   # about 5 minutes
     python benchmarks/hf_comparison.py speed --max-examples 64 --rounds 1            # smoke runs: minutes each
     python benchmarks/hf_comparison.py budget --max-examples 64 --minutes 0.3
     python benchmarks/hf_comparison.py inference --max-examples 64 --texts 32 --rounds 1

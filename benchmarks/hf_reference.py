@@ -14,7 +14,8 @@ epoch, the best checkpoint loaded at the end), at its fastest on a CPU: dynamic 
 counterpart), torch's threads set to the machine's cores.
 
 - `train`: trains, with `--minutes` stopping at the first epoch end past the budget (checked after the
-  epoch's dev evaluation, as the toolkit checks `training.max_minutes` after its dev scoring); times each
+  epoch's dev evaluation, as the toolkit checks `training.max_minutes` after its dev scoring), or with
+  `--within-epoch` at the first training step past it (that part of an epoch then evaluated); times each
   epoch's training steps; scores the best epoch's model on dev at 0.5, at a threshold tuned on dev for the
   config's measure, and cross-tuned (tuned on one half of dev, scored on the other, both ways: the rule of
   `benchmarks/quality_report.py`). Writes `results.json`, `dev_logits.npz` and the model (`best/`).
