@@ -14,7 +14,7 @@ from tests.test_relations import (
     family_sentences,
     tiny_backbone,
 )
-from toolkit.batching import batches_by_length, bucket_size, decode_rows, padded_length, padding_splits
+from toolkit.batching import batches_by_length, bucket_size, call_batches, decode_rows, padded_length, padding_splits
 
 only_tensorflow = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="tf.function tracing is TensorFlow's"
@@ -84,6 +84,17 @@ def test_padding_splits_costs_the_least_of_every_cut(seed):
     assert padding_splits([30] * 8, 128) == [(0, 8)]  # equal lengths, a bucket of rows: one call
     with pytest.raises(ValueError, match="ascending"):
         padding_splits([5, 3])
+
+
+def test_call_batches_in_order_never_cut_and_sorted_cover_every_text():
+    calls = [
+        (indices.tolist(), length, rows) for indices, length, rows in call_batches([5, 90, 7, 3, 40], 2, sort=False)
+    ]
+    assert calls == [([0, 1], 96, 2), ([2, 3], 8, 2), ([4], 48, 1)]
+    lengths = [3, 4, 5, 6, 7, 8, 9, 120, 125, 126]
+    calls = list(call_batches(lengths, 16, 128))
+    assert sorted(i for indices, _, _ in calls for i in indices.tolist()) == list(range(len(lengths)))
+    assert [(length, rows) for _, length, rows in calls] == [(12, 8), (128, 3)]  # 7 rows -> 8, 3 rows -> 3
 
 
 def test_relation_decoding_equals_the_unpadded_reference(tokenizer, texts):

@@ -23,6 +23,7 @@ __all__ = [
     "CALL_TOKENS",
     "batches_by_length",
     "bucket_size",
+    "call_batches",
     "decode_rows",
     "length_grouped_batches",
     "pad_rows",
@@ -165,6 +166,33 @@ def padding_splits(lengths, limit=None, *, max_rows=None, call_tokens=CALL_TOKEN
     return runs[::-1]
 
 
+def call_batches(lengths, batch_size: int, limit=None, *, sort: bool = True):
+    """The model calls of a decode over texts of `lengths` tokens: `(indices, length, rows)` per call,
+    `indices` into `lengths`, padded to `length` tokens (`padded_length`) and `rows` rows (`bucket_size`
+    of the call's texts, at most `decode_rows`; the caller fills the rest with repeats).
+
+    With `sort`, texts of similar length share a call (`length_grouped_batches`), and a batch of very
+    unequal lengths is cut where that saves more padding than a call costs (`padding_splits`); without,
+    calls take the texts in order, `batch_size` at a time.
+
+    >>> [(indices.tolist(), length, rows) for indices, length, rows in call_batches([5, 90, 7], 4)]
+    [([0, 2], 8, 2), ([1], 96, 1)]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    most = decode_rows(len(lengths), batch_size)
+    if sort:
+        groups = length_grouped_batches(lengths, batch_size, shuffle=False)
+    else:
+        groups = [
+            np.arange(start, min(start + batch_size, len(lengths))) for start in range(0, len(lengths), batch_size)
+        ]
+    for group in groups:
+        runs = padding_splits(lengths[group], limit, max_rows=most) if sort else [(0, len(group))]
+        for start, end in runs:
+            indices = group[start:end]
+            yield indices, padded_length(int(lengths[indices].max()), limit), min(bucket_size(len(indices)), most)
+
+
 def batches_by_length(encodings, batch_size: int, pad_id: int, *, limit=None):
     """For decoding: yield `(indices, encodings, token_ids, segment_ids)` per batch of similar length
     (`indices` into `encodings`, so that the caller puts results back in input order).
@@ -177,11 +205,6 @@ def batches_by_length(encodings, batch_size: int, pad_id: int, *, limit=None):
     first `len(encodings)` rows) and `padded_length(longest, limit)` tokens.
     Padding changes no output of a real token: attention is masked.
     """
-    rows = decode_rows(len(encodings), batch_size)
-    lengths = np.asarray([len(e.token_ids) for e in encodings], dtype=np.int64)
-    for group in length_grouped_batches(lengths, batch_size, shuffle=False):
-        for start, end in padding_splits(lengths[group], limit, max_rows=rows):
-            indices = group[start:end]
-            batch = [encodings[index] for index in indices]
-            length = padded_length(int(lengths[indices].max()), limit)
-            yield (indices, batch, *pad_rows(batch, pad_id, length=length, count=min(bucket_size(len(batch)), rows)))
+    for indices, length, rows in call_batches([len(e.token_ids) for e in encodings], batch_size, limit):
+        batch = [encodings[index] for index in indices]
+        yield (indices, batch, *pad_rows(batch, pad_id, length=length, count=rows))

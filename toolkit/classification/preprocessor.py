@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from toolkit.batching import bucket_size, decode_rows, length_grouped_batches, padded_length, padding_splits
+from toolkit.batching import call_batches
 from toolkit.encoders.tokenizer import WordPieceTokenizer
 from toolkit.windows import ReadCounts, plan_windows, window_unit
 
@@ -104,20 +104,12 @@ class TextPreprocessor:
 
     def _fixed_batches(self, encoded, owners, batch_size):
         """`(owners, inputs)` of length-grouped batches padded to a few fixed shapes
-        (`bucket_size` rows, at most `toolkit.batching.decode_rows`, and `padded_length` tokens): the
-        rows past a batch repeat its rows (the caller reads the first `len(owners)` outputs). A batch
-        of very unequal lengths (texts served together) is cut where that saves more padding than a
-        call costs (`padding_splits`). Few shapes: the backend's per-shape caches stay small (a
+        (`toolkit.batching.call_batches`): the rows past a batch repeat its rows (the caller reads the
+        first `len(owners)` outputs). A batch of very unequal lengths (texts served together) is cut
+        where that saves more padding than a call costs. Few shapes: the backend's per-shape caches stay small (a
         server's memory stays flat)."""
-        count = decode_rows(len(encoded), batch_size)
-        for group in length_grouped_batches(encoded.lengths, batch_size, shuffle=False):
-            for start, end in padding_splits(encoded.lengths[group], self.maxlen, max_rows=count):
-                rows = group[start:end]
-                length = padded_length(int(encoded.lengths[rows].max()), self.maxlen)
-                inputs = encoded.model_inputs(
-                    np.resize(rows, min(bucket_size(len(rows)), count)), sequence_length=length
-                )
-                yield owners[rows], inputs
+        for rows, length, count in call_batches(encoded.lengths, batch_size, self.maxlen):
+            yield owners[rows], encoded.model_inputs(np.resize(rows, count), sequence_length=length)
 
     def _check_ready(self):
         if self.tokenizer is None:

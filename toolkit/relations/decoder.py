@@ -32,7 +32,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from toolkit.batching import bucket_size, decode_rows, pad_rows, padded_length, padding_splits
+from toolkit.batching import call_batches, pad_rows
 from toolkit.inference import predict_batch
 
 __all__ = [
@@ -210,10 +210,10 @@ def decode_relation_spans(
     Every model call gets one of a few fixed shapes, so that JAX (and XLA)
     compile a few times and TensorFlow traces the encoder twice in a decode
     (it generalises the axis that changed) and the object head once: fewer
-    than the traces at which it warns of retracing. The encoder gets
-    `bucket_size` sentences (at most `toolkit.batching.decode_rows`) of a
-    `padded_length`, padded with repeats of its sentences; a batch of very
-    unequal lengths is cut where that saves padding (`padding_splits`).
+    than the traces at which it warns of retracing. The encoder's calls are
+    `toolkit.batching.call_batches` (a few row counts and lengths, padded
+    with repeats of their sentences; a batch of very unequal lengths cut
+    where that saves padding).
     The object head, a few matrix products a token, always gets
     `object_batch_size` subjects (the last call padded with repeats) of
     `maxlen` tokens (the tokenizer's when None; the batch's length when
@@ -231,23 +231,10 @@ def decode_relation_spans(
     texts = list(texts)
     encodings = tokenizer.encode_batch(texts, maxlen=maxlen)
     limit = maxlen if maxlen is not None else getattr(tokenizer, "maxlen", None)
-    order = np.argsort([len(encoding.token_ids) for encoding in encodings], kind="stable")
-    if not sort_by_length:
-        order = np.arange(len(texts))
-    sentences_per_call = decode_rows(len(texts), batch_size)
-    lengths = np.asarray([len(encoding.token_ids) for encoding in encodings], dtype=np.int64)
-    groups = [order[begin : begin + batch_size] for begin in range(0, len(texts), batch_size)]
-    if sort_by_length:  # a batch of very unequal lengths is cut where that saves padding (`padding_splits`)
-        groups = [
-            group[start:end]
-            for group in groups
-            for start, end in padding_splits(lengths[group], limit, max_rows=sentences_per_call)
-        ]
+    lengths = [len(encoding.token_ids) for encoding in encodings]
     results: list = [[] for _ in texts]
-    for rows in groups:
+    for rows, length, rows_per_call in call_batches(lengths, batch_size, limit, sort=sort_by_length):
         batch = [encodings[row] for row in rows]
-        length = padded_length(int(lengths[rows].max()), limit)
-        rows_per_call = min(bucket_size(len(batch)), sentences_per_call)
         token_ids, segment_ids = pad_rows(batch, extractor.pad_id, length=length, count=rows_per_call)
         outputs = predict_batch(extractor.subject_model, {"token_ids": token_ids, "segment_ids": segment_ids})
         subject_logits = np.asarray(outputs["subject_logits"])
